@@ -1,0 +1,51 @@
+# The two commands of the README: `make demo` and `make test`. Everything else is a step of them.
+PYTHON ?= python3
+VENV   ?= .venv
+REG     = $(VENV)/bin/registry
+SCALE  ?= 50000
+SEED   ?= 1
+DEMO_DIR ?= var/demo-$(SCALE)-seed$(SEED)
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+
+.PHONY: setup system db demo test bench clean-db help
+
+help:
+	@echo "make demo   # set-up, database, demo data ($(SCALE) addresses), API on http://$(HOST):$(PORT)"
+	@echo "make test   # set-up, then the whole test suite against a real PostGIS"
+	@echo "SCALE=1600000 make demo   # the whole city"
+
+system:
+	@bash scripts/setup-system.sh
+
+$(VENV)/.installed: pyproject.toml
+	@echo "==> creating $(VENV) and installing the registry"
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[test]'
+	@touch $@
+
+setup: system $(VENV)/.installed
+
+db: setup
+	@echo "==> starting the managed PostgreSQL + PostGIS cluster and migrating"
+	$(REG) db start
+	$(REG) db migrate
+
+demo: db
+	@echo "==> loading the real Huzhou divisions"
+	$(REG) load reference --skip-if-loaded
+	@echo "==> generating the synthetic city: $(SCALE) addresses, seed $(SEED)"
+	@if [ -f $(DEMO_DIR)/manifest.json ]; then echo "already generated in $(DEMO_DIR)"; \
+	 else $(REG) generate --addresses $(SCALE) --seed $(SEED) --out $(DEMO_DIR); fi
+	@echo "==> loading it"
+	$(REG) load city $(DEMO_DIR)
+	@echo "==> serving the API on http://$(HOST):$(PORT) (Ctrl-C to stop)"
+	$(REG) serve --host $(HOST) --port $(PORT)
+
+test: setup
+	$(VENV)/bin/pytest -q
+
+clean-db:
+	-$(REG) db stop
+	rm -rf var/pgdata

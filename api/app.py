@@ -1,0 +1,48 @@
+"""The application factory. The lifespan owns the database engine (and its pool)."""
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from sqlalchemy import Engine
+
+from api import problems
+from api.keycache import KeyCache
+from api.routes import addresses, changes, divisions, health
+from registry.db.engine import make_engine
+from registry.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
+    """Build the API. Pass `engine` to share one (tests); otherwise the lifespan makes and disposes it."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        owned = engine is None
+        app.state.engine = engine if engine is not None else make_engine(settings)
+        log.info("registry API ready")
+        try:
+            yield
+        finally:
+            if owned:
+                app.state.engine.dispose()
+
+    app = FastAPI(
+        title="湖州市地名地址库 Huzhou place-name and address registry",
+        version="0.1.0",
+        description="Standard addresses, divisions, place names and doorplates of Huzhou. "
+        "Errors are application/problem+json (RFC 9457). Send an agency key in X-API-Key.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.key_cache = KeyCache(ttl=settings.key_cache_seconds)
+    problems.install(app)
+    app.include_router(health.router)
+    app.include_router(divisions.router)
+    app.include_router(addresses.router)
+    app.include_router(changes.router)
+    return app

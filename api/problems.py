@@ -1,0 +1,91 @@
+"""RFC 9457 problem+json: the one table that maps domain errors to HTTP statuses."""
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from registry.errors import (
+    Conflict,
+    DatabaseUnavailable,
+    Forbidden,
+    InvalidGeometry,
+    InvalidQuery,
+    NotFound,
+    RegistryError,
+    Unauthorized,
+)
+
+log = logging.getLogger(__name__)
+
+PROBLEM_TYPE_BASE = "urn:huzhou-registry:problem:"
+MEDIA_TYPE = "application/problem+json"
+
+# Most specific first: InvalidGeometry is an InvalidQuery.
+STATUS_OF: list[tuple[type[RegistryError], int]] = [
+    (InvalidGeometry, 400),
+    (InvalidQuery, 400),
+    (Unauthorized, 401),
+    (Forbidden, 403),
+    (NotFound, 404),
+    (Conflict, 409),
+    (DatabaseUnavailable, 503),
+    (RegistryError, 500),
+]
+
+
+def problem(status: int, code: str, detail: str, instance: str, **extra) -> JSONResponse:
+    body = {
+        "type": PROBLEM_TYPE_BASE + code,
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "instance": instance,
+    }
+    body.update({k: v for k, v in extra.items() if v is not None})
+    headers = {"WWW-Authenticate": 'ApiKey header="X-API-Key"'} if status == 401 else None
+    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
+
+
+def status_for(exc: RegistryError) -> int:
+    for cls, status in STATUS_OF:
+        if isinstance(exc, cls):
+            return status
+    return 500
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(RegistryError)
+    async def _domain(request: Request, exc: RegistryError):
+        status = status_for(exc)
+        if status >= 500:
+            log.error("domain error on %s: %s", request.url.path, exc.message)
+        return problem(status, exc.code, exc.message, request.url.path, parameter=exc.parameter,
+                       **{k: v for k, v in exc.details.items() if isinstance(v, (str, int, float, list, dict))})
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError):
+        errors = []
+        for err in exc.errors():
+            loc = [str(p) for p in err.get("loc", ()) if p not in ("query", "path", "body", "header")]
+            errors.append({"parameter": ".".join(loc) or None, "message": err.get("msg")})
+        first = errors[0] if errors else {"parameter": None, "message": "invalid request"}
+        detail = f"参数 {first['parameter']} 无效 / invalid parameter {first['parameter']}: {first['message']}"
+        return problem(400, "invalid-query", detail, request.url.path, parameter=first["parameter"], errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException):
+        code = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
+        detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+        if exc.status_code == 404 and detail == "Not Found":
+            detail = f"没有这个资源 / no such resource: {request.url.path}"
+        return problem(exc.status_code, code, detail, request.url.path)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception):
+        log.exception("unhandled error on %s", request.url.path)
+        return problem(500, "internal-error", "服务器内部错误 / internal server error", request.url.path)

@@ -1,0 +1,39 @@
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+from fastapi.responses import JSONResponse
+
+from api.deps import DbConn, scope
+from registry.addresses import Page, address_history, as_feature, get_address, list_addresses
+
+router = APIRouter(prefix="/v1", tags=["addresses"])
+
+
+@router.get("/addresses/{address_id}", summary="An address by its stable identifier")
+def address(conn: DbConn, address_id: Annotated[int, Path(description="stable identifier")]) -> dict:
+    return as_feature(get_address(conn, address_id))
+
+
+@router.get("/addresses", summary="Addresses in a division and below, as GeoJSON")
+def addresses(
+    conn: DbConn,
+    division: Annotated[str, Query(description="division code (either authority)")],
+    limit: Annotated[int, Query(description="page size, 1–1000")] = 100,
+    offset: Annotated[int, Query(description="rows to skip")] = 0,
+    status: Annotated[str | None, Query(description="planned, active or retired")] = None,
+) -> JSONResponse:
+    page = Page.of(limit, offset)
+    records, total = list_addresses(conn, division, page, status=status)
+    body = {
+        "type": "FeatureCollection",
+        "numberMatched": total,
+        "numberReturned": len(records),
+        "features": [as_feature(r) for r in records],
+    }
+    return JSONResponse(body, media_type="application/geo+json")
+
+
+@router.get("/addresses/{address_id}/history", summary="Every version of an address (scope: agency)",
+            dependencies=[scope("agency")])
+def history(conn: DbConn, address_id: Annotated[int, Path(description="stable identifier")]) -> dict:
+    return {"id": address_id, "versions": address_history(conn, address_id)}

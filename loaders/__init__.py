@@ -1,0 +1,1 @@
+"""Loaders: files in real formats -> validated change sets in the registry, and the CLI."""

@@ -1,0 +1,171 @@
+"""Addresses (地址): lookup by stable id or code, listing by division, and the derived code.
+
+The address code follows the spirit of GB/T 23705: the 12-digit code of the village/community
+the door stands in, then an 8-digit sequence within it (`330502003001` + `00000123`). It is
+derived and versioned: when a division's code changes, the address gets a new code and the old
+one keeps resolving through `address_codes`. The `id` never changes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, func, select
+
+from registry.db.tables import address_codes, addresses, divisions, place_names
+from registry.divisions import descendant_ids_query, resolve_division_id
+from registry.errors import InvalidQuery, NotFound
+
+STATUSES = ("planned", "active", "retired")
+MAX_PAGE = 1000
+
+
+def address_code(village_code: str, local_seq: int) -> str:
+    return f"{village_code}{local_seq:08d}"
+
+
+@dataclass(frozen=True)
+class Page:
+    limit: int
+    offset: int
+
+    @classmethod
+    def of(cls, limit: int | None, offset: int | None, *, default: int = 100) -> "Page":
+        limit = default if limit is None else limit
+        offset = 0 if offset is None else offset
+        if not 1 <= limit <= MAX_PAGE:
+            raise InvalidQuery(f"limit 应在 1 到 {MAX_PAGE} 之间 / limit must be between 1 and {MAX_PAGE}",
+                               parameter="limit")
+        if offset < 0:
+            raise InvalidQuery("offset 不能为负 / offset must not be negative", parameter="offset")
+        return cls(limit, offset)
+
+
+_street = place_names.alias("street")
+_compound = place_names.alias("compound")
+
+_COLUMNS = [
+    addresses.c.id,
+    addresses.c.full_text,
+    addresses.c.code,
+    addresses.c.status,
+    addresses.c.group_no,
+    addresses.c.number,
+    addresses.c.building,
+    addresses.c.unit,
+    addresses.c.room,
+    addresses.c.version,
+    addresses.c.valid_from,
+    divisions.c.nbs_code.label("division_code"),
+    divisions.c.name.label("division_name"),
+    _street.c.name.label("street"),
+    _compound.c.name.label("compound"),
+    _compound.c.category.label("compound_category"),
+    func.ST_X(addresses.c.geom).label("lon"),
+    func.ST_Y(addresses.c.geom).label("lat"),
+]
+
+
+def _base_query():
+    return (
+        select(*_COLUMNS)
+        .select_from(addresses)
+        .join(divisions, divisions.c.id == addresses.c.division_id)
+        .outerjoin(_street, _street.c.id == addresses.c.street_id)
+        .outerjoin(_compound, _compound.c.id == addresses.c.compound_id)
+    )
+
+
+def _record(row) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "address": row.full_text,
+        "code": row.code,
+        "status": row.status,
+        "division_code": row.division_code,
+        "division_name": row.division_name,
+        "street": row.street,
+        "compound": row.compound if row.compound_category != "natural_village" else None,
+        "natural_village": row.compound if row.compound_category == "natural_village" else None,
+        "group": row.group_no or None,
+        "number": row.number or None,
+        "building": row.building or None,
+        "unit": row.unit or None,
+        "room": row.room or None,
+        "version": row.version,
+        "valid_from": row.valid_from.isoformat() if row.valid_from else None,
+        "lon": round(row.lon, 7) if row.lon is not None else None,
+        "lat": round(row.lat, 7) if row.lat is not None else None,
+    }
+
+
+def get_address(conn: Connection, address_id: int) -> dict[str, Any]:
+    if address_id < 1:
+        raise InvalidQuery("地址标识应为正整数 / id must be a positive integer", parameter="id")
+    row = conn.execute(_base_query().where(addresses.c.id == address_id)).first()
+    if row is None:
+        raise NotFound(f"地址 {address_id} 不存在 / address {address_id} not found", parameter="id")
+    return _record(row)
+
+
+def resolve_address_code(conn: Connection, code: str) -> int:
+    """Address id for a current or former address code."""
+    found = conn.execute(select(addresses.c.id).where(addresses.c.code == code)).scalar_one_or_none()
+    if found is None:
+        found = conn.execute(select(address_codes.c.address_id).where(address_codes.c.code == code)).scalar_one_or_none()
+    if found is None:
+        raise NotFound(f"地址编码 {code} 不存在 / no address with code {code}", parameter="code")
+    return found
+
+
+def list_addresses(conn: Connection, division_code: str, page: Page, *, status: str | None = None) -> tuple[list[dict], int]:
+    """Addresses in a division and below, ordered by id; returns (records, total matched)."""
+    division_id, _ = resolve_division_id(conn, division_code, parameter="division")
+    if status is not None and status not in STATUSES:
+        raise InvalidQuery(f"status 应为 {'/'.join(STATUSES)} / status must be one of {', '.join(STATUSES)}",
+                           parameter="status")
+    under = descendant_ids_query(division_id)
+    cond = [addresses.c.division_id.in_(under)]
+    if status:
+        cond.append(addresses.c.status == status)
+    total = conn.execute(select(func.count()).select_from(addresses).where(*cond)).scalar_one()
+    rows = conn.execute(
+        _base_query().where(*cond).order_by(addresses.c.id).limit(page.limit).offset(page.offset)
+    ).all()
+    return [_record(r) for r in rows], total
+
+
+def as_feature(record: dict[str, Any]) -> dict[str, Any]:
+    props = {k: v for k, v in record.items() if k not in ("id", "lon", "lat")}
+    geometry = None
+    if record.get("lon") is not None:
+        geometry = {"type": "Point", "coordinates": [record["lon"], record["lat"]]}
+    return {"type": "Feature", "id": record["id"], "geometry": geometry, "properties": props}
+
+
+def address_history(conn: Connection, address_id: int) -> list[dict[str, Any]]:
+    """Every version of an address, oldest first (the current one last)."""
+    get_address(conn, address_id)  # NotFound for an unknown id
+    from sqlalchemy import text
+
+    rows = conn.execute(text("""
+        SELECT version, valid_from, valid_to, full_text, code, status, change_set_id,
+               ST_X(geom) AS lon, ST_Y(geom) AS lat
+        FROM (SELECT * FROM addresses_history WHERE id = :id
+              UNION ALL SELECT * FROM addresses WHERE id = :id) v
+        ORDER BY version
+    """), {"id": address_id}).mappings().all()
+    return [
+        {
+            "version": r["version"],
+            "valid_from": r["valid_from"].isoformat(),
+            "valid_to": r["valid_to"].isoformat() if r["valid_to"] else None,
+            "address": r["full_text"],
+            "code": r["code"],
+            "status": r["status"],
+            "change_set_id": r["change_set_id"],
+            "lon": r["lon"],
+            "lat": r["lat"],
+        }
+        for r in rows
+    ]

@@ -1,0 +1,358 @@
+"""The registry's schema as SQLAlchemy Core tables (the migrations create exactly this).
+
+Conventions, because they carry the registry's promises:
+- `id` is the stable identifier: drawn from a sequence, never changed, never reused.
+- Versioned entities keep their current state here and every earlier state in `<table>_history`
+  (same columns, PK (id, version)). A trigger (see migrations) copies the old row on every
+  UPDATE and refuses DELETE, so no writer can lose history: retire, never delete.
+- `valid_from`/`valid_to` bound each version; `change_set_id` says which change set wrote it.
+- Geometries are CGCS2000 (EPSG:4490).
+"""
+from __future__ import annotations
+
+from geoalchemy2 import Geometry
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    Table,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+
+SRID = 4490
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# Tables whose rows are versioned through <name>_history by the keep-history trigger.
+VERSIONED_TABLES = (
+    "divisions",
+    "boundary_lines",
+    "boundary_markers",
+    "place_names",
+    "heritage_items",
+    "addresses",
+    "doorplates",
+    "facilities",
+)
+
+
+def _versioning() -> list[Column]:
+    return [
+        Column("version", Integer, nullable=False, server_default="1"),
+        Column("valid_from", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        Column("valid_to", DateTime(timezone=True)),
+        Column("change_set_id", BigInteger, ForeignKey("change_sets.id")),
+        Column("source", Text),
+    ]
+
+
+def _geom(kind: str, nullable: bool = True) -> Column:
+    return Column("geom", Geometry(kind, srid=SRID, spatial_index=False), nullable=nullable)
+
+
+change_sets = Table(
+    "change_sets",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("kind", Text, nullable=False),  # load_addresses, load_divisions, adjustment, inspection …
+    Column("status", Text, nullable=False, server_default="proposed"),
+    Column("author", Text, nullable=False),
+    Column("reason", Text),
+    Column("approval_ref", Text),  # 批复文号
+    Column("source", Text),
+    Column("checksum", Text),  # SHA-256 of the loaded file
+    Column("counts", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("details", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("approved_at", DateTime(timezone=True)),
+    Column("approved_by", Text),
+    Column("applied_at", DateTime(timezone=True)),
+    CheckConstraint(
+        "status IN ('proposed','approved','applied','rejected')", name="status"
+    ),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("actor", Text, nullable=False),
+    Column("action", Text, nullable=False),
+    Column("entity_kind", Text),
+    Column("entity_id", BigInteger),
+    Column("change_set_id", BigInteger, ForeignKey("change_sets.id")),
+    Column("details", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Index("ix_audit_log_change_set", "change_set_id"),
+)
+
+divisions = Table(
+    "divisions",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("level", Text, nullable=False),
+    Column("name", Text, nullable=False),  # the standard short form people write: 祝良村
+    Column("full_name", Text, nullable=False),  # the registered form: 祝良村委会
+    Column("parent_id", BigInteger, ForeignKey("divisions.id")),
+    Column("nbs_code", Text),  # 统计用区划代码 (NBS 2023)
+    Column("mca_code", Text),  # 民政部区划代码 (MCA 2025)
+    Column("status", Text, nullable=False, server_default="active"),
+    _geom("MULTIPOLYGON"),
+    *_versioning(),
+    CheckConstraint("level IN ('province','city','county','township','village')", name="level"),
+    CheckConstraint("status IN ('active','abolished')", name="status"),
+    Index("ix_divisions_parent", "parent_id"),
+    Index("ix_divisions_nbs_code", "nbs_code"),
+    Index("ix_divisions_mca_code", "mca_code"),
+    Index("ix_divisions_geom", "geom", postgresql_using="gist"),
+)
+
+# Every code a division has carried under each authority, so old codes keep resolving.
+division_codes = Table(
+    "division_codes",
+    metadata,
+    Column("code", Text, nullable=False, primary_key=True),
+    Column("authority", Text, nullable=False, primary_key=True),
+    Column("valid_from", Date, nullable=False, primary_key=True),
+    Column("division_id", BigInteger, ForeignKey("divisions.id"), nullable=False),
+    Column("valid_to", Date),
+    CheckConstraint("authority IN ('nbs2023','mca2025','registry')", name="authority"),
+    Index("ix_division_codes_division", "division_id"),
+)
+
+boundary_lines = Table(
+    "boundary_lines",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("level", Text, nullable=False),  # county / township: the level of the divisions it separates
+    Column("name", Text),  # e.g. 吴兴区—南浔区线
+    Column("left_division_id", BigInteger, ForeignKey("divisions.id"), nullable=False),
+    Column("right_division_id", BigInteger, ForeignKey("divisions.id")),  # NULL on the city's outer edge
+    Column("status", Text, nullable=False, server_default="active"),
+    _geom("MULTILINESTRING"),
+    *_versioning(),
+    Index("ix_boundary_lines_geom", "geom", postgresql_using="gist"),
+)
+
+boundary_markers = Table(
+    "boundary_markers",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("number", Text, nullable=False),  # 界桩编号
+    Column("boundary_line_id", BigInteger, ForeignKey("boundary_lines.id")),
+    Column("kind", Text),  # 单立 / 同号双立 / 三面型 …
+    Column("material", Text),
+    Column("installed_on", Date),
+    Column("status", Text, nullable=False, server_default="active"),
+    _geom("POINT"),
+    *_versioning(),
+    Index("ix_boundary_markers_geom", "geom", postgresql_using="gist"),
+)
+
+inspection_rounds = Table(
+    "inspection_rounds",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("year", SmallInteger, nullable=False),
+    Column("scope", Text),
+    Column("status", Text, nullable=False, server_default="open"),
+    Column("started_on", Date),
+    Column("completed_on", Date),
+    Column("change_set_id", BigInteger, ForeignKey("change_sets.id")),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+inspection_records = Table(
+    "inspection_records",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("round_id", BigInteger, ForeignKey("inspection_rounds.id"), nullable=False),
+    Column("boundary_line_id", BigInteger, ForeignKey("boundary_lines.id")),
+    Column("marker_id", BigInteger, ForeignKey("boundary_markers.id")),
+    Column("finding", Text, nullable=False),  # intact / damaged / missing / moved / line_discrepancy
+    Column("description", Text),
+    Column("inspector", Text),
+    Column("recorded_on", Date),
+    Column("geom", Geometry("GEOMETRY", srid=SRID, spatial_index=False)),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("ix_inspection_records_round", "round_id"),
+)
+
+place_names = Table(
+    "place_names",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("category", Text, nullable=False),  # road, compound, natural_village, bridge, river, hill …
+    Column("name", Text, nullable=False),
+    Column("pinyin", Text),  # by the place-name rules: Renmin Lu
+    Column("division_id", BigInteger, ForeignKey("divisions.id"), nullable=False),
+    Column("county_id", BigInteger, ForeignKey("divisions.id"), nullable=False),
+    Column("origin", Text),  # 来历
+    Column("meaning", Text),  # 含义
+    Column("status", Text, nullable=False, server_default="active"),
+    Column("geom", Geometry("GEOMETRY", srid=SRID, spatial_index=False)),
+    *_versioning(),
+    Index("ix_place_names_county_name", "county_id", "category", "name"),
+    Index("ix_place_names_division", "division_id"),
+    Index("ix_place_names_geom", "geom", postgresql_using="gist"),
+)
+
+# Aliases and former names (with the dates they were in use), so old names keep resolving.
+place_name_aliases = Table(
+    "place_name_aliases",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("place_name_id", BigInteger, ForeignKey("place_names.id"), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("kind", Text, nullable=False, server_default="former"),  # former / alias / abbreviation
+    Column("used_from", Date),
+    Column("used_until", Date),
+    Column("note", Text),
+    Column("change_set_id", BigInteger, ForeignKey("change_sets.id")),
+    CheckConstraint("kind IN ('former','alias','abbreviation')", name="kind"),
+    Index("ix_place_name_aliases_place", "place_name_id"),
+    Index("ix_place_name_aliases_name", "name"),
+)
+
+heritage_items = Table(
+    "heritage_items",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("pinyin", Text),
+    Column("level", Text, nullable=False),  # county / city / province
+    Column("category", Text, nullable=False),  # 千年古镇, 千年古村落, 古桥 …
+    Column("division_id", BigInteger, ForeignKey("divisions.id"), nullable=False),
+    Column("place_name_id", BigInteger, ForeignKey("place_names.id")),
+    Column("origin", Text),
+    Column("meaning", Text),
+    Column("history", Text),
+    Column("former_names", ARRAY(Text), nullable=False, server_default="{}"),
+    Column("listed_year", SmallInteger),
+    Column("status", Text, nullable=False, server_default="listed"),
+    _geom("POINT"),
+    *_versioning(),
+    CheckConstraint("level IN ('county','city','province','national')", name="level"),
+    Index("ix_heritage_items_division", "division_id"),
+)
+
+addresses = Table(
+    "addresses",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("division_id", BigInteger, ForeignKey("divisions.id"), nullable=False),  # village/community
+    Column("street_id", BigInteger, ForeignKey("place_names.id")),
+    Column("compound_id", BigInteger, ForeignKey("place_names.id")),  # 小区 or 自然村
+    # Empty string, not NULL, for absent parts: the natural key below needs equality to work.
+    Column("group_no", Text, nullable=False, server_default=""),  # 3组
+    Column("number", Text, nullable=False, server_default=""),  # standard form: 12-1号
+    Column("number_main", Integer),  # 12, for range and parity queries
+    Column("building", Text, nullable=False, server_default=""),  # 5幢
+    Column("unit", Text, nullable=False, server_default=""),  # 2单元
+    Column("room", Text, nullable=False, server_default=""),  # 301室
+    Column("full_text", Text, nullable=False),  # the composed standard address
+    Column("code", Text, nullable=False),  # derived hierarchical code (see registry.addresses)
+    Column("local_seq", Integer, nullable=False),  # per-village sequence used in the code
+    Column("status", Text, nullable=False, server_default="active"),
+    _geom("POINT"),
+    *_versioning(),
+    CheckConstraint("status IN ('planned','active','retired')", name="status"),
+    Index("ix_addresses_division", "division_id"),
+    Index("ix_addresses_street_number", "street_id", "number_main"),
+    Index("ix_addresses_compound", "compound_id"),
+    Index("ix_addresses_code", "code"),
+    Index("ix_addresses_geom", "geom", postgresql_using="gist"),
+)
+
+# One identifier per natural key, for ever: a retired address that reappears in a survey is
+# reactivated under its old id, never given a new one.
+Index(
+    "uq_addresses_natural_key",
+    addresses.c.division_id,
+    func.coalesce(addresses.c.street_id, 0),
+    func.coalesce(addresses.c.compound_id, 0),
+    addresses.c.group_no,
+    addresses.c.number,
+    addresses.c.building,
+    addresses.c.unit,
+    addresses.c.room,
+    unique=True,
+)
+
+# Every code an address has carried: printed codes keep resolving after adjustments.
+address_codes = Table(
+    "address_codes",
+    metadata,
+    Column("code", Text, primary_key=True),
+    Column("address_id", BigInteger, ForeignKey("addresses.id"), nullable=False),
+    Column("valid_from", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("valid_to", DateTime(timezone=True)),
+    Index("ix_address_codes_address", "address_id"),
+)
+
+doorplates = Table(
+    "doorplates",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("address_id", BigInteger, ForeignKey("addresses.id"), nullable=False),
+    Column("kind", Text, nullable=False, server_default="door"),  # door 门牌 / building 楼牌 / unit 单元牌 / flat 户牌
+    Column("status", Text, nullable=False, server_default="issued"),
+    Column("replaced_by_id", BigInteger, ForeignKey("doorplates.id")),
+    Column("reason", Text),
+    Column("issued_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("ended_at", DateTime(timezone=True)),
+    *_versioning(),
+    CheckConstraint("kind IN ('door','building','unit','flat')", name="kind"),
+    CheckConstraint("status IN ('issued','active','replaced','revoked')", name="status"),
+    Index("ix_doorplates_address", "address_id"),
+)
+
+facilities = Table(
+    "facilities",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("category", Text, nullable=False),  # 居家养老服务照料中心, 幸福邻里中心, 儿童之家 …
+    Column("name", Text, nullable=False),
+    Column("division_id", BigInteger, ForeignKey("divisions.id"), nullable=False),
+    Column("address_text", Text),
+    Column("phone", Text),
+    Column("status", Text, nullable=False, server_default="active"),
+    _geom("POINT"),
+    *_versioning(),
+    Index("ix_facilities_division", "division_id"),
+    Index("ix_facilities_geom", "geom", postgresql_using="gist"),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("agency", Text, nullable=False),
+    Column("prefix", Text, nullable=False, unique=True),  # shown in lists; the secret is never stored
+    Column("key_hash", Text, nullable=False),  # SHA-256 of the whole key
+    Column("scopes", ARRAY(Text), nullable=False),
+    Column("rate_limit_per_minute", Integer, nullable=False, server_default="600"),
+    Column("note", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("revoked_at", DateTime(timezone=True)),
+    Column("last_used_at", DateTime(timezone=True)),
+)

@@ -1,0 +1,62 @@
+"""Typed domain errors. `api/problems.py` maps each to an RFC 9457 problem+json response.
+
+Every error carries a human message (Chinese first, English after, since clerks and agency
+developers both read them) and, where it applies, the parameter/field/row at fault.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+
+class RegistryError(Exception):
+    """Base of every error the domain raises on purpose."""
+
+    code = "registry-error"
+
+    def __init__(self, message: str, *, parameter: str | None = None, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.parameter = parameter
+        self.details = details
+
+
+class NotFound(RegistryError):
+    code = "not-found"
+
+
+class InvalidQuery(RegistryError):
+    """A request parameter or an input value is malformed."""
+
+    code = "invalid-query"
+
+
+class InvalidGeometry(InvalidQuery):
+    code = "invalid-geometry"
+
+
+class Conflict(RegistryError):
+    """The request is well-formed but contradicts what is stored (duplicate, stale version…)."""
+
+    code = "conflict"
+
+
+class Unauthorized(RegistryError):
+    """No valid API key (wrong, unknown or revoked)."""
+
+    code = "unauthorized"
+
+
+class Forbidden(RegistryError):
+    """A valid API key without the scope the operation needs."""
+
+    code = "forbidden"
+
+
+class DatabaseUnavailable(RegistryError):
+    code = "database-unavailable"
+
+
+class SetupError(RegistryError):
+    """The machine lacks something the registry needs (PostgreSQL binaries, PostGIS…)."""
+
+    code = "setup-error"

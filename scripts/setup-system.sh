@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# System packages the registry needs on Debian/Ubuntu: PostgreSQL server, PostGIS and, for the
+# page tests, Chromium. Installs what is missing when run as root; otherwise prints the command.
+set -euo pipefail
+
+need=()
+pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
+if [ -z "$pg_bin" ]; then
+  need+=(postgresql postgresql-contrib)
+  major=15
+else
+  major=$(basename "$(dirname "$pg_bin")")
+fi
+[ -f "/usr/share/postgresql/$major/extension/postgis.control" ] || need+=("postgresql-$major-postgis-3")
+if [ "${WITH_BROWSER:-1}" = 1 ]; then
+  command -v chromium >/dev/null 2>&1 || need+=(chromium)
+fi
+python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
+
+if [ ${#need[@]} -eq 0 ]; then
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+  echo "missing system packages: ${need[*]}" >&2
+  echo "run as root: apt-get update && apt-get install -y ${need[*]}" >&2
+  exit 1
+fi
+echo "installing system packages: ${need[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends "${need[@]}"
