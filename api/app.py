@@ -9,6 +9,7 @@ from sqlalchemy import Engine
 
 from api import problems
 from api.keycache import KeyCache
+from api.ratelimit import RateLimiter
 from api.routes import addresses, changes, divisions, health
 from registry.db.engine import make_engine
 from registry.settings import Settings, get_settings
@@ -40,6 +41,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     )
     app.state.settings = settings
     app.state.key_cache = KeyCache(ttl=settings.key_cache_seconds)
+    app.state.rate_limiter = RateLimiter()
     problems.install(app)
     app.include_router(health.router)
     app.include_router(divisions.router)

@@ -39,11 +39,11 @@ def get_key(
     if not secret:
         return ANONYMOUS
     cache = request.app.state.key_cache
-    hit = cache.get(secret)
-    if hit is not None:
-        return hit
-    key = authenticate(conn, secret)
-    cache.put(secret, key)
+    key = cache.get(secret)
+    if key is None:
+        key = authenticate(conn, secret)
+        cache.put(secret, key)
+    request.app.state.rate_limiter.check(key)
     return key
 
 

@@ -16,6 +16,7 @@ from registry.errors import (
     InvalidGeometry,
     InvalidQuery,
     NotFound,
+    RateLimited,
     RegistryError,
     Unauthorized,
 )
@@ -33,6 +34,7 @@ STATUS_OF: list[tuple[type[RegistryError], int]] = [
     (Forbidden, 403),
     (NotFound, 404),
     (Conflict, 409),
+    (RateLimited, 429),
     (DatabaseUnavailable, 503),
     (RegistryError, 500),
 ]
@@ -47,7 +49,11 @@ def problem(status: int, code: str, detail: str, instance: str, **extra) -> JSON
         "instance": instance,
     }
     body.update({k: v for k, v in extra.items() if v is not None})
-    headers = {"WWW-Authenticate": 'ApiKey header="X-API-Key"'} if status == 401 else None
+    headers = None
+    if status == 401:
+        headers = {"WWW-Authenticate": 'ApiKey header="X-API-Key"'}
+    elif status == 429:
+        headers = {"Retry-After": str(extra.get("retry_after", 60))}
     return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
 
 

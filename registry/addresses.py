@@ -104,7 +104,7 @@ def get_address(conn: Connection, address_id: int) -> dict[str, Any]:
         raise InvalidQuery("地址标识应为正整数 / id must be a positive integer", parameter="id")
     row = conn.execute(_base_query().where(addresses.c.id == address_id)).first()
     if row is None:
-        raise NotFound(f"地址 {address_id} 不存在 / address {address_id} not found", parameter="id")
+        raise NotFound(f"地址 id {address_id} 不存在 / no address with id {address_id}", parameter="id")
     return _record(row)
 
 

@@ -41,6 +41,7 @@ class Division:
     geometry: dict | None = None
     matched_code: str | None = None
     matched_authority: str | None = None
+    also_matches: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def code(self) -> str:
@@ -58,8 +59,10 @@ class Division:
             "parents": [p.as_dict() for p in self.parents],
             "children": [c.as_dict() for c in self.children],
         }
-        if self.matched_code and self.matched_code != self.code:
+        if self.matched_code:
             out["matched"] = {"code": self.matched_code, "authority": self.matched_authority}
+        if self.also_matches:
+            out["also_matches"] = self.also_matches
         if self.geometry is not None:
             out["geometry"] = self.geometry
         return out
@@ -80,26 +83,61 @@ def validate_code(code: str, parameter: str = "code") -> str:
     return code
 
 
-def resolve_division_id(conn: Connection, code: str, parameter: str = "code") -> tuple[int, str]:
-    """(division id, authority that matched) for a code under NBS 2023, MCA 2025 or a former code."""
+AUTHORITIES = ("mca2025", "nbs2023")
+
+
+@dataclass(frozen=True)
+class CodeMatch:
+    division_id: int
+    authority: str
+    # The same digits name a different division under the other authority (24 of Huzhou's 72
+    # township codes were reshuffled between NBS 2023 and MCA 2025): callers must say so.
+    alternatives: tuple[tuple[int, str], ...] = ()
+
+
+def match_code(conn: Connection, code: str, *, authority: str | None = None, parameter: str = "code") -> CodeMatch:
+    """Resolve a code under MCA 2025, NBS 2023 or a former code.
+
+    Without `authority`, MCA 2025 (the civil-affairs authority this registry belongs to) wins when
+    the digits mean different divisions under the two; the other reading is returned as an
+    alternative so the caller can show the ambiguity.
+    """
     code = validate_code(code, parameter)
-    row = conn.execute(
-        select(divisions.c.id, divisions.c.mca_code, divisions.c.nbs_code)
-        .where(or_(divisions.c.mca_code == code, divisions.c.nbs_code == code))
-        .order_by((divisions.c.status == "active").desc(), (divisions.c.mca_code == code).desc())
-        .limit(1)
-    ).first()
-    if row is not None:
-        return row.id, "mca2025" if row.mca_code == code else "nbs2023"
-    row = conn.execute(
-        select(division_codes.c.division_id, division_codes.c.authority)
-        .where(division_codes.c.code == code)
-        .order_by(division_codes.c.valid_from.desc())
-        .limit(1)
-    ).first()
-    if row is None:
+    if authority is not None and authority not in AUTHORITIES:
+        raise InvalidQuery(
+            f"authority 应为 {' 或 '.join(AUTHORITIES)} / authority must be one of {', '.join(AUTHORITIES)}",
+            parameter="authority",
+        )
+    found: list[tuple[int, str]] = []
+    for auth, column in (("mca2025", divisions.c.mca_code), ("nbs2023", divisions.c.nbs_code)):
+        if authority not in (None, auth):
+            continue
+        row = conn.execute(
+            select(divisions.c.id).where(column == code)
+            .order_by((divisions.c.status == "active").desc()).limit(1)
+        ).first()
+        if row is not None and all(row.id != f[0] for f in found):
+            found.append((row.id, auth))
+        elif row is not None and authority is None:
+            pass  # both authorities agree on this code
+    if not found:
+        q = select(division_codes.c.division_id, division_codes.c.authority).where(division_codes.c.code == code)
+        if authority is not None:
+            q = q.where(division_codes.c.authority == authority)
+        row = conn.execute(q.order_by(division_codes.c.valid_from.desc()).limit(1)).first()
+        if row is not None:
+            found.append((row.division_id, row.authority))
+    if not found:
         raise NotFound(f"未找到区划代码 {code} / no division with code {code}", parameter=parameter)
-    return row.division_id, row.authority
+    (division_id, auth), *rest = found
+    return CodeMatch(division_id, auth, tuple(rest))
+
+
+def resolve_division_id(conn: Connection, code: str, parameter: str = "code",
+                        authority: str | None = None) -> tuple[int, str]:
+    """(division id, authority that matched) for a code; see `match_code` for ambiguous codes."""
+    m = match_code(conn, code, authority=authority, parameter=parameter)
+    return m.division_id, m.authority
 
 
 def _ref(row) -> DivisionRef:
@@ -122,8 +160,10 @@ def parent_chain(conn: Connection, division_id: int) -> list[DivisionRef]:
     return [_ref(r) for r in rows]
 
 
-def get_division(conn: Connection, code: str, *, with_geometry: bool = False) -> Division:
-    division_id, authority = resolve_division_id(conn, code)
+def get_division(conn: Connection, code: str, *, with_geometry: bool = False,
+                 authority: str | None = None) -> Division:
+    match = match_code(conn, code, authority=authority)
+    division_id = match.division_id
     cols = [divisions.c.id, divisions.c.name, divisions.c.full_name, divisions.c.level,
             divisions.c.status, divisions.c.nbs_code, divisions.c.mca_code]
     if with_geometry:
@@ -141,8 +181,14 @@ def get_division(conn: Connection, code: str, *, with_geometry: bool = False) ->
         id=row.id, name=row.name, full_name=row.full_name, level=row.level, status=row.status,
         nbs_code=row.nbs_code, mca_code=row.mca_code, parents=parent_chain(conn, division_id),
         children=[_ref(c) for c in children], geometry=geometry,
-        matched_code=code, matched_authority=authority,
+        matched_code=code, matched_authority=match.authority,
+        also_matches=[_alternative(conn, other_id, other_auth, code) for other_id, other_auth in match.alternatives],
     )
+
+
+def _alternative(conn: Connection, division_id: int, authority: str, code: str) -> dict[str, str]:
+    row = conn.execute(select(divisions.c.name, divisions.c.level).where(divisions.c.id == division_id)).one()
+    return {"code": code, "authority": authority, "name": row.name, "level": row.level}
 
 
 def descendant_ids_query(division_id: int):

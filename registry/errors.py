@@ -52,6 +52,12 @@ class Forbidden(RegistryError):
     code = "forbidden"
 
 
+class RateLimited(RegistryError):
+    """The key has used up its requests for the current minute."""
+
+    code = "rate-limited"
+
+
 class DatabaseUnavailable(RegistryError):
     code = "database-unavailable"
 

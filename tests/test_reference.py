@@ -15,8 +15,8 @@ def test_should_hold_the_real_counts_per_level(conn):
 
 
 def test_should_resolve_a_township_under_either_authority(conn):
-    by_nbs = get_division(conn, "330502007")
-    by_mca = get_division(conn, "330502010")
+    by_nbs = get_division(conn, "330502007", authority="nbs2023")
+    by_mca = get_division(conn, "330502010", authority="mca2025")
     assert by_nbs.id == by_mca.id
     assert by_nbs.name == "康山街道"
     assert (by_nbs.nbs_code, by_nbs.mca_code) == ("330502007", "330502010")

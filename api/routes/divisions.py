@@ -13,5 +13,7 @@ def division(
     conn: DbConn,
     code: Annotated[str, Path(description="6-, 9- or 12-digit code under either authority")],
     geometry: Annotated[bool, Query(description="include the polygon as GeoJSON")] = False,
+    authority: Annotated[str | None, Query(description="read the code as mca2025 or nbs2023 "
+                                           "(default: MCA 2025 wins when the two disagree)")] = None,
 ) -> dict:
-    return get_division(conn, code, with_geometry=geometry).as_dict()
+    return get_division(conn, code, with_geometry=geometry, authority=authority).as_dict()

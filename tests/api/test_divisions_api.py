@@ -11,13 +11,27 @@ def test_should_return_a_county_with_its_codes_parents_and_children(client):
     assert "geometry" not in body
 
 
-def test_should_find_a_township_by_its_mca_code_and_say_which_code_matched(client):
-    body = client.get("/v1/divisions/330502010").json()
+def test_should_find_a_township_by_either_code_when_asked_for_the_authority(client):
+    body = client.get("/v1/divisions/330502010", params={"authority": "mca2025"}).json()
     assert body["name"] == "康山街道"
     assert body["codes"] == {"nbs2023": "330502007", "mca2025": "330502010"}
-    nbs = client.get("/v1/divisions/330502007").json()
+    nbs = client.get("/v1/divisions/330502007", params={"authority": "nbs2023"}).json()
     assert nbs["id"] == body["id"]
     assert nbs["matched"] == {"code": "330502007", "authority": "nbs2023"}
+
+
+def test_should_show_both_readings_of_a_code_the_authorities_gave_to_different_townships(client):
+    # 330502007 is 康山街道 for the NBS (2023) but 湖东街道 for the MCA (2025).
+    body = client.get("/v1/divisions/330502007").json()
+    assert body["name"] == "湖东街道" and body["matched"]["authority"] == "mca2025"
+    assert body["also_matches"] == [
+        {"code": "330502007", "authority": "nbs2023", "name": "康山街道", "level": "township"}
+    ]
+
+
+def test_should_not_flag_a_code_both_authorities_agree_on(client):
+    body = client.get("/v1/divisions/330502003").json()
+    assert body["name"] == "爱山街道" and "also_matches" not in body
 
 
 def test_should_return_a_village_with_its_full_chain(client):
