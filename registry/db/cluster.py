@@ -6,6 +6,7 @@ only. PostgreSQL refuses to run as root, so under root the cluster runs as `pg_o
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import pwd
@@ -97,10 +98,31 @@ def ensure_postgis(bin_dir: Path) -> None:
         raise SetupError(f"{package} installed but {share}/postgis.control is still missing")
 
 
+def _reachable_by_others(path: Path) -> bool:
+    """Whether a non-root user can enter every folder above `path`."""
+    for parent in path.parents:
+        if parent.exists() and (parent.stat().st_mode & 0o001) == 0:
+            return False
+    return True
+
+
+def choose_data_dir(settings: Settings) -> Path:
+    """The configured folder; under root, when the cluster's user cannot reach the default one
+    (a clone in /root, say), a folder of the same name under /var/tmp keyed by the project path."""
+    wanted = settings.data_dir.resolve()
+    explicit = "data_dir" in settings.model_fields_set
+    if os.geteuid() != 0 or explicit or _reachable_by_others(wanted) or (wanted / "PG_VERSION").exists():
+        return wanted
+    digest = hashlib.sha1(str(wanted).encode()).hexdigest()[:10]
+    fallback = Path("/var/tmp/huzhou-registry") / digest / "pgdata"
+    log.info("%s is not reachable by %s; using %s", wanted, settings.pg_os_user, fallback)
+    return fallback
+
+
 class ManagedCluster:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.data_dir = settings.data_dir.resolve()
+        self.data_dir = choose_data_dir(settings)
         self.port = settings.pg_port
         self._bin_dir: Path | None = None
 
@@ -145,16 +167,18 @@ class ManagedCluster:
             return
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if os.geteuid() == 0:
-            owner = pwd.getpwnam(self.settings.pg_os_user)
-            for path in [self.data_dir, *self.data_dir.parents]:
-                if path == Path("/"):
-                    break
-                # The cluster's user must be able to reach its folder.
-                if not os.access(path, os.X_OK) or (path.stat().st_mode & 0o001) == 0:
-                    raise SetupError(
-                        f"{self.settings.pg_os_user} cannot enter {path}; "
-                        "set REGISTRY_DATA_DIR to a folder it can reach"
-                    )
+            try:
+                owner = pwd.getpwnam(self.settings.pg_os_user)
+            except KeyError:
+                raise SetupError(
+                    f"PostgreSQL cannot run as root and the OS user {self.settings.pg_os_user!r} does not exist; "
+                    "create it (adduser --system postgres) or set REGISTRY_PG_OS_USER"
+                ) from None
+            if not _reachable_by_others(self.data_dir):
+                raise SetupError(
+                    f"{self.settings.pg_os_user} cannot reach {self.data_dir}; "
+                    "set REGISTRY_DATA_DIR to a folder it can enter"
+                )
             os.chown(self.data_dir, owner.pw_uid, owner.pw_gid)
         os.chmod(self.data_dir, 0o700)
         log.info("initialising PostgreSQL cluster in %s", self.data_dir)
