@@ -61,19 +61,21 @@ def wgs84_to_gcj02(lon, lat):
     return _out(lon + dlon), _out(lat + dlat)
 
 
-def gcj02_to_wgs84(lon, lat, *, tolerance_deg: float = 1e-10, max_iter: int = 30):
-    """GCJ-02 -> WGS84/CGCS2000 by fixed-point iteration on the forward formula."""
+def gcj02_to_wgs84(lon, lat, *, iterations: int = 8):
+    """GCJ-02 -> WGS84/CGCS2000 by fixed-point iteration on the forward formula.
+
+    A fixed number of iterations (no early exit on the batch's worst point) makes each vertex's
+    result independent of what else is converted with it, so a vertex shared by two polygons
+    converts identically whichever polygon it comes with. The shift's gradient is ~1e-5, so the
+    error shrinks by about that factor per step: 8 steps are far below a millimetre.
+    """
     glon = np.asarray(lon, dtype="float64")
     glat = np.asarray(lat, dtype="float64")
     wlon, wlat = glon.copy(), glat.copy()
-    for _ in range(max_iter):
+    for _ in range(iterations):
         dlon, dlat = _offset(wlon, wlat)
-        err_lon = (wlon + dlon) - glon
-        err_lat = (wlat + dlat) - glat
-        wlon = wlon - err_lon
-        wlat = wlat - err_lat
-        if np.max(np.abs(err_lon)) < tolerance_deg and np.max(np.abs(err_lat)) < tolerance_deg:
-            break
+        wlon = wlon - ((wlon + dlon) - glon)
+        wlat = wlat - ((wlat + dlat) - glat)
     return _out(wlon), _out(wlat)
 
 

@@ -67,3 +67,9 @@ def test_should_round_trip_bd09():
 def test_should_name_an_unknown_coordinate_system():
     with pytest.raises(ValueError, match="mercator"):
         transform_coords(120.0, 30.0, "wgs84", "mercator")
+
+
+def test_should_convert_a_vertex_identically_whatever_it_is_converted_with():
+    alone = gcj02_to_wgs84(np.array([120.1]), np.array([30.9]))
+    batch = gcj02_to_wgs84(np.array([120.1, 119.5, 121.9]), np.array([30.9, 30.4, 31.4]))
+    assert alone[0][0] == batch[0][0] and alone[1][0] == batch[1][0]
