@@ -11,7 +11,10 @@ from api import problems
 from api.keycache import KeyCache
 from api.ratelimit import RateLimiter
 from api.routes import addresses, changes, divisions, health
+from api.routes import doorplates
+from api.routes import search as search_routes
 from registry.db.engine import make_engine
+from registry.search import SearchService
 from registry.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -25,10 +28,16 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     async def lifespan(app: FastAPI):
         owned = engine is None
         app.state.engine = engine if engine is not None else make_engine(settings)
+        # The search gazetteer: loaded in the background at start-up when the app owns its engine,
+        # on the first search otherwise (tests); kept fresh by LISTEN/NOTIFY.
+        app.state.search = SearchService(app.state.engine)
+        if owned:
+            app.state.search.start()
         log.info("registry API ready")
         try:
             yield
         finally:
+            app.state.search.stop()
             if owned:
                 app.state.engine.dispose()
 
@@ -47,4 +56,6 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(divisions.router)
     app.include_router(addresses.router)
     app.include_router(changes.router)
+    app.include_router(doorplates.router)
+    app.include_router(search_routes.router)
     return app

@@ -23,6 +23,9 @@ load_app = typer.Typer(help="Load data into the registry (each load is one chang
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 app.add_typer(load_app, name="load")
+from loaders.plates_cli import plates_app  # noqa: E402  (registry plates …, see that module)
+
+app.add_typer(plates_app, name="plates")
 
 
 def _setup_logging(verbose: bool = False) -> None:
@@ -132,11 +135,169 @@ def load_reference_cmd(
     typer.echo("loaded: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
 
 
+# File options shared by the file loaders.
+FormatOpt = Annotated[Optional[str], typer.Option("--format", help="csv, gpkg, shp, geojson or fgb (default: from the extension)")]
+LayerOpt = Annotated[Optional[str], typer.Option("--layer", help="layer of a GeoPackage (or other multi-layer file)")]
+CrsOpt = Annotated[Optional[str], typer.Option("--crs", help="coordinates of the file: EPSG:4490, EPSG:4326, EPSG:45xx, gcj02 or bd09; "
+                                                             "required for a file without a CRS (CSV)")]
+MappingOpt = Annotated[Optional[Path], typer.Option("--mapping", help="TOML file mapping the file's columns onto the registry's fields")]
+EncodingOpt = Annotated[Optional[str], typer.Option("--encoding", help="text encoding (default: UTF-8, else GB18030/GBK, detected)")]
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="validate and count, write nothing")]
+SourceOpt = Annotated[Optional[str], typer.Option("--source", help="name of the source recorded in the change set (default: the file name)")]
+RetireOpt = Annotated[bool, typer.Option("--retire-missing", help="a full re-survey: retire what the file no longer lists, in the divisions it covers")]
+RejectOpt = Annotated[Optional[Path], typer.Option("--reject-file", help="where to write refused rows (default: FILE.rejects.csv beside the file)")]
+ActorOpt = Annotated[str, typer.Option("--actor", help="who is loading (recorded in the change set)")]
+ReasonOpt = Annotated[Optional[str], typer.Option("--reason", help="why (recorded in the change set)")]
+ApprovalOpt = Annotated[Optional[str], typer.Option("--approval-ref", help="批复文号 / approval document number")]
+AuthorityOpt = Annotated[Optional[str], typer.Option("--code-authority", help="nbs2023 or mca2025: which authority the file's 9-digit township codes follow (the two reuse each other's codes; by default a code that is ambiguous is settled by the row's village or county, else refused)")]
+
+
+def _authority(value: Optional[str]) -> Optional[str]:
+    if value is None:
+        return None
+    v = value.lower().replace("-", "").replace("_", "")
+    mapped = {"nbs": "nbs2023", "nbs2023": "nbs2023", "mca": "mca2025", "mca2025": "mca2025"}.get(v)
+    if mapped is None:
+        raise typer.BadParameter("--code-authority must be nbs2023 or mca2025")
+    return mapped
+
+
+def _default_reject_file(file: Path, given: Optional[Path]) -> Path:
+    if given is not None:
+        return given
+    import os
+
+    beside = file.with_name(file.name + ".rejects.csv")
+    return beside if os.access(file.parent, os.W_OK) else Path.cwd() / beside.name
+
+
+def _print_report(report, reject_file: Optional[Path] = None, title: str | None = None) -> None:
+    if title:
+        typer.echo(title)
+    typer.echo("  " + report.summary())
+    reasons = ", ".join(f"{code} {n:,}" for code, n in report.reasons.most_common())
+    if reasons:
+        typer.echo(f"  原因 / reasons: {reasons}")
+    for issue in report.issues[:5]:
+        typer.echo(f"    第 {issue.row} 行 / row {issue.row}: [{issue.code}] {issue.message_zh} / {issue.message_en}")
+    if len(report.issues) > 5 or (report.issues and reject_file):
+        typer.echo(f"  明细见 / all refused rows in: {reject_file}" if reject_file and reject_file.exists()
+                   else f"  … {report.rejected + report.warnings - 5:,} more")
+    for note in report.notes:
+        typer.echo(f"  注 / note: {note}")
+    if report.dry_run:
+        typer.echo("  试运行，未写入 / dry run: nothing written")
+    elif report.change_set_id is None:
+        typer.echo("  无变化，未记录变更集 / nothing changed: no change set recorded")
+    else:
+        typer.echo(f"  变更集 / change set #{report.change_set_id} applied")
+    if report.timings:
+        logging.getLogger("registry.loading").info(
+            "timings: %s", ", ".join(f"{k} {v:.2f}s" for k, v in report.timings.items()))
+
+
+def _file_load(kind: str, file: Path, *, fmt, layer, crs, mapping, encoding, dry_run, source, retire_missing,
+               reject_file, actor, reason, approval_ref, code_authority=None, create_places: bool = False,
+               tolerance: float | None = None) -> None:
+    from loaders.hooks import maybe_pause
+    from loaders.progress import stage_progress
+    from loaders.run import FileOptions, load_addresses_file, load_entities_file
+    from registry.loading.addresses import DEFAULT_TOLERANCE_M, AddressOptions
+    from registry.loading.entities import EntityOptions
+
+    reject = _default_reject_file(file, reject_file)
+    reject.unlink(missing_ok=True)  # a reject file from an earlier run would mislead
+    fo = FileOptions(format=fmt, layer=layer, crs=crs, mapping=mapping, encoding=encoding, reject_file=reject)
+    common = dict(source=source or file.name, actor=actor, reason=reason, approval_ref=approval_ref,
+                  retire_missing=retire_missing, dry_run=dry_run, code_authority=_authority(code_authority),
+                  tolerance_m=DEFAULT_TOLERANCE_M if tolerance is None else tolerance)
+    try:
+        with stage_progress() as progress, engine().begin() as conn:
+            if kind == "addresses":
+                report = load_addresses_file(conn, file, fo, AddressOptions(create_places=create_places, **common),
+                                             progress)
+            else:
+                report = load_entities_file(conn, file, kind, fo, EntityOptions(**common), progress)
+            maybe_pause("before_commit")
+    except RegistryError as exc:
+        _fail(exc)
+    _print_report(report, reject if reject.exists() else None, title=f"{file.name}:")
+
+
+@load_app.command("addresses")
+def load_addresses_cmd(
+    file: Annotated[Path, typer.Argument(help="CSV, GeoPackage, Shapefile, GeoJSON or FlatGeobuf")],
+    fmt: FormatOpt = None, layer: LayerOpt = None, crs: CrsOpt = None, mapping: MappingOpt = None,
+    encoding: EncodingOpt = None, dry_run: DryRunOpt = False, source: SourceOpt = None,
+    retire_missing: RetireOpt = False, reject_file: RejectOpt = None,
+    create_places: Annotated[bool, typer.Option("--create-places", help="register streets/compounds/natural villages the registry does not know yet (in the same change set) instead of refusing their rows")] = False,
+    tolerance: Annotated[Optional[float], typer.Option("--tolerance", help="metres a point may lie outside its village polygon (a warning); beyond, the row is refused", min=0)] = None,
+    actor: ActorOpt = "registry", reason: ReasonOpt = None, approval_ref: ApprovalOpt = None,
+    code_authority: AuthorityOpt = None,
+) -> None:
+    """Load addresses: validated row by row, matched by id or natural key, versioned, one change set."""
+    _file_load("addresses", file, fmt=fmt, layer=layer, crs=crs, mapping=mapping, encoding=encoding, dry_run=dry_run,
+               source=source, retire_missing=retire_missing, reject_file=reject_file, actor=actor, reason=reason,
+               approval_ref=approval_ref, code_authority=code_authority, create_places=create_places,
+               tolerance=tolerance)
+
+
+def _entity_command(kind: str, doc: str, with_retire: bool = True):
+    def command(
+        file: Annotated[Path, typer.Argument(help="GeoPackage, Shapefile, GeoJSON, FlatGeobuf or CSV (WKT or lon/lat)")],
+        fmt: FormatOpt = None, layer: LayerOpt = None, crs: CrsOpt = None, mapping: MappingOpt = None,
+        encoding: EncodingOpt = None, dry_run: DryRunOpt = False, source: SourceOpt = None,
+        retire_missing: RetireOpt = False, reject_file: RejectOpt = None,
+        actor: ActorOpt = "registry", reason: ReasonOpt = None, approval_ref: ApprovalOpt = None,
+        code_authority: AuthorityOpt = None,
+    ) -> None:
+        _file_load(kind, file, fmt=fmt, layer=layer, crs=crs, mapping=mapping, encoding=encoding, dry_run=dry_run,
+                   source=source, retire_missing=retire_missing and with_retire, reject_file=reject_file, actor=actor,
+                   reason=reason, approval_ref=approval_ref, code_authority=code_authority)
+
+    command.__doc__ = doc
+    load_app.command(kind)(command)
+
+
+_entity_command("divisions", "Load township/village (or county) polygons by code: updates divisions.geom, versioned.",
+                with_retire=False)
+_entity_command("place-names", "Load place names (roads, compounds, natural villages, bridges …) with former names and pinyin.")
+_entity_command("facilities", "Load civil-affairs service facilities (points).")
+_entity_command("heritage", "Load place-name cultural heritage items (地名文化遗产).")
+
+
+@load_app.command("city")
+def load_city_cmd(
+    directory: Annotated[Path, typer.Argument(help="a folder written by `registry generate`")],
+    recheck: Annotated[bool, typer.Option("--recheck", help="compare every row even for files already applied")] = False,
+    dry_run: DryRunOpt = False,
+    actor: ActorOpt = "registry",
+) -> None:
+    """Load a generated city: polygons, place names, facilities, heritage, addresses (one change set each; idempotent)."""
+    from loaders.city import load_city
+    from loaders.hooks import maybe_pause
+    from loaders.progress import stage_progress
+
+    def on_step(result) -> None:
+        label = f"{result.step.name} ({result.step.file}{':' + result.step.layer if result.step.layer else ''})"
+        if result.report is None:
+            typer.echo(f"{label}: 已载入，跳过 / already applied in change set #{result.skipped_change_set}, skipped")
+        else:
+            _print_report(result.report, result.reject_file, title=f"{label}:")
+
+    try:
+        with stage_progress() as progress:
+            load_city(engine(), directory, actor=actor, recheck=recheck, dry_run=dry_run, progress=progress,
+                      on_step=on_step, before_commit=lambda: maybe_pause("before_commit"))
+    except RegistryError as exc:
+        _fail(exc)
+
+
 # --- generate ---------------------------------------------------------------------------------
 @app.command("generate")
 def generate(
     out: Annotated[Path, typer.Option("--out", "-o", help="output folder")],
-    addresses: Annotated[int, typer.Option(help="number of addresses (1,600,000 = the whole city)", min=1,
+    addresses: Annotated[int, typer.Option(help="number of addresses (1,600,000 = the whole city)", min=300,
                                            max=5_000_000)] = 50_000,
     seed: Annotated[int, typer.Option(help="random seed: the same seed gives the same files")] = 1,
 ) -> None:
@@ -147,6 +308,25 @@ def generate(
     with stage_progress() as progress:
         result = generate_city(out, addresses=addresses, seed=seed, progress=progress)
     typer.echo(f"written to {out}: {result.counts}")
+
+
+# --- match (batch address matching; owned by the search engine) -------------------------------
+@app.command("match")
+def match_cmd(
+    infile: Annotated[Path, typer.Argument(help="CSV with a header row (UTF-8)")],
+    column: Annotated[str, typer.Option("--column", "-c", help="the column holding the address")] = "地址",
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="output CSV (default: IN.matched.csv)")] = None,
+) -> None:
+    """Match free-form addresses to standard ones: input columns + id, address, code, confidence, levels, reason."""
+    from loaders.progress import stage_progress
+    from registry.search.cli import match_file
+
+    try:
+        with stage_progress() as progress:
+            summary = match_file(engine(), infile, column, out, progress)
+    except RegistryError as exc:
+        _fail(exc)
+    typer.echo(summary)
 
 
 # --- keys -----------------------------------------------------------------------------------

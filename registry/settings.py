@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     public_base_url: str = Field(default="http://127.0.0.1:8000")
     log_level: str = Field(default="INFO")
     key_cache_seconds: float = Field(default=30.0, ge=0, le=3600, description="how long an API key check is reused")
+    doorplate_scan_flush_seconds: float = Field(
+        default=2.0, ge=0, le=3600, description="doorplate scan counts are buffered this long (0 = written per scan)"
+    )
 
     @field_validator("database_url")
     @classmethod

@@ -14,7 +14,12 @@ fi
 [ -f "/usr/share/postgresql/$major/extension/postgis.control" ] || need+=("postgresql-$major-postgis-3")
 if [ "${WITH_BROWSER:-1}" = 1 ]; then
   command -v chromium >/dev/null 2>&1 || need+=(chromium)
+  # doorplates: the scan page is tested in headless Chromium through Selenium and its Debian driver
+  command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 fi
+# doorplates: a CJK font for the print sheets (fpdf2), poppler (pdftotext/pdftoppm) to check them
+[ -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || need+=(fonts-wqy-microhei)
+command -v pdftoppm >/dev/null 2>&1 || need+=(poppler-utils)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 
 if [ ${#need[@]} -eq 0 ]; then

@@ -3,8 +3,11 @@
 Conventions, because they carry the registry's promises:
 - `id` is the stable identifier: drawn from a sequence, never changed, never reused.
 - Versioned entities keep their current state here and every earlier state in `<table>_history`
-  (same columns, PK (id, version)). A trigger (see migrations) copies the old row on every
-  UPDATE and refuses DELETE, so no writer can lose history: retire, never delete.
+  (same columns, PK (id, version)). Triggers (see migrations 0001, 0002) copy the old row on
+  every UPDATE and refuse DELETE, so no writer can lose history: retire, never delete. Since
+  0002 the row trigger `keep_history` (registry_version_row) checks and bumps the version and
+  the statement trigger `write_history` (registry_write_history) copies the old rows set-based;
+  a new versioned table needs both (or the generic one-trigger registry_keep_history of 0001).
 - `valid_from`/`valid_to` bound each version; `change_set_id` says which change set wrote it.
 - Geometries are CGCS2000 (EPSG:4490).
 """
@@ -276,7 +279,7 @@ addresses = Table(
     _geom("POINT"),
     *_versioning(),
     CheckConstraint("status IN ('planned','active','retired')", name="status"),
-    Index("ix_addresses_division", "division_id"),
+    Index("ix_addresses_division_seq", "division_id", "local_seq"),  # migration 0002: next code per village
     Index("ix_addresses_street_number", "street_id", "number_main"),
     Index("ix_addresses_compound", "compound_id"),
     Index("ix_addresses_code", "code"),
@@ -356,3 +359,59 @@ api_keys = Table(
     Column("revoked_at", DateTime(timezone=True)),
     Column("last_used_at", DateTime(timezone=True)),
 )
+
+
+# --- doorplates (migration 0004) -----------------------------------------------------------------
+from sqlalchemy import LargeBinary  # noqa: E402  (kept with the tables that use it)
+
+# HMAC secrets that sign the QR tokens; the small id travels in every token. Old keys verify
+# until retired. The secrets are read by registry.doorplates only and never served by the API.
+doorplate_keys = Table(
+    "doorplate_keys",
+    metadata,
+    Column("id", SmallInteger, primary_key=True, autoincrement=False),
+    Column("secret", LargeBinary, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("retired_at", DateTime(timezone=True)),
+    Column("note", Text),
+    CheckConstraint("id > 0", name="id"),
+)
+
+# The key a plate's token was signed with (so the printed QR is reproducible). Appended to the
+# table (and its history) by 0004; see the migration for the live-plate uniqueness index.
+doorplates.append_column(Column("key_id", SmallInteger, ForeignKey("doorplate_keys.id")))
+Index("uq_doorplates_live", doorplates.c.address_id, doorplates.c.kind, unique=True,
+      postgresql_where=doorplates.c.status.in_(("issued", "active")))
+Index("ix_doorplates_replaced_by", doorplates.c.replaced_by_id,
+      postgresql_where=doorplates.c.replaced_by_id.isnot(None))
+
+# Problems citizens report from the scan page: no name, phone, IP or device is stored.
+doorplate_reports = Table(
+    "doorplate_reports",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("plate_id", BigInteger, ForeignKey("doorplates.id"), nullable=False),
+    Column("kind", Text, nullable=False),  # damaged / wrong / missing / faded
+    Column("text", Text),  # at most 500 characters
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("status", Text, nullable=False, server_default="open"),
+    Column("closed_at", DateTime(timezone=True)),
+    Column("closed_reason", Text),
+    Column("closed_by_plate_id", BigInteger, ForeignKey("doorplates.id")),
+    CheckConstraint("kind IN ('damaged', 'wrong', 'missing', 'faded')", name="kind"),
+    CheckConstraint("char_length(text) <= 500", name="text"),
+    CheckConstraint("status IN ('open', 'closed')", name="status"),
+    Index("ix_doorplate_reports_plate", "plate_id", "status"),
+)
+
+# Scans per plate and day (Asia/Shanghai): a count, nothing about who scanned.
+doorplate_scans = Table(
+    "doorplate_scans",
+    metadata,
+    Column("plate_id", BigInteger, ForeignKey("doorplates.id"), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("count", Integer, nullable=False, server_default="0"),
+)
+# The scan page's nearest services: KNN over the active facilities (migration 0004).
+Index("ix_facilities_active_geom", facilities.c.geom, postgresql_using="gist",
+      postgresql_where=facilities.c.status == "active")

@@ -1,0 +1,333 @@
+"""Digital doorplates over HTTP: the scan page `/p/{token}` (HTML for browsers, JSON on request),
+problem reports from it, QR images, issuing and the plate lifecycle, and the office's report list.
+
+The scan is the hot path: one verified HMAC (keys cached in memory), one SQL round trip, scan counts
+buffered in memory, orjson / a precompiled Jinja2 template.
+"""
+from __future__ import annotations
+
+import inspect
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path as FsPath
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from pydantic import BaseModel, Field
+
+from api import problems
+from api.deps import DbConn, get_conn, get_key, scope
+from registry.addresses import Page
+from registry.doorplates import (
+    KIND_NAMES,
+    KeyRing,
+    ScanCounter,
+    activate_plate,
+    get_plate,
+    issue_plates,
+    list_reports,
+    plate_url,
+    qr_png,
+    qr_svg,
+    replace_plate,
+    resolve,
+    revoke_plate,
+    submit_report,
+)
+from registry.doorplates.reports import MAX_TEXT, REPORT_KIND_NAMES
+from registry.doorplates.tokens import InvalidSignature, InvalidToken
+from registry.errors import InvalidQuery, NotFound, RegistryError
+from registry.keys import ANONYMOUS, ApiKey
+
+router = APIRouter(tags=["doorplates"])
+
+TEMPLATES = Environment(
+    loader=FileSystemLoader(FsPath(__file__).resolve().parent.parent / "templates"),
+    autoescape=select_autoescape(["html"]),
+    auto_reload=False,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+def _distance(m: int | None) -> str:
+    if m is None:
+        return ""
+    return f"{m} 米" if m < 1000 else f"{m / 1000:.1f} 公里"
+
+
+TEMPLATES.filters["distance"] = _distance
+SCAN_PAGE = TEMPLATES.get_template("doorplate_scan.html")
+_init_lock = threading.Lock()
+
+
+# --- per-app state, made on first use (keeps api/app.py untouched) -----------------------------------
+def _ring(request: Request) -> KeyRing:
+    state = request.app.state
+    ring = getattr(state, "doorplate_keys", None)
+    if ring is None:
+        with _init_lock:
+            ring = getattr(state, "doorplate_keys", None)
+            if ring is None:
+                ring = state.doorplate_keys = KeyRing(ttl=state.settings.key_cache_seconds)
+    return ring
+
+
+def _counter(request: Request) -> ScanCounter:
+    state = request.app.state
+    counter = getattr(state, "doorplate_scans", None)
+    if counter is None:
+        with _init_lock:
+            counter = getattr(state, "doorplate_scans", None)
+            if counter is None:
+                counter = state.doorplate_scans = ScanCounter(
+                    interval=state.settings.doorplate_scan_flush_seconds, engine=state.engine)
+    return counter
+
+
+def _base_url(request: Request) -> str:
+    return request.app.state.settings.public_base_url
+
+
+def _caller(request: Request, conn) -> ApiKey:
+    """The caller's key, read only when a key is sent (the anonymous scan skips the dependency)."""
+    headers = request.headers
+    x_api_key = headers.get("x-api-key")
+    authorization = headers.get("authorization")
+    if not x_api_key and not (authorization and authorization.lower().startswith("bearer ")):
+        return ANONYMOUS
+    return get_key(request, conn, x_api_key=x_api_key, authorization=authorization)
+
+
+def _wants_html(request: Request) -> bool:
+    accept = request.headers.get("accept", "")
+    if "application/json" in accept:
+        return False
+    return "text/html" in accept
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+
+
+def _page(status: int, **ctx) -> HTMLResponse:
+    return HTMLResponse(SCAN_PAGE.render(**ctx), status_code=status,
+                        headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
+
+
+_GONE_DETAIL = {
+    "replaced": "此门牌已被替换 / this plate has been replaced",
+    "revoked": "此门牌已注销 / this plate has been revoked",
+}
+
+
+def _error_page(exc: RegistryError, token: str) -> HTMLResponse:
+    state = "forged" if isinstance(exc, InvalidSignature) else "garbled" if isinstance(exc, InvalidToken) else "missing"
+    return _page(problems.status_for(exc), state=state, token=token, message=exc.message)
+
+
+# --- the scan ------------------------------------------------------------------------------------------
+@contextmanager
+def _connection(request: Request) -> Iterator:
+    """The request's connection, as the `DbConn` dependency gives it (overrides included), entered in
+    the calling thread: the scan then costs one hop to the thread pool instead of three."""
+    provider = request.app.dependency_overrides.get(get_conn, get_conn)
+    gen = provider(request) if inspect.signature(provider).parameters else provider()
+    conn = next(gen)
+    try:
+        yield conn
+    except BaseException:
+        gen.close()
+        raise
+    else:
+        next(gen, None)  # commit and close
+
+
+@router.get("/p/{token}", summary="Scan a doorplate's QR code: the plate's current address (HTML or JSON)",
+            response_class=Response)
+async def scan(request: Request,
+               token: Annotated[str, Path(description="the signed token printed in the QR code")],
+               reported: Annotated[bool, Query(description="show the thank-you note after a report")] = False,
+               ) -> Response:
+    return await run_in_threadpool(_scan, request, token, reported)
+
+
+def _scan(request: Request, token: str, reported: bool) -> Response:
+    with _connection(request) as conn:
+        return _scan_in(request, conn, token, reported)
+
+
+def _scan_in(request: Request, conn, token: str, reported: bool) -> Response:
+    html = _wants_html(request)
+    ring = _ring(request)
+    try:
+        parsed = ring.verify(conn, token)
+        key = _caller(request, conn)
+        agency = key.allows("agency")
+        result = resolve(conn, parsed.plate_id, ring=ring, base_url=_base_url(request), agency=agency, token=token)
+    except (InvalidToken, InvalidSignature, NotFound) as exc:
+        if html:
+            return _error_page(exc, token)
+        raise
+    _counter(request).hit(parsed.plate_id, conn)
+    if result.state == "ok":
+        if html:
+            return _page(200, state="ok", d=result.body, token=token, agency=agency, reported=reported,
+                         report_kinds=REPORT_KIND_NAMES, max_text=MAX_TEXT, kind_names=KIND_NAMES)
+        return _json(result.body)
+    # replaced or revoked: answered as such, with the replacing plate
+    if html:
+        return _page(410, state=result.state, d=result.body, token=token, agency=agency,
+                     replacement=result.replacement, kind_names=KIND_NAMES)
+    extra: dict[str, Any] = {"plate_status": result.state, "plate": result.plate}
+    if result.replacement:
+        extra["replaced_by"] = result.replacement
+    if agency:
+        extra["plate"] = result.body["plate"]
+        extra["address"] = result.body["address"]
+    detail = _GONE_DETAIL[result.state]
+    if result.replacement:
+        detail += f" (→ {result.replacement['code']})"
+    return problems.problem(410, f"plate-{result.state}", detail, request.url.path, **extra)
+
+
+class ReportIn(BaseModel):
+    kind: str = Field(description="damaged, wrong, missing or faded")
+    text: str | None = Field(default=None, description=f"what is wrong, at most {MAX_TEXT} characters")
+
+
+def _report(conn, ring: KeyRing, token: str, kind: str | None, text: str | None) -> dict:
+    parsed = ring.verify(conn, token)
+    from registry.doorplates import get_plate_row
+
+    row = get_plate_row(conn, parsed.plate_id, parameter="token")
+    if row["status"] not in ("issued", "active"):
+        raise NotFound("此门牌已停用，无需报告 / this plate is no longer in use", parameter="token",
+                       plate_status=row["status"])
+    return submit_report(conn, parsed.plate_id, kind, text)
+
+
+@router.post("/p/{token}/report", summary="Report a problem with a plate (no personal data is stored)",
+             status_code=201, response_class=Response,
+             openapi_extra={"requestBody": {"content": {
+                 "application/json": {"schema": ReportIn.model_json_schema()},
+                 "application/x-www-form-urlencoded": {"schema": ReportIn.model_json_schema()}}}})
+async def report(request: Request, conn: DbConn,
+                 token: Annotated[str, Path(description="the signed token printed in the QR code")]) -> Response:
+    ctype = request.headers.get("content-type", "")
+    html = _wants_html(request) or ctype.startswith(("application/x-www-form-urlencoded", "multipart/form-data"))
+    kind = text = None
+    if ctype.startswith("application/json"):
+        try:
+            data = await request.json()
+        except ValueError:
+            raise InvalidQuery("请求体不是有效的 JSON / the body is not valid JSON", parameter="body") from None
+        if not isinstance(data, dict):
+            raise InvalidQuery("请求体应为 JSON 对象 / the body must be a JSON object", parameter="body")
+        kind, text = data.get("kind"), data.get("text")
+        html = False
+    elif ctype.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+        form = await request.form(max_files=0, max_fields=10)
+        kind, text = form.get("kind"), form.get("text")
+    if text is not None and not isinstance(text, str):
+        raise InvalidQuery("说明应为文字 / text must be a string", parameter="text")
+    if kind is not None and not isinstance(kind, str):
+        raise InvalidQuery("问题类型应为文字 / kind must be a string", parameter="kind")
+    ring = _ring(request)
+    try:
+        saved = await run_in_threadpool(_report, conn, ring, token, kind, text)
+    except (InvalidToken, InvalidSignature) as exc:
+        if html:
+            return _error_page(exc, token)
+        raise
+    if html:
+        return RedirectResponse(f"/p/{token}?reported=true#report", status_code=303)
+    return _json({"id": saved["id"], "kind": saved["kind"], "status": saved["status"],
+                  "created_at": saved["created_at"]}, status=201)
+
+
+# --- the office: reports, plates, QR codes, lifecycle ---------------------------------------------------
+@router.get("/v1/doorplates/reports", summary="Problem reports on plates in a division (scope: editor)",
+            dependencies=[scope("editor")])
+def reports(
+    conn: DbConn,
+    division: Annotated[str, Query(description="division code (either authority)")],
+    status: Annotated[str | None, Query(description="open (default), closed, or all")] = "open",
+    limit: Annotated[int, Query(description="page size, 1–1000")] = 100,
+    offset: Annotated[int, Query(description="rows to skip")] = 0,
+) -> Response:
+    page = Page.of(limit, offset)
+    records, total = list_reports(conn, division, page, status=None if status == "all" else status)
+    return _json({"numberMatched": total, "numberReturned": len(records), "reports": records})
+
+
+class IssueIn(BaseModel):
+    address_id: int | None = Field(default=None, description="one address")
+    street_id: int | None = Field(default=None, description="every address on a street (place name id)")
+    division: str | None = Field(default=None, description="every address in a division and below (code)")
+    kind: str | None = Field(default=None, description="door, building, unit or flat (default: every kind)")
+
+
+@router.post("/v1/doorplates/issue", summary="Issue plates for an address, a street or a division "
+             "(idempotent; scope: editor)", status_code=200)
+def issue(conn: DbConn, body: IssueIn, key: ApiKey = scope("editor")) -> dict:
+    result = issue_plates(conn, actor=f"api:{key.agency}", address_id=body.address_id, street_id=body.street_id,
+                          division=body.division, kind=body.kind, source="api")
+    return result.as_dict()
+
+
+@router.get("/v1/doorplates/{plate_id}", summary="A plate with its status and history (scope: agency)",
+            dependencies=[scope("agency")])
+def plate(request: Request, conn: DbConn, plate_id: Annotated[int, Path(description="stable identifier")]) -> dict:
+    out = get_plate(conn, plate_id)
+    try:
+        out["url"] = plate_url(conn, plate_id, ring=_ring(request), base_url=_base_url(request))
+    except RegistryError:
+        out["url"] = None
+    return out
+
+
+@router.get("/v1/doorplates/{plate_id}/qr.svg", summary="The plate's QR code as SVG (scope: editor)",
+            dependencies=[scope("editor")], response_class=Response)
+def plate_qr_svg(request: Request, conn: DbConn,
+                 plate_id: Annotated[int, Path(description="stable identifier")]) -> Response:
+    url = plate_url(conn, plate_id, ring=_ring(request), base_url=_base_url(request))
+    return Response(qr_svg(url), media_type="image/svg+xml", headers={"X-Doorplate-Url": url})
+
+
+@router.get("/v1/doorplates/{plate_id}/qr.png", summary="The plate's QR code as PNG (scope: editor)",
+            dependencies=[scope("editor")], response_class=Response)
+def plate_qr_png(request: Request, conn: DbConn,
+                 plate_id: Annotated[int, Path(description="stable identifier")],
+                 scale: Annotated[int, Query(ge=1, le=40, description="pixels per module")] = 8) -> Response:
+    url = plate_url(conn, plate_id, ring=_ring(request), base_url=_base_url(request))
+    return Response(qr_png(url, scale=scale), media_type="image/png", headers={"X-Doorplate-Url": url})
+
+
+@router.post("/v1/doorplates/{plate_id}/activate", summary="Mark a plate installed: issued → active "
+             "(scope: editor)")
+def activate(conn: DbConn, plate_id: Annotated[int, Path(description="stable identifier")],
+             key: ApiKey = scope("editor")) -> dict:
+    return activate_plate(conn, plate_id, actor=f"api:{key.agency}")
+
+
+class ReasonIn(BaseModel):
+    reason: str = Field(description="why (damaged, renumbered, stolen …), at most 200 characters")
+
+
+@router.post("/v1/doorplates/{plate_id}/replace", summary="Replace a plate: a new plate for the same address; "
+             "the old token then names it (scope: editor)")
+def replace(conn: DbConn, plate_id: Annotated[int, Path(description="stable identifier")], body: ReasonIn,
+            key: ApiKey = scope("editor")) -> dict:
+    return replace_plate(conn, plate_id, reason=body.reason, actor=f"api:{key.agency}")
+
+
+@router.post("/v1/doorplates/{plate_id}/revoke", summary="Revoke a plate for good (scope: editor)")
+def revoke(conn: DbConn, plate_id: Annotated[int, Path(description="stable identifier")], body: ReasonIn,
+           key: ApiKey = scope("editor")) -> dict:
+    return revoke_plate(conn, plate_id, reason=body.reason, actor=f"api:{key.agency}")

@@ -1,0 +1,213 @@
+"""`registry plates …`: issue, activate, replace, revoke, show and print doorplates; signing keys.
+
+Mounted on the `registry` command by loaders/cli.py. Every write is one change set (kind
+"doorplates"), in one transaction.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from registry.errors import RegistryError
+from registry.settings import get_settings
+
+plates_app = typer.Typer(help="Digital doorplates (数字门牌): issue, lifecycle, printing, signing keys.",
+                         no_args_is_help=True)
+keys_app = typer.Typer(help="The HMAC keys that sign the QR codes (secrets are never printed).",
+                       no_args_is_help=True)
+plates_app.add_typer(keys_app, name="keys")
+
+Actor = Annotated[str, typer.Option(help="who does it (recorded in the change set)")]
+
+
+def _engine():
+    from registry.db.engine import make_engine
+
+    return make_engine(get_settings(), pool_size=2)
+
+
+def _fail(exc: Exception) -> None:
+    typer.secho(f"错误 / error: {exc}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code=1)
+
+
+def _plate_id(plate: str) -> int:
+    from registry.doorplates import parse_plate_code
+
+    # all digits: the id; anything else: the short code printed on the plate (e.g. 000C1S5)
+    return int(plate) if plate.isdigit() else parse_plate_code(plate)
+
+
+@plates_app.command("issue")
+def issue(
+    division: Annotated[Optional[str], typer.Option(help="every address in this division and below (code)")] = None,
+    street: Annotated[Optional[int], typer.Option(help="every address on this street (place name id)")] = None,
+    address: Annotated[Optional[int], typer.Option(help="one address (id)")] = None,
+    kind: Annotated[Optional[str], typer.Option(help="door, building, unit or flat (default: each address's own)")] = None,
+    actor: Actor = "registry",
+) -> None:
+    """Issue plates, idempotently: addresses that already have a live plate keep it."""
+    from registry.doorplates import issue_plates
+
+    started = time.perf_counter()
+    try:
+        with _engine().begin() as conn:
+            result = issue_plates(conn, actor=actor, address_id=address, street_id=street, division=division,
+                                  kind=kind, source="cli")
+    except RegistryError as exc:
+        _fail(exc)
+    typer.echo(f"issued {result.issued}, already issued {result.already} "
+               f"(change set {result.change_set_id}, key {result.key_id}) in {time.perf_counter() - started:.1f} s")
+
+
+@plates_app.command("activate")
+def activate(
+    plate: Annotated[Optional[str], typer.Argument(help="plate id or code")] = None,
+    division: Annotated[Optional[str], typer.Option(help="every issued plate in this division")] = None,
+    actor: Actor = "registry",
+) -> None:
+    """Mark plates installed (issued → active)."""
+    from registry.doorplates import activate_division, activate_plate
+
+    if (plate is None) == (division is None):
+        _fail(ValueError("give a plate or --division"))
+    try:
+        with _engine().begin() as conn:
+            if plate is not None:
+                activate_plate(conn, _plate_id(plate), actor=actor)
+                n = 1
+            else:
+                n = activate_division(conn, division, actor=actor)
+    except RegistryError as exc:
+        _fail(exc)
+    typer.echo(f"activated {n}")
+
+
+@plates_app.command("replace")
+def replace(
+    plate: Annotated[str, typer.Argument(help="plate id or code")],
+    reason: Annotated[str, typer.Option(help="why (damaged, renumbered …)")],
+    actor: Actor = "registry",
+) -> None:
+    """Replace a plate: a new plate for the same address; the old QR code then names the new one."""
+    from registry.doorplates import replace_plate
+
+    try:
+        with _engine().begin() as conn:
+            new = replace_plate(conn, _plate_id(plate), reason=reason, actor=actor)
+    except RegistryError as exc:
+        _fail(exc)
+    typer.echo(f"replaced by plate {new['id']} ({new['code']})")
+
+
+@plates_app.command("revoke")
+def revoke(
+    plate: Annotated[str, typer.Argument(help="plate id or code")],
+    reason: Annotated[str, typer.Option(help="why")],
+    actor: Actor = "registry",
+) -> None:
+    """Revoke a plate for good."""
+    from registry.doorplates import revoke_plate
+
+    try:
+        with _engine().begin() as conn:
+            revoke_plate(conn, _plate_id(plate), reason=reason, actor=actor)
+    except RegistryError as exc:
+        _fail(exc)
+    typer.echo("revoked")
+
+
+@plates_app.command("show")
+def show(plate: Annotated[str, typer.Argument(help="plate id or code")]) -> None:
+    """A plate, its history and its scan URL, as JSON."""
+    from registry.doorplates import KeyRing, get_plate, plate_url
+
+    try:
+        with _engine().connect() as conn:
+            pid = _plate_id(plate)
+            out = get_plate(conn, pid)
+            out["url"] = plate_url(conn, pid, ring=KeyRing(ttl=0), base_url=get_settings().public_base_url)
+    except RegistryError as exc:
+        _fail(exc)
+    typer.echo(json.dumps(out, ensure_ascii=False, indent=2))
+
+
+@plates_app.command("print")
+def print_sheet(
+    division: Annotated[str, typer.Option(help="division code: its live plates are printed")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="PDF file to write")] = Path("plates.pdf"),
+    kind: Annotated[Optional[str], typer.Option(help="only this kind")] = None,
+    limit: Annotated[Optional[int], typer.Option(help="at most this many plates", min=1)] = None,
+) -> None:
+    """Write a PDF print sheet (GB 17733 style, white on blue, QR on the right), four plates per A4 page."""
+    from registry.doorplates import KeyRing, print_division
+
+    started = time.perf_counter()
+    try:
+        with _engine().connect() as conn:
+            pdf, n = print_division(conn, division, ring=KeyRing(ttl=0), base_url=get_settings().public_base_url,
+                                    kind=kind, limit=limit)
+    except RegistryError as exc:
+        _fail(exc)
+    out.write_bytes(pdf)
+    typer.echo(f"{n} plates → {out} ({len(pdf) // 1024} KiB) in {time.perf_counter() - started:.1f} s")
+
+
+@plates_app.command("reports")
+def reports(
+    division: Annotated[str, typer.Option(help="division code")],
+    status: Annotated[str, typer.Option(help="open, closed or all")] = "open",
+    limit: Annotated[int, typer.Option(help="at most this many", min=1, max=1000)] = 100,
+) -> None:
+    """Problem reports from the scan page on plates in a division, newest first."""
+    from registry.addresses import Page
+    from registry.doorplates import list_reports
+
+    try:
+        with _engine().connect() as conn:
+            records, total = list_reports(conn, division, Page.of(limit, 0), status=None if status == "all" else status)
+    except RegistryError as exc:
+        _fail(exc)
+    for r in records:
+        typer.echo(f"{r['created_at'][:16]}\t{r['plate']['code']}\t{r['kind_name']}\t{r['status']}\t"
+                   f"{r['address']['text']}\t{r['text'] or ''}")
+    typer.echo(f"{total} report(s)", err=True)
+
+
+@keys_app.command("rotate")
+def keys_rotate(note: Annotated[Optional[str], typer.Option(help="free note")] = None, actor: Actor = "registry") -> None:
+    """Add a signing key: plates issued from now on are signed with it; older keys keep verifying."""
+    from registry.doorplates import rotate_key
+
+    with _engine().begin() as conn:
+        key = rotate_key(conn, actor=actor, note=note)
+    typer.echo(f"signing key {key.id} created (the secret stays in the database)")
+
+
+@keys_app.command("retire")
+def keys_retire(key_id: Annotated[int, typer.Argument(help="key id (see `plates keys list`)")],
+                actor: Actor = "registry") -> None:
+    """Retire a key: codes signed with it stop verifying (their plates must be replaced)."""
+    from registry.doorplates import retire_key
+
+    try:
+        with _engine().begin() as conn:
+            retire_key(conn, key_id, actor=actor)
+    except RegistryError as exc:
+        _fail(exc)
+    typer.echo(f"retired key {key_id}")
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """Signing keys: id, created, retired — never the secrets."""
+    from registry.doorplates import list_keys
+
+    with _engine().connect() as conn:
+        for k in list_keys(conn):
+            state = f"retired {k.retired_at:%Y-%m-%d}" if k.retired_at else "live"
+            typer.echo(f"{k.id}\t{k.created_at:%Y-%m-%d}\t{state}\t{k.note or ''}")

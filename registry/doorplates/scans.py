@@ -1,0 +1,126 @@
+"""Scan counts per plate and day (Asia/Shanghai), without anything about who scanned.
+
+The scan path must stay fast, so counts are kept in memory and written in batches: `hit()` is a dict
+increment under a lock; a background thread (or `flush(conn)`) adds the counts to `doorplate_scans`
+with one set-based UPSERT. A crash loses at most `interval` seconds of counts — statistics, not
+records. With `interval=0` every hit is written at once through the request's own connection
+(the tests use this; it is also the simple mode for a deployment that prefers exactness).
+"""
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+from collections import Counter
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Connection, Engine, text
+
+log = logging.getLogger(__name__)
+TZ = ZoneInfo("Asia/Shanghai")
+
+_UPSERT = text("""
+    INSERT INTO doorplate_scans (plate_id, day, count)
+    SELECT p, d, n FROM unnest(CAST(:plates AS bigint[]), CAST(:days AS date[]), CAST(:counts AS int[])) AS t(p, d, n)
+    ON CONFLICT (plate_id, day) DO UPDATE SET count = doorplate_scans.count + EXCLUDED.count
+""")
+
+
+def today() -> date:
+    return datetime.now(TZ).date()
+
+
+def add_counts(conn: Connection, counts: dict[tuple[int, date], int]) -> None:
+    if not counts:
+        return
+    keys = sorted(counts)  # a stable order, so concurrent flushes cannot deadlock
+    conn.execute(_UPSERT, {"plates": [k[0] for k in keys], "days": [k[1] for k in keys],
+                           "counts": [counts[k] for k in keys]})
+
+
+class ScanCounter:
+    def __init__(self, interval: float = 2.0, engine: Engine | None = None) -> None:
+        self.interval = interval
+        self.engine = engine
+        self._counts: Counter[tuple[int, date]] = Counter()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    @property
+    def buffered(self) -> bool:
+        return self.interval > 0
+
+    def hit(self, plate_id: int, conn: Connection | None = None) -> None:
+        key = (plate_id, today())
+        if not self.buffered:
+            if conn is not None:
+                add_counts(conn, {key: 1})
+            return
+        with self._lock:
+            self._counts[key] += 1
+        if self._thread is None and self.engine is not None:
+            self._start()
+
+    def pending(self) -> dict[tuple[int, date], int]:
+        with self._lock:
+            return dict(self._counts)
+
+    def _take(self) -> dict[tuple[int, date], int]:
+        with self._lock:
+            counts, self._counts = dict(self._counts), Counter()
+        return counts
+
+    def flush(self, conn: Connection | None = None) -> int:
+        """Write the buffered counts (through `conn`, else a connection of `engine`); returns plates written."""
+        counts = self._take()
+        if not counts:
+            return 0
+        try:
+            if conn is not None:
+                add_counts(conn, counts)
+            elif self.engine is not None:
+                with self.engine.begin() as c:
+                    add_counts(c, counts)
+            else:
+                raise RuntimeError("no connection to flush scan counts to")
+        except Exception:
+            with self._lock:  # keep them for the next try
+                self._counts.update(counts)
+            raise
+        return len(counts)
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._thread is not None:
+                return
+            self._thread = threading.Thread(target=self._run, name="doorplate-scan-flusher", daemon=True)
+            self._thread.start()
+        atexit.register(self.close)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.flush()
+            except Exception:  # the database may be restarting: counts stay buffered
+                log.warning("could not write doorplate scan counts; will retry", exc_info=True)
+
+    def close(self) -> None:
+        self._stop.set()
+        try:
+            self.flush()
+        except Exception:
+            log.warning("doorplate scan counts lost at shutdown", exc_info=True)
+
+
+def scan_counts(conn: Connection, plate_id: int, days: int = 30) -> dict[str, Any]:
+    rows = conn.execute(text("""
+        SELECT day, count FROM doorplate_scans
+        WHERE plate_id = :id AND day > CAST(:today AS date) - CAST(:days AS int)
+        ORDER BY day
+    """), {"id": plate_id, "today": today(), "days": days}).all()
+    total = conn.execute(text("SELECT coalesce(sum(count), 0) FROM doorplate_scans WHERE plate_id = :id"),
+                         {"id": plate_id}).scalar_one()
+    return {"total": int(total), "days": [{"day": r.day.isoformat(), "count": r.count} for r in rows]}

@@ -1,0 +1,318 @@
+"""The search engine: the steps in order, the filters, and the explain trace.
+
+    prepare (query.py) → scan (parse.py) → interpret: candidates from the matched names and
+    their doors (resolve.py) → finalize and order (rank.py)
+
+`search()` answers free text; `structured()` answers fields (county, township, street, number
+…) through the same steps with each field matched on its own; `match_one()` is the batch
+form (the best result and its confidence, no explain).
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+from registry.search.gazetteer import CITY_PREFIX, Gazetteer
+from registry.search.parse import Match, scan
+from registry.search.query import PreparedQuery, prepare
+from registry.search.rank import (LOW_CONFIDENCE, PARTIAL_FACTOR, TAIL_WEIGHT, Hit, _free, address_id, apply_distance, finalize, order,
+                                  rec_fields, to_dict)
+from registry.search.resolve import container_kind, resolve
+
+KINDS = ("address", "place", "division", "facility", "heritage")
+MAX_CONTAINERS = 24
+MAX_DOORS = 5
+MAX_OTHERS = 40
+ESCALATE_BELOW = 0.85
+PRUNE_MARGIN = 0.12  # containers that cannot come within this of the best are not resolved  # a first pass scoring less than this is retried with fuzzy spans everywhere
+
+
+@dataclass
+class Filters:
+    kinds: frozenset[str] | None = None
+    division_id: int | None = None
+    bbox: tuple[float, float, float, float] | None = None
+    near: tuple[float, float] | None = None
+
+    def accepts(self, hit: Hit) -> bool:
+        if self.kinds is not None and hit.kind not in self.kinds:
+            return False
+        if self.division_id is not None and self.division_id not in hit.division_set:
+            return False
+        if self.bbox is not None:
+            x0, y0, x1, y1 = self.bbox
+            if math.isnan(hit.lon) or not (x0 <= hit.lon <= x1 and y0 <= hit.lat <= y1):
+                return False
+        return True
+
+
+@dataclass
+class Outcome:
+    hits: list[Hit]
+    pq: PreparedQuery
+    matches: list[Match]
+    passes: list[str]
+    elapsed_ms: float
+
+
+def _entity_hit(gaz: Gazetteer, m: Match, partial: bool) -> Hit | None:
+    if m.kind == "place":
+        p = gaz.places.get(m.eid)
+        if p is None:
+            return None
+        return Hit("place", p.id, m, partial=partial, division_set=p.divisions, lon=p.lon, lat=p.lat)
+    if m.kind == "division":
+        d = gaz.divisions.get(m.eid)
+        if d is None or d.status != "active":
+            return None
+        return Hit("division", d.id, m, partial=partial, division_set=frozenset(d.chain), lon=d.lon, lat=d.lat)
+    items = gaz.facilities if m.kind == "facility" else gaz.heritage
+    it = items.get(m.eid)
+    if it is None:
+        return None
+    return Hit(m.kind, it.id, m, division_set=frozenset(gaz.chain_of(it.division_id)), lon=it.lon, lat=it.lat)
+
+
+def _shadowed(m: Match, exact: list[Match]) -> bool:
+    """A fuzzy reading of characters that name another place exactly is not a candidate, nor is
+    a shorter name inside it: 人民路999号 must not become 仁民路999号 (or a door of a hamlet
+    人民) because 人民路 lacks door 999."""
+    for e in exact:
+        if e.eid == m.eid or not (e.start <= m.start and m.end <= e.end):
+            continue
+        # inside a longer exact name (菊园 in 菊园街), or a fuzzy reading of the same characters
+        if m.mode != "exact" or e.atoms > m.atoms:
+            return True
+    return False
+
+
+def _division_set(gaz: Gazetteer, kind: str, eid: int):
+    if kind == "place":
+        p = gaz.places.get(eid)
+        return p.divisions if p is not None else ()
+    if kind == "division":
+        return gaz.chain_of(eid)
+    it = (gaz.facilities if kind == "facility" else gaz.heritage).get(eid)
+    return gaz.chain_of(it.division_id) if it is not None else ()
+
+
+def _upper_bound(pq: PreparedQuery, m: Match, dset, doors_possible: bool, door_atoms: int,
+                 divisions: list[Match], places: list[Match]) -> float:
+    """The best score a candidate found through `m` could reach: the divisions it lies in and
+    (for a container of doors) the other places and all number parts explained, and everything
+    left unexplained counted as trailing noise (half weight). Never below what finalize gives."""
+    weight = m.weight
+    used = [(m.start, m.end)]
+    for d in divisions:
+        if d.eid in dset and _free(used, d.start, d.end):
+            weight += d.weight
+            used.append((d.start, d.end))
+    explained_numbers = 0
+    if doors_possible:
+        for p in places:
+            if p.eid != m.eid and _free(used, p.start, p.end):
+                weight += p.weight
+                used.append((p.start, p.end))
+        explained_numbers = door_atoms
+    named = sum(b - a for a, b in used)
+    unexplained = max(pq.atoms - named - explained_numbers, 0)
+    bound = (weight + explained_numbers) / max(named + explained_numbers + TAIL_WEIGHT * unexplained, 1e-9)
+    if door_atoms and not doors_possible and m.kind != "address":
+        bound *= PARTIAL_FACTOR
+    return min(bound, 1.0)
+
+
+def interpret(gaz: Gazetteer, pq: PreparedQuery, matches: list[Match], filters: Filters) -> list[Hit]:
+    # Per entity, its best match without edits and its best with: 翠苑园花 is 翠苑花园 swapped even
+    # though its specific part 翠苑 matches exactly; the finalize step decides which explains more.
+    groups: dict[tuple[str, int], list[Match | None]] = {}
+    for m in matches:
+        g = groups.setdefault((m.kind, m.eid), [None, None])
+        k = 1 if m.mode == "edit" else 0
+        old = g[k]
+        if old is None or (m.weight, m.score) > (old.weight, old.score):
+            g[k] = m
+    exact = [m for m in matches if m.mode == "exact" and m.kind != "division" and m.atoms >= 2
+             and m.how in ("name", "former", "alias", "abbreviation", "full")]
+    store = gaz.addresses
+    door_query = pq.has_door_parts
+    door_atoms = sum(p.end - p.start for p in pq.numbers) if door_query else 0
+    by_weight = sorted(matches, key=lambda m: (-m.weight, -m.score))
+    div_matches = [m for m in by_weight if m.kind == "division"][:MAX_OTHERS]
+    place_matches = [m for m in by_weight if m.kind == "place"][:MAX_OTHERS]
+    entities = []
+    for (kind, eid), (clean, edit) in groups.items():
+        options = [m for m in (clean, edit) if m is not None and not _shadowed(m, exact)]
+        if not options:
+            continue
+        ck = container_kind(store, kind, eid) if door_query and kind in ("place", "division") else None
+        dset = _division_set(gaz, kind, eid)
+        bound = max(_upper_bound(pq, m, dset, ck is not None, door_atoms, div_matches, place_matches)
+                    for m in options)
+        top = max(options, key=lambda m: (m.weight, m.score))
+        entities.append((bound, top.weight, kind, eid, ck, options))
+    entities.sort(key=lambda t: (-t[0], -t[1]))
+    others = sorted((m for m in matches if m.kind in ("division", "place")),
+                    key=lambda m: (-m.weight, -m.score))[:MAX_OTHERS]
+    out: list[Hit] = []
+    best = 0.0
+    for bound, _w, kind, eid, ck, options in entities[:MAX_CONTAINERS]:
+        if out and bound < best - PRUNE_MARGIN:
+            break
+        doors = resolve(store, ck, eid, pq) if ck is not None else None
+        for m in options:
+            hits: list[Hit] = []
+            if doors is not None and 0 < len(doors.refs) <= MAX_DOORS:
+                for ref in doors.refs:
+                    village, street, compound, lon, lat = rec_fields(gaz, ref)
+                    hits.append(Hit("address", address_id(gaz, ref), m, ref=ref, doors=doors,
+                                    partial=bool(doors.missing), division_set=frozenset(gaz.chain_of(village)),
+                                    street=street, compound=compound, village=village, lon=lon, lat=lat))
+            else:
+                hit = _entity_hit(gaz, m, partial=door_query and kind in ("place", "division"))
+                if hit is not None:
+                    if doors is not None:
+                        hit.doors = doors
+                        if len(doors.refs) > MAX_DOORS:
+                            doors.finer_only = len(doors.refs)
+                    hits.append(hit)
+            for h in hits:
+                if not filters.accepts(h):
+                    continue
+                finalize(gaz, pq, h, others)
+                apply_distance(h, filters.near)
+                out.append(h)
+                best = max(best, h.score)
+    return order(out)
+
+
+def exact_hit(gaz: Gazetteer, pq: PreparedQuery) -> Hit | None:
+    """The fast path: the query, normalized, is a standard address text (with or without
+    浙江省 / 湖州市): one hash lookup, no parsing."""
+    tail = pq.text
+    if tail.startswith("浙江省"):
+        tail = tail[3:]
+    if tail.startswith("湖州市"):
+        tail = tail[3:]
+    if len(tail) < 6 or not pq.numbers:
+        return None
+    ref = gaz.addresses.by_text(CITY_PREFIX + tail)
+    if ref is None:
+        return None
+    village, street, compound, lon, lat = rec_fields(gaz, ref)
+    rec = gaz.addresses.record(ref)
+    levels = ["county", "township"]
+    place = gaz.places.get(compound) if compound else None
+    if not street:
+        levels.append("village")
+    if street:
+        levels.append("street")
+    if place is not None:
+        levels.append("natural_village" if place.category == "natural_village" else "compound")
+    levels += [name for name, f in (("number", "main"), ("group", "group"), ("building", "bld"), ("unit", "unit"),
+                                    ("room", "room")) if rec[f]]
+    hit = Hit("address", rec["id"], None, ref=ref, division_set=frozenset(gaz.chain_of(village)), street=street,
+              compound=compound, village=village, lon=lon, lat=lat, score=1.0, rank=1.0, levels=levels)
+    hit.components = {"name": 1.0, "division": 1.0, "number": 1.0, "coverage": 1.0}
+    return hit
+
+
+def run(gaz: Gazetteer, q: str, filters: Filters | None = None) -> Outcome:
+    t0 = time.perf_counter()
+    filters = filters or Filters()
+    pq = prepare(q)
+    exact = exact_hit(gaz, pq)
+    if exact is not None and filters.accepts(exact):
+        apply_distance(exact, filters.near)
+        return Outcome([exact], pq, [], ["exact"], (time.perf_counter() - t0) * 1000)
+    passes = ["gaps"]
+    matches = scan(pq, gaz.names, "gaps")
+    hits = interpret(gaz, pq, matches, filters)
+    if not hits or (hits[0].score < ESCALATE_BELOW and hits[0].name_gap > 0):
+        passes.append("all")
+        more = scan(pq, gaz.names, "all")
+        if len(more) > len(matches):
+            hits2 = interpret(gaz, pq, more, filters)
+            if hits2 and (not hits or hits2[0].rank > hits[0].rank):
+                hits, matches = hits2, more
+    return Outcome(hits, pq, matches, passes, (time.perf_counter() - t0) * 1000)
+
+
+def search(gaz: Gazetteer, q: str, *, limit: int = 10, filters: Filters | None = None,
+           explain: bool = False) -> dict:
+    """Free-text search: {"results": [...]} (+ "explain" when asked)."""
+    with gaz.lock:
+        outcome = run(gaz, q, filters)
+        results = [to_dict(gaz, h, explain=explain) for h in outcome.hits[:limit]]
+    body: dict = {"results": results}
+    if explain:
+        body["explain"] = explain_trace(outcome)
+    return body
+
+
+def explain_trace(o: Outcome) -> dict:
+    pq = o.pq
+    return {
+        "query": pq.raw,
+        "normalized": pq.text,
+        "steps": ["normalize", "parse", "match names", "resolve doors", "rank"],
+        "passes": o.passes,
+        "numbers": [{"kind": p.kind, "text": p.text, "span": [p.start, p.end], "value": _jsonable(p.value)}
+                    for p in pq.numbers],
+        "units": [{"text": pq.text[u.start:u.end], "kind": u.kind, "pinyin": u.syl} for r in pq.runs for u in r.units],
+        "matches": [{"text": m.text, "span": [m.start, m.end], "kind": m.kind, "id": m.eid, "name": m.name,
+                     "form": m.how, "mode": m.mode, "score": round(m.score, 3)}
+                    for m in sorted(o.matches, key=lambda m: (-m.weight, m.start))[:30]],
+        "candidates": [{"kind": h.kind, "id": h.eid, "score": h.score, "components": h.components,
+                        "levels": h.levels} for h in o.hits[:10]],
+        "low_confidence_below": LOW_CONFIDENCE,
+        "elapsed_ms": round(o.elapsed_ms, 3),
+    }
+
+
+def _jsonable(v):
+    if isinstance(v, tuple):
+        main, sub, pre, suf = v
+        return {"main": main, "sub": sub or None, "prefix": "附" if pre else None,
+                "suffix": "甲乙丙丁"[suf - 1] if suf else None}
+    return v
+
+
+def match_one(gaz: Gazetteer, q: str) -> dict:
+    """The best result for one batch row: id, address, code, confidence, levels, reason."""
+    with gaz.lock:
+        o = run(gaz, q)
+        if not o.hits:
+            return {"id": None, "kind": None, "address": None, "code": None, "confidence": 0.0, "levels": [],
+                    "reason": "未找到 / no match"}
+        top = to_dict(gaz, o.hits[0])
+    m = top["match"]
+    return {"id": top["id"], "kind": top["kind"], "address": top["address"], "code": top.get("code"),
+            "confidence": top["score"], "levels": m["levels"], "reason": m["reason"],
+            "low_confidence": top["low_confidence"]}
+
+
+STRUCTURED_FIELDS = ("county", "township", "village", "street", "compound", "number", "building", "unit", "room")
+_SUFFIX = {"number": "号", "building": "幢", "unit": "单元", "room": "室"}
+
+
+def structured_query(fields: dict[str, str | None]) -> str:
+    """Fields in hierarchy order as one address text (bare numbers get their suffix: 5 → 5幢)."""
+    parts = []
+    for name in STRUCTURED_FIELDS:
+        value = (fields.get(name) or "").strip()
+        if not value:
+            continue
+        if name in _SUFFIX and value.replace("-", "").isdigit():
+            value += _SUFFIX[name]
+        parts.append(value)
+    return "".join(parts)
+
+
+def structured(gaz: Gazetteer, fields: dict[str, str | None], *, limit: int = 10, filters: Filters | None = None,
+               explain: bool = False) -> dict:
+    body = search(gaz, structured_query(fields), limit=limit, filters=filters, explain=explain)
+    if explain:
+        body["explain"]["structured"] = {k: v for k, v in fields.items() if v}
+    return body

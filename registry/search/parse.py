@@ -1,0 +1,358 @@
+"""Steps 2 and 3 — find the gazetteer's names in the query and score each match.
+
+Every text run of the prepared query is scanned from each unit for the longest keys the name
+index knows, in three alphabets:
+
+- characters (exact; the form may be a former name, an alias or an abbreviation);
+- folded syllables, which catches homophones (艾山 → 爱山, 人敏路 → 人民路), typed pinyin
+  (renminlu) and mixtures (人民lu);
+- initials, for runs with typed initials (rml).
+
+Then, only where those left characters unexplained (a "gap"), spans overlapping the gap are
+looked up with one character deleted on either side (SymSpell), which finds a dropped, extra,
+swapped or wrong character (入民路, 人路, 民人路). `fuzzy="all"` looks up every span: the
+engine escalates to it when the first pass finds nothing convincing.
+
+A match's score is the entry's base score (standard name 1.0, former name 0.97, …) times the
+similarity of the aligned units: 1 for the same character, 0.97 for a typed syllable, 0.9 for
+a homophone, 0.8 for a sound-alike, 0.85 for an initial; an edit (missing, extra, wrong or
+swapped character) costs 0.5 of a unit. See `unit_similarity` and `align`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rapidfuzz.distance import OSA
+
+from registry.search.keys import fold, segmentable_bounds
+from registry.search.names import SEP, Entry, NameIndex
+from registry.search.query import PreparedQuery, Unit
+
+EDIT_COST = 0.5
+MIN_SCORE = 0.55
+FUZZY_MAX_SPAN = 9
+
+
+@dataclass(slots=True)
+class Match:
+    start: int  # characters of the normalized query
+    end: int
+    entry: int
+    kind: str
+    eid: int
+    score: float
+    mode: str  # exact | pinyin | homophone | initials | edit
+    how: str  # the entry's form: name, full, short, former, alias …
+    text: str  # the query's text of the span
+    name: str  # the entry's text
+
+    @property
+    def atoms(self) -> int:
+        return self.end - self.start
+
+    @property
+    def weight(self) -> float:
+        return self.score * (self.end - self.start)
+
+    def overlaps(self, start: int, end: int) -> bool:
+        return self.start < end and start < self.end
+
+
+def unit_similarity(u: Unit, char: str, syl: str) -> float:
+    if u.kind == "han":
+        if u.char == char:
+            return 1.0
+        if u.syl == syl:
+            return 0.9
+        if u.fsyl == fold(syl):
+            return 0.8
+        return 0.0
+    if u.kind == "py":
+        if u.syl == syl:
+            return 0.97
+        if u.fsyl == fold(syl):
+            return 0.88
+        return 0.0
+    return 0.85 if syl[:1] == u.syl else 0.0
+
+
+def _cost(sim: float) -> float:
+    return 1.0 - sim if sim > 0 else EDIT_COST + 0.5 * EDIT_COST  # a wrong character: 0.75
+
+
+def compare_same_length(units: list[Unit], entry: Entry) -> tuple[float, str]:
+    best, how = 0.0, "exact"
+    text = entry.text
+    for reading in entry.readings or [tuple(text)]:
+        cost = 0.0
+        kinds = set()
+        for u, c, s in zip(units, text, reading):
+            sim = unit_similarity(u, c, s)
+            cost += _cost(sim)
+            if sim < 1.0:
+                kinds.add("initials" if u.kind == "ini" else "pinyin" if u.kind == "py"
+                          else "homophone" if sim > 0 else "edit")
+        score = 1.0 - cost / len(text)
+        if score > best:
+            best = score
+            how = ("edit" if "edit" in kinds else "initials" if "initials" in kinds
+                   else "pinyin" if "pinyin" in kinds else "homophone" if kinds else "exact")
+    return best, how
+
+
+def align(units: list[Unit], entry: Entry) -> float:
+    """Weighted Damerau–Levenshtein between query units and an entry, as a score in [0, 1]."""
+    text = entry.text
+    m = len(text)
+    best = 0.0
+    for reading in entry.readings or [tuple(text)]:
+        n = len(units)
+        prev2: list[float] = []
+        prev = [j * EDIT_COST for j in range(m + 1)]
+        for i in range(1, n + 1):
+            cur = [i * EDIT_COST] + [0.0] * m
+            u = units[i - 1]
+            for j in range(1, m + 1):
+                sim = unit_similarity(u, text[j - 1], reading[j - 1])
+                v = min(prev[j - 1] + _cost(sim), prev[j] + EDIT_COST, cur[j - 1] + EDIT_COST)
+                if i > 1 and j > 1 and prev2:
+                    if unit_similarity(u, text[j - 2], reading[j - 2]) >= 0.8 and \
+                            unit_similarity(units[i - 2], text[j - 1], reading[j - 1]) >= 0.8:
+                        v = min(v, prev2[j - 2] + EDIT_COST)
+                cur[j] = v
+            prev2, prev = prev, cur
+        score = 1.0 - prev[m] / m
+        best = max(best, score)
+    return best
+
+
+def scan(pq: PreparedQuery, names: NameIndex, fuzzy: str = "gaps") -> list[Match]:
+    """All name matches in the query (best score per span and entry)."""
+    found: dict[tuple[int, int, int], Match] = {}
+    entries = names.entries
+    text = pq.text
+
+    def add(units: list[Unit], i: int, j: int, n: int, score: float, mode: str) -> None:
+        if score < MIN_SCORE:
+            return
+        e = entries[n]
+        score *= e.base
+        start, end = units[i].start, units[j - 1].end
+        key = (start, end, n)
+        old = found.get(key)
+        if old is None or old.score < score:
+            found[key] = Match(start, end, n, e.kind, e.eid, score, mode, e.how, text[start:end], e.text)
+
+    max_len = names.max_len
+    for run in pq.runs:
+        units = run.units
+        n_units = len(units)
+        has_ini = any(u.kind == "ini" for u in units)
+        # characters
+        covered = [False] * n_units
+        for i in range(n_units):
+            if units[i].kind != "han":
+                continue
+            key = ""
+            for j in range(i, min(n_units, i + max_len)):
+                u = units[j]
+                if u.kind != "han":
+                    break
+                key += u.char
+                if key not in names.char_prefixes:
+                    break
+                lst = names.live(names.chars.get(key))
+                for n in lst:
+                    add(units, i, j + 1, n, 1.0, "exact")
+                if lst and j > i:
+                    for k in range(i, j + 1):
+                        covered[k] = True
+        # sounds: only needed where the characters left something unexplained
+        clean = all(covered)
+        if clean and fuzzy != "all":
+            continue
+        for i in range(0 if clean else n_units):
+            u0 = units[i]
+            if u0.kind != "ini":
+                key = ""
+                for j in range(i, min(n_units, i + max_len)):
+                    u = units[j]
+                    if u.kind == "ini":
+                        break
+                    key = u.fsyl if j == i else key + SEP + u.fsyl
+                    if key not in names.sound_prefixes:
+                        break
+                    lst = names.live(names.sound.get(key))
+                    if lst:
+                        span = units[i:j + 1]
+                        same: dict[str, tuple[float, str]] = {}  # many entities share a name
+                        for n in lst:
+                            if (u0.start, u.end, n) in found and found[(u0.start, u.end, n)].mode == "exact":
+                                continue
+                            e = entries[n]
+                            r = same.get(e.text)
+                            if r is None:
+                                r = same[e.text] = compare_same_length(span, e)
+                            add(units, i, j + 1, n, r[0], r[1])
+        if has_ini or any(u.kind == "py" for u in units):
+            _latin(pq, run.units, names, found, add)
+        if fuzzy != "none":
+            _fuzzy(run.units, names, found, add, fuzzy == "all")
+    return list(found.values())
+
+
+def _latin(pq: PreparedQuery, units: list[Unit], names: NameIndex, found: dict, add) -> None:
+    """Typed latin: whole pinyin spellings at the letter level (changanlu is chang'an lu as
+    well as chan'gan lu, so no segmentation is trusted), and initials letter by letter."""
+    entries = names.entries
+    text = pq.text
+    # letters: Han units give their syllable, latin units their letters; a name may start or
+    # end inside a latin run only where a syllable boundary can fall (not an in nanjie)
+    bounds: dict[int, bool] = {}  # character position in text -> boundary allowed
+    i = 0
+    while i < len(units):
+        u = units[i]
+        if u.kind == "han":
+            i += 1
+            continue
+        j = i
+        while j + 1 < len(units) and units[j + 1].kind != "han" and units[j + 1].start == units[j].end:
+            j += 1
+        a, b = units[i].start, units[j].end
+        for off, ok in enumerate(segmentable_bounds(text[a:b])):
+            bounds[a + off] = ok or off == 0 or a + off == b
+        i = j + 1
+    letters: list[str] = []
+    pos: list[tuple[int, bool]] = []  # (unit index, a name may start here) per letter
+    char_at: list[int] = []
+    for k, u in enumerate(units):
+        if u.kind == "han":
+            for c_i, c in enumerate(u.syl):
+                letters.append(c)
+                pos.append((k, c_i == 0))
+                char_at.append(-1)
+        else:
+            for c_pos in range(u.start, u.end):
+                letters.append(text[c_pos])
+                pos.append((k, bounds.get(c_pos, True)))
+                char_at.append(c_pos)
+    L = "".join(letters)
+    n = len(L)
+    ends_ok = [False] * (n + 1)
+    for idx in range(1, n + 1):
+        k, _ = pos[idx - 1]
+        u = units[k]
+        if u.kind == "han":
+            ends_ok[idx] = idx == n or pos[idx][0] != k
+        else:
+            ends_ok[idx] = bounds.get(char_at[idx - 1] + 1, True)
+    for a in range(n):
+        k0, is_start = pos[a]
+        if not is_start:
+            continue
+        for b in range(a + 2, min(n, a + 48) + 1):
+            if not ends_ok[b]:
+                continue
+            lst = names.letters.get(L[a:b])
+            if not lst:
+                continue
+            k1 = pos[b - 1][0]
+            span = units[k0:k1 + 1]
+            if b - a < 4 or all(u.kind == "han" for u in span):
+                continue  # Han only: the character and sound scans have it; 2–3 letters: too vague
+            span_chars = text[units[k0].start:units[k1].end]
+            for n_ in names.live(lst):
+                e = entries[n_]
+                if len(e.text) < 2:
+                    continue
+                hans = [u.char for u in span if u.kind == "han"]
+                it = iter(e.text)
+                score = 0.96 if all(c in it for c in hans) else 0.85
+                key = (units[k0].start, units[k1].end, n_)
+                old = found.get(key)
+                if old is None or old.score < score * e.base:
+                    found[key] = Match(key[0], key[1], n_, e.kind, e.eid, score * e.base, "pinyin", e.how,
+                                       span_chars, e.text)
+    # initials, one letter per unit (xan is x-a-n, not x + an); a span takes whole latin runs
+    # (the letters typed for one name: ld of ldl is not a name)
+    iu: list[Unit] = []
+    run_start: list[bool] = []
+    run_end: list[bool] = []
+    for u_i, u in enumerate(units):
+        if u.kind == "han":
+            iu.append(u)
+            run_start.append(True)
+            run_end.append(True)
+        else:
+            for c_i in range(u.start, u.end):
+                iu.append(Unit(c_i, c_i + 1, "ini", None, text[c_i], text[c_i], text[c_i]))
+                run_start.append(c_i == 0 or not (text[c_i - 1].isascii() and text[c_i - 1].isalpha()))
+                run_end.append(c_i + 1 >= len(text) or not (text[c_i + 1].isascii() and text[c_i + 1].isalpha()))
+    m = len(iu)
+    for i in range(m):
+        if not run_start[i]:
+            continue
+        key = ""
+        ini = False
+        for j in range(i, min(m, i + names.max_len)):
+            u = iu[j]
+            key += u.init
+            ini = ini or u.kind == "ini"
+            if key not in names.initial_prefixes:
+                break
+            if ini and run_end[j]:
+                span = iu[i:j + 1]
+                for n_ in names.live(names.initials.get(key)):
+                    if len(entries[n_].text) == len(span):
+                        score, mode = compare_same_length(span, entries[n_])
+                        add(iu, i, j + 1, n_, score, mode)
+
+
+def _fuzzy(units: list[Unit], names: NameIndex, found: dict, add, everywhere: bool) -> None:
+    n_units = len(units)
+    if n_units < 2:
+        return
+    covered = [False] * n_units
+    if not everywhere:
+        pos = {u.start: k for k, u in enumerate(units)}
+        ends = {u.end: k for k, u in enumerate(units)}
+        for m in found.values():
+            if m.score >= 0.8 and m.atoms >= 2 and m.start in pos and m.end in ends:
+                for k in range(pos[m.start], ends[m.end] + 1):
+                    covered[k] = True
+        if all(covered):
+            return
+    seen: set[tuple[int, int, int]] = set()
+    entries = names.entries
+    # entries already found without edits, with their spans: a longer span around them only
+    # adds a neighbour's character (道沈家路), it is not a typo
+    clean: dict[int, list[tuple[int, int]]] = {}
+    for m in found.values():
+        if m.mode != "edit":
+            clean.setdefault(m.entry, []).append((m.start, m.end))
+    for i in range(n_units):
+        for j in range(i + 2, min(n_units, i + FUZZY_MAX_SPAN) + 1):
+            span = units[i:j]
+            if any(u.kind != "han" for u in span):
+                break
+            if not everywhere and all(covered[i:j]):
+                continue
+            t = "".join(u.char for u in span)
+            cands: list[int] = list(names.deletions.get(t, ()))
+            if len(t) >= 3:
+                for k in range(len(t)):
+                    d = t[:k] + t[k + 1:]
+                    cands.extend(names.chars.get(d, ()))
+                    cands.extend(names.deletions.get(d, ()))
+            for n in cands:
+                if (i, j, n) in seen or not entries[n].alive:
+                    continue
+                seen.add((i, j, n))
+                key = (span[0].start, span[-1].end, n)
+                if key in found:
+                    continue
+                if any(key[0] <= a and b <= key[1] for a, b in clean.get(n, ())):
+                    continue
+                name = entries[n].text
+                d = OSA.distance(t, name)  # optimal string alignment: a swap is one edit
+                add(units, i, j, n, 1.0 - EDIT_COST * d / len(name), "edit")
