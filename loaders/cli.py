@@ -293,6 +293,27 @@ def load_city_cmd(
         _fail(exc)
 
 
+# --- derive ---------------------------------------------------------------------------------
+derive_app = typer.Typer(help="Derive data from what the registry holds.", no_args_is_help=True)
+app.add_typer(derive_app, name="derive")
+
+
+@derive_app.command("boundaries")
+def derive_boundaries_cmd(
+    level: Annotated[str, typer.Option(help="county or township: the divisions the lines separate")] = "county",
+    actor: Annotated[str, typer.Option(help="who does it (recorded in the change set)")] = "registry",
+) -> None:
+    """Derive boundary lines (界线) between neighbouring divisions and along their parent's edge."""
+    from registry.boundaries import derive_boundary_lines
+
+    try:
+        with engine().begin() as conn:
+            counts = derive_boundary_lines(conn, level=level, actor=actor)
+    except RegistryError as exc:
+        _fail(exc)
+    typer.echo(f"boundary lines written: {counts['shared']} between neighbours, {counts['outer']} on the outer edge")
+
+
 # --- generate ---------------------------------------------------------------------------------
 @app.command("generate")
 def generate(

@@ -45,7 +45,11 @@ def stage_progress(force_plain: bool = False) -> Iterator[ProgressFn]:
         if done < total and now - last.get(stage, 0.0) < 5.0:
             return
         last[stage] = now
-        rate = done / max(now - started[stage], 1e-9)
+        elapsed = now - started[stage]
+        if elapsed < 0.5:  # too early for a meaningful rate
+            log.info("%s: %d/%d", stage, done, total)
+            return
+        rate = done / elapsed
         eta = (total - done) / rate if rate > 0 and total else 0.0
         log.info("%s: %d/%d (%.0f/s, ETA %.0f s)", stage, done, total, rate, eta)
 

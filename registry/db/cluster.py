@@ -202,6 +202,7 @@ class ManagedCluster:
     def start(self, timeout: float = 60.0) -> None:
         self.init()
         if self.running():
+            self.ensure_database(self.settings.database_name)
             return
         log.info("starting PostgreSQL on 127.0.0.1:%s", self.port)
         res = self._run(
