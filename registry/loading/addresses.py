@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -33,6 +33,7 @@ from sqlalchemy import Connection, text
 from registry.loading.base import (IssueSink, LoadReport, LoadTransaction, RowBatch, Stager, Timer, collect_issues,
                                    copy_text, issues_from, no_progress, scratch_table)
 from registry.loading.compose import FastComposer
+from registry.loading.entities import DEFAULT_TOLERANCE_M, EntityOptions  # noqa: F401 (re-exported)
 from registry.loading.directory import DivisionDirectory, DivisionInfo, Issue, PlaceDirectory, clean_name
 from registry.loading.reasons import encode_params
 from registry.loading.spatial import check_containment
@@ -51,7 +52,6 @@ STAGE_COLUMNS = ("row_no", "reason", "detail", "warn", "warn_detail", "keyed", "
 SCALE = 10_000_000
 LON, LAT = "(s.x::float8 / 1e7::float8)", "(s.y::float8 / 1e7::float8)"
 POINT = f"ST_SetSRID(ST_MakePoint({LON}, {LAT}), 4490)"
-DEFAULT_TOLERANCE_M = 30.0
 MAX_FIELD_CHARS = 200
 # A sane box around China: catches swapped lon/lat and projected metres declared as degrees.
 LON_RANGE = (73.0, 136.0)
@@ -62,18 +62,10 @@ _N = "\\N"
 
 
 @dataclass
-class AddressOptions:
-    source: str
-    actor: str = "registry"
-    checksum: str | None = None
-    reason: str | None = None
-    approval_ref: str | None = None
-    retire_missing: bool = False
+class AddressOptions(EntityOptions):
+    """The options every load takes, plus the address loader's own."""
+
     create_places: bool = False
-    tolerance_m: float = DEFAULT_TOLERANCE_M
-    dry_run: bool = False
-    code_authority: str | None = None  # nbs2023 | mca2025: the authority of the file's 9-digit codes
-    details: dict[str, Any] = field(default_factory=dict)
     bulk_index_threshold: int = BULK_INDEX_THRESHOLD
 
 

@@ -58,6 +58,10 @@ class EntitySpec:
     after_apply: Callable[["EntityLoad"], None] | None = None
 
 
+# Points this close outside their division are accepted with a warning (survey noise, edge snapping).
+DEFAULT_TOLERANCE_M = 30.0
+
+
 @dataclass
 class EntityOptions:
     source: str
@@ -67,7 +71,7 @@ class EntityOptions:
     approval_ref: str | None = None
     retire_missing: bool = False
     dry_run: bool = False
-    tolerance_m: float = 30.0
+    tolerance_m: float = DEFAULT_TOLERANCE_M
     code_authority: str | None = None  # nbs2023 | mca2025: the authority of the file's 9-digit codes
     details: dict[str, Any] = field(default_factory=dict)
 
