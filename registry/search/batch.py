@@ -135,10 +135,15 @@ _worker_gaz: Gazetteer | None = None
 
 
 def _worker_init() -> None:
+    import gc
     import threading
 
     if _worker_gaz is not None:
         _worker_gaz.lock = threading.RLock()  # a lock another thread held at fork time stays held
+    # A worker lives for one batch and makes no reference cycles worth collecting; the cyclic
+    # collector would only walk (and copy-on-write) the inherited gazetteer.
+    gc.freeze()
+    gc.disable()
 
 
 def _chunk(gaz: Gazetteer, first: int, rows: list[str], fmt: str):

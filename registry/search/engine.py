@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from registry.search.gazetteer import CITY_PREFIX, Gazetteer
 from registry.search.parse import Match, scan
 from registry.search.query import PreparedQuery, prepare
-from registry.search.rank import (LOW_CONFIDENCE, PARTIAL_FACTOR, TAIL_WEIGHT, Hit, _free, address_id, apply_distance, finalize, order,
-                                  rec_fields, to_dict)
+from registry.search.rank import (LOW_CONFIDENCE, PARTIAL_FACTOR, TAIL_WEIGHT, Hit, address_id, apply_distance,
+                                  describe, finalize, free_of, order, rec_fields, to_dict)
 from registry.search.resolve import container_kind, resolve
 
 KINDS = ("address", "place", "division", "facility", "heritage")
@@ -49,6 +49,7 @@ class Filters:
 
 @dataclass
 class Outcome:
+    gaz: Gazetteer
     hits: list[Hit]
     pq: PreparedQuery
     matches: list[Match]
@@ -105,13 +106,13 @@ def _upper_bound(pq: PreparedQuery, m: Match, dset, doors_possible: bool, door_a
     weight = m.weight
     used = [(m.start, m.end)]
     for d in divisions:
-        if d.eid in dset and _free(used, d.start, d.end):
+        if d.eid in dset and free_of(used, d.start, d.end):
             weight += d.weight
             used.append((d.start, d.end))
     explained_numbers = 0
     if doors_possible:
         for p in places:
-            if p.eid != m.eid and _free(used, p.start, p.end):
+            if p.eid != m.eid and free_of(used, p.start, p.end):
                 weight += p.weight
                 used.append((p.start, p.end))
         explained_numbers = door_atoms
@@ -153,8 +154,7 @@ def interpret(gaz: Gazetteer, pq: PreparedQuery, matches: list[Match], filters: 
         top = max(options, key=lambda m: (m.weight, m.score))
         entities.append((bound, top.weight, kind, eid, ck, options))
     entities.sort(key=lambda t: (-t[0], -t[1]))
-    others = sorted((m for m in matches if m.kind in ("division", "place")),
-                    key=lambda m: (-m.weight, -m.score))[:MAX_OTHERS]
+    others = [m for m in by_weight if m.kind in ("division", "place")][:MAX_OTHERS]
     out: list[Hit] = []
     best = 0.0
     for bound, _w, kind, eid, ck, options in entities[:MAX_CONTAINERS]:
@@ -167,7 +167,7 @@ def interpret(gaz: Gazetteer, pq: PreparedQuery, matches: list[Match], filters: 
                 for ref in doors.refs:
                     village, street, compound, lon, lat = rec_fields(gaz, ref)
                     hits.append(Hit("address", address_id(gaz, ref), m, ref=ref, doors=doors,
-                                    partial=bool(doors.missing), division_set=frozenset(gaz.chain_of(village)),
+                                    partial=bool(doors.missing), division_set=gaz.chain_set(village),
                                     street=street, compound=compound, village=village, lon=lon, lat=lat))
             else:
                 hit = _entity_hit(gaz, m, partial=door_query and kind in ("place", "division"))
@@ -212,9 +212,10 @@ def exact_hit(gaz: Gazetteer, pq: PreparedQuery) -> Hit | None:
         levels.append("natural_village" if place.category == "natural_village" else "compound")
     levels += [name for name, f in (("number", "main"), ("group", "group"), ("building", "bld"), ("unit", "unit"),
                                     ("room", "room")) if rec[f]]
-    hit = Hit("address", rec["id"], None, ref=ref, division_set=frozenset(gaz.chain_of(village)), street=street,
+    hit = Hit("address", rec["id"], None, ref=ref, division_set=gaz.chain_set(village), street=street,
               compound=compound, village=village, lon=lon, lat=lat, score=1.0, rank=1.0, levels=levels)
     hit.components = {"name": 1.0, "division": 1.0, "number": 1.0, "coverage": 1.0}
+    hit.described = True
     return hit
 
 
@@ -225,7 +226,7 @@ def run(gaz: Gazetteer, q: str, filters: Filters | None = None) -> Outcome:
     exact = exact_hit(gaz, pq)
     if exact is not None and filters.accepts(exact):
         apply_distance(exact, filters.near)
-        return Outcome([exact], pq, [], ["exact"], (time.perf_counter() - t0) * 1000)
+        return Outcome(gaz, [exact], pq, [], ["exact"], (time.perf_counter() - t0) * 1000)
     passes = ["gaps"]
     matches = scan(pq, gaz.names, "gaps")
     hits = interpret(gaz, pq, matches, filters)
@@ -236,7 +237,7 @@ def run(gaz: Gazetteer, q: str, filters: Filters | None = None) -> Outcome:
             hits2 = interpret(gaz, pq, more, filters)
             if hits2 and (not hits or hits2[0].rank > hits[0].rank):
                 hits, matches = hits2, more
-    return Outcome(hits, pq, matches, passes, (time.perf_counter() - t0) * 1000)
+    return Outcome(gaz, hits, pq, matches, passes, (time.perf_counter() - t0) * 1000)
 
 
 def search(gaz: Gazetteer, q: str, *, limit: int = 10, filters: Filters | None = None,
@@ -265,7 +266,7 @@ def explain_trace(o: Outcome) -> dict:
                      "form": m.how, "mode": m.mode, "score": round(m.score, 3)}
                     for m in sorted(o.matches, key=lambda m: (-m.weight, m.start))[:30]],
         "candidates": [{"kind": h.kind, "id": h.eid, "score": h.score, "components": h.components,
-                        "levels": h.levels} for h in o.hits[:10]],
+                        "levels": h.levels} for h in o.hits[:10] if describe(o.gaz, h) is None],
         "low_confidence_below": LOW_CONFIDENCE,
         "elapsed_ms": round(o.elapsed_ms, 3),
     }

@@ -13,6 +13,7 @@ after it (re-applying a row is harmless).
 """
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -198,6 +199,10 @@ class SearchService:
             conn.rollback()
         self._gaz = gaz
         self.error = None
+        # The gazetteer is a million long-lived objects: keep the cyclic collector from walking
+        # them on every full collection (tens of milliseconds, the p99 of the API otherwise).
+        gc.collect()
+        gc.freeze()
         if not self._ready.is_set():
             self.ready_seconds = time.perf_counter() - (self.started_at or time.perf_counter())
             self._ready.set()

@@ -125,6 +125,7 @@ class AddressStore:
         self.lat: np.ndarray = columns["lat"]
         self.status: np.ndarray = columns["status"]
         self.alive = np.ones(len(self.ids), dtype=bool)
+        self.dead = 0  # base rows superseded by the overlay (none: skip the liveness filter)
         # the exact-text fast path: hashes of the standard texts (after 浙江省湖州市), sorted;
         # built after the load by build_text_keys (until then the fast path is skipped)
         self.key_order: np.ndarray | None = None
@@ -175,7 +176,7 @@ class AddressStore:
                 hi = int(np.searchsorted(k, key, "right"))
                 s, e = s + lo, s + hi
             base = csr.order[s:e]
-            if len(base) and not self.alive[base].all():
+            if self.dead and len(base) and not self.alive[base].all():
                 base = base[self.alive[base]]
         over: list[Rec] = []
         ids = self.overlay_by[container].get(cid)
@@ -307,8 +308,9 @@ class AddressStore:
                 if cid:
                     self.overlay_by[kind].get(cid, set()).discard(address_id)
         i = self.row_of_id(address_id)
-        if i is not None:
+        if i is not None and self.alive[i]:
             self.alive[i] = False
+            self.dead += 1
         if rec is None:
             return
         self.overlay[address_id] = rec
@@ -336,6 +338,7 @@ class Gazetteer:
     changes_applied: int = 0
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     by_code: dict[str, int] = field(default_factory=dict)
+    _chain_sets: dict[int, frozenset] = field(default_factory=dict, repr=False)
 
     def division_by_code(self, code: str) -> Div | None:
         i = self.by_code.get(code)
@@ -344,6 +347,12 @@ class Gazetteer:
     def chain_of(self, division_id: int) -> tuple[int, ...]:
         d = self.divisions.get(division_id)
         return d.chain if d is not None else ()
+
+    def chain_set(self, division_id: int) -> frozenset:
+        s = self._chain_sets.get(division_id)
+        if s is None:
+            s = self._chain_sets[division_id] = frozenset(self.chain_of(division_id))
+        return s
 
     def counts(self) -> dict[str, int]:
         return {

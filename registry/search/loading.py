@@ -1,10 +1,12 @@
 """Build the gazetteer from PostGIS, and fetch changed rows for incremental updates.
 
-Addresses come in two COPYs inside one snapshot: a binary COPY of fixed-width integer and
-float columns (number, building, unit and room already parsed by SQL), read straight into
-numpy without a Python object per row, and a text COPY of `code<TAB>full_text` lines kept
-as one bytes blob. Labels that are not plain numbers (A幢, B301室) are fetched separately and
-given negative codes.
+Addresses are read in chunks of ids, each one query whose two aggregates return one bytes
+value of fixed-width binary rows (ids, coordinates, and a hashtext() of each label: number,
+building, unit, room, group) and one of `code<TAB>full_text` lines: a few dozen large values
+instead of 1.6M rows, numpy columns without a Python object per row. The distinct labels (a
+few thousand) are read once and parsed with registry.text. With a snapshot of its own the load
+reads every other chunk on a second connection (pg_export_snapshot), while a thread builds the
+name index.
 """
 from __future__ import annotations
 
@@ -12,12 +14,11 @@ import logging
 import threading
 import time
 from collections import Counter
-from typing import Any
 
 import numpy as np
 from sqlalchemy import Connection, text
 
-from registry.search.gazetteer import (FIELDS, STATUS_CODES, AddressStore, Div, Gazetteer, Item,
+from registry.search.gazetteer import (STATUS_CODES, AddressStore, Div, Gazetteer, Item,
                                        Place, Rec)
 from registry.search.names import NameIndex
 from registry.text import InvalidText, parse_house_number, village_name_variants
@@ -531,7 +532,3 @@ def fetch_addresses(conn: Connection, ids: list[int], store: AddressStore) -> di
 
 def status_code(name: str) -> int:
     return STATUS_CODES.get(name, 1)
-
-
-def describe(gaz: Gazetteer) -> dict[str, Any]:
-    return {"counts": gaz.counts(), "load_seconds": round(gaz.load_seconds, 2)}

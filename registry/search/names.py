@@ -71,9 +71,16 @@ class NameIndex:
 
     # -- building ------------------------------------------------------------------------
     def add(self, kind: str, eid: int, text: str, how: str, note: str = "") -> None:
-        """Index one written form. The key is the form as registry.text.normalize writes it (the
-        query is normalized the same way: 莫乾公路 → 莫干公路, full-width → half-width)."""
-        text = normalize(text.strip())
+        """Index one written form, as written and as registry.text.normalize writes it (the
+        query is normalized the same way, but OpenCC reads characters in context: 莫乾公路 becomes
+        莫干公路 while 乾元镇 stays). Its readings come from the form as written (乾 is qian)."""
+        written = "".join(text.split())
+        text = normalize(written)
+        if written != text and len(written) == len(text) and written and len(written) <= MAX_NAME_UNITS:
+            self._add(kind, eid, written, how, note, written)
+        self._add(kind, eid, text, how, note, written if len(written) == len(text) else text)
+
+    def _add(self, kind: str, eid: int, text: str, how: str, note: str, reading_text: str) -> None:
         if not text or len(text) > MAX_NAME_UNITS:
             return
         key = (kind, eid)
@@ -83,15 +90,15 @@ class NameIndex:
                 if BASE[how] > e.base:
                     e.how, e.base, e.note = how, BASE[how], note
                 return
-        cached = _READINGS.get(text)
+        cached = _READINGS.get(reading_text)
         if cached is None:
-            if all(is_han(c) for c in text):
-                readings = name_readings(text)
+            if all(is_han(c) for c in reading_text):
+                readings = name_readings(reading_text)
                 freadings = list(dict.fromkeys(tuple(fold(s) for s in r) for r in readings))
             else:
                 readings, freadings = [], []
             cached = (readings, freadings)
-            _READINGS[text] = cached
+            _READINGS[reading_text] = cached
         readings, freadings = cached
         n = len(self.entries)
         self.version += 1
@@ -107,7 +114,7 @@ class NameIndex:
             _put(self.sound, SEP.join(fr), n)
         for letters in {"".join(r) for r in readings[:3]}:
             _put(self.letters, letters, n)
-        inits = {"".join(s[0] for s in r) for r in readings}
+        inits = {"".join(s[0] for s in r) for r in readings[:2]}  # the usual readings only
         for ini in inits:
             _put(self.initials, ini, n)
             for k in range(1, len(ini) + 1):

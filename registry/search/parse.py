@@ -15,8 +15,9 @@ engine escalates to it when the first pass finds nothing convincing.
 
 A match's score is the entry's base score (standard name 1.0, former name 0.97, …) times the
 similarity of the aligned units: 1 for the same character, 0.97 for a typed syllable, 0.9 for
-a homophone, 0.8 for a sound-alike, 0.85 for an initial; an edit (missing, extra, wrong or
-swapped character) costs 0.5 of a unit. See `unit_similarity` and `align`.
+a homophone, 0.8 for a sound-alike, 0.85 for an initial (`unit_similarity`); a match with
+edits scores 1 − 0.5 × (optimal-string-alignment distance) / (name length), so a dropped,
+extra, wrong or swapped character in a 4-character name scores 0.875.
 """
 from __future__ import annotations
 
@@ -98,32 +99,6 @@ def compare_same_length(units: list[Unit], entry: Entry) -> tuple[float, str]:
             how = ("edit" if "edit" in kinds else "initials" if "initials" in kinds
                    else "pinyin" if "pinyin" in kinds else "homophone" if kinds else "exact")
     return best, how
-
-
-def align(units: list[Unit], entry: Entry) -> float:
-    """Weighted Damerau–Levenshtein between query units and an entry, as a score in [0, 1]."""
-    text = entry.text
-    m = len(text)
-    best = 0.0
-    for reading in entry.readings or [tuple(text)]:
-        n = len(units)
-        prev2: list[float] = []
-        prev = [j * EDIT_COST for j in range(m + 1)]
-        for i in range(1, n + 1):
-            cur = [i * EDIT_COST] + [0.0] * m
-            u = units[i - 1]
-            for j in range(1, m + 1):
-                sim = unit_similarity(u, text[j - 1], reading[j - 1])
-                v = min(prev[j - 1] + _cost(sim), prev[j] + EDIT_COST, cur[j - 1] + EDIT_COST)
-                if i > 1 and j > 1 and prev2:
-                    if unit_similarity(u, text[j - 2], reading[j - 2]) >= 0.8 and \
-                            unit_similarity(units[i - 2], text[j - 1], reading[j - 1]) >= 0.8:
-                        v = min(v, prev2[j - 2] + EDIT_COST)
-                cur[j] = v
-            prev2, prev = prev, cur
-        score = 1.0 - prev[m] / m
-        best = max(best, score)
-    return best
 
 
 def scan(pq: PreparedQuery, names: NameIndex, fuzzy: str = "gaps") -> list[Match]:

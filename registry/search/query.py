@@ -60,9 +60,7 @@ class PreparedQuery:
         p = self.parts.get(kind)
         return p.value if p is not None else None
 
-    @property
-    def has_door_parts(self) -> bool:
-        return any(k in self.parts for k in ("number", "group", "building", "unit", "room", "floor"))
+    has_door_parts: bool = False  # set by prepare: the query names a number, group, building …
 
 
 # Tone digits typed after a syllable (ren2min2lu4): removed before normalize glues the runs.
@@ -159,14 +157,27 @@ def _room_text(text: str) -> str:
     return text
 
 
+_HAN_INFO: dict[str, tuple[str, str, str]] = {}  # char -> (syllable, folded, initial)
+
+
+def _han_info(c: str) -> tuple[str, str, str] | None:
+    info = _HAN_INFO.get(c)
+    if info is None:
+        if not is_han(c):
+            return None
+        syl = char_syllable(c)
+        info = _HAN_INFO[c] = (syl, fold(syl) if syl.isascii() else syl, syl[0])
+    return info
+
+
 def _units(s: str, start: int, end: int) -> list[Unit]:
     units: list[Unit] = []
     i = start
     while i < end:
         c = s[i]
-        if is_han(c):
-            syl = char_syllable(c)
-            units.append(Unit(i, i + 1, "han", c, syl, fold(syl) if syl.isascii() else syl, syl[0]))
+        info = _HAN_INFO.get(c) or _han_info(c)
+        if info is not None:
+            units.append(Unit(i, i + 1, "han", c, info[0], info[1], info[2]))
             i += 1
         elif c.isascii() and c.isalpha():
             j = i
@@ -196,11 +207,17 @@ def _financial(text: str) -> str:
     return _FINANCIAL.sub(repl, text)
 
 
+_HAS_LATIN = re.compile(r"[A-Za-z\u00c0-\u024f\uff21-\uff3a\uff41-\uff5a]")
+
+
 def prepare(raw: str) -> PreparedQuery:
     """Normalize a free-text query and find its number components and text runs."""
-    text = _financial(_strip_tone_digits(raw))
-    text = strip_latin_tones(normalize(text))
-    text = _LATIN_SUFFIX.sub(lambda m: _LATIN_SUFFIX_MAP[m.group(1)], text)
+    latin = _HAS_LATIN.search(raw) is not None
+    text = _financial(_strip_tone_digits(raw) if latin else raw)
+    text = normalize(text)
+    if latin:
+        text = strip_latin_tones(text)
+        text = _LATIN_SUFFIX.sub(lambda m: _LATIN_SUFFIX_MAP[m.group(1)], text)
     numbers = _scan_numbers(text)
     # Floors: with no building, 3楼 is building 3 (3号楼) as often as not; keep both readings
     # by recording it as a floor and letting the resolver try the building.
@@ -215,9 +232,5 @@ def prepare(raw: str) -> PreparedQuery:
     pq = PreparedQuery(raw, text, runs, numbers)
     for p in numbers:
         pq.parts.setdefault(p.kind, p)
+    pq.has_door_parts = any(k in pq.parts for k in NUMBER_KINDS)
     return pq
-
-
-def prepare_structured(fields: dict[str, str | None]) -> dict[str, PreparedQuery]:
-    """Each structured field prepared on its own (names) — see engine.structured_search."""
-    return {k: prepare(v) for k, v in fields.items() if v}

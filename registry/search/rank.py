@@ -12,7 +12,8 @@ components, addok-style:
   characters (those after the last explained one count half: trailing shop names);
 - `distance`: with `near=`, exp(-km / 5), used to order near-equal candidates.
 
-score = coverage × 0.75^(divisions named that contradict it) × (0.8 if partial).
+score = coverage × 0.5^(divisions named that contradict it) × (0.8 if partial): a door in another
+county than the one named ranks below that county's street without the door.
 
 A result with score < LOW_CONFIDENCE is marked `low_confidence`: it is the best the registry
 has, but not a match to act on without a look. Two results of one kind within
@@ -31,7 +32,7 @@ from registry.search.resolve import Doors
 LOW_CONFIDENCE = 0.6
 AMBIGUITY_GAP = 0.01
 PARTIAL_FACTOR = 0.8
-CONTRADICTION_FACTOR = 0.75
+CONTRADICTION_FACTOR = 0.5
 TAIL_WEIGHT = 0.5
 KIND_RANK = {"address": 0, "place": 1, "facility": 2, "heritage": 2, "division": 3}
 LEVEL_OF_CATEGORY = {"road": "street", "street": "street", "compound": "compound",
@@ -62,6 +63,9 @@ class Hit:
     former: list[dict] = field(default_factory=list)
     ambiguous: int = 0
     name_gap: int = 0  # characters outside number parts that no chosen name explains
+    coverage: float = 0.0
+    door_query: bool = False
+    described: bool = False
     lon: float = float("nan")
     lat: float = float("nan")
 
@@ -74,7 +78,7 @@ def _consistent(hit: Hit, m: Match) -> bool:
     return False
 
 
-def _free(spans: list[tuple[int, int]], start: int, end: int) -> bool:
+def free_of(spans: list[tuple[int, int]], start: int, end: int) -> bool:
     for a, b in spans:
         if start < b and a < end:
             return False
@@ -100,7 +104,7 @@ def finalize(gaz: Gazetteer, pq: PreparedQuery, hit: Hit, others: list[Match]) -
                 continue
         elif not (is_address and (m.eid == street or m.eid == compound)):
             continue
-        if _free(spans, m.start, m.end):
+        if free_of(spans, m.start, m.end):
             chosen.append(m)
             spans.append((m.start, m.end))
     contradictions: list[Match] = []
@@ -108,7 +112,7 @@ def finalize(gaz: Gazetteer, pq: PreparedQuery, hit: Hit, others: list[Match]) -
     for m in rejected:
         if m.score < 0.9 or m.atoms < 2:
             continue
-        if _free(spans, m.start, m.end) and _free(bad, m.start, m.end):
+        if free_of(spans, m.start, m.end) and free_of(bad, m.start, m.end):
             contradictions.append(m)
             bad.append((m.start, m.end))
     explained = 0.0
@@ -140,7 +144,21 @@ def finalize(gaz: Gazetteer, pq: PreparedQuery, hit: Hit, others: list[Match]) -
         hit.partial = True  # the query names a door this result cannot have
     score = coverage * (CONTRADICTION_FACTOR ** len(contradictions)) * (PARTIAL_FACTOR if hit.partial else 1.0)
     hit.name_gap = max(pq.atoms - number_atoms - named, 0)
+    hit.score = round(score, 4)
+    hit.rank = score
+    hit.coverage = coverage
+    hit.chosen = chosen
+    hit.contradictions = contradictions
+    hit.door_query = pq.has_door_parts
 
+
+def describe(gaz: Gazetteer, hit: Hit) -> None:
+    """Levels, components and former names of a candidate that will be shown (finalize only
+    scores; most candidates are never shown)."""
+    if hit.described:
+        return
+    hit.described = True
+    chosen, contradictions = hit.chosen, hit.contradictions
     levels: list[str] = []
     named_levels = {gaz.divisions[m.eid].level for m in chosen if m.kind == "division" and m.eid in gaz.divisions}
     for lvl in ("province", "city", "county", "township", "village"):
@@ -162,14 +180,11 @@ def finalize(gaz: Gazetteer, pq: PreparedQuery, hit: Hit, others: list[Match]) -
     hit.components = {
         "name": round(hit.container.score, 3) if hit.container is not None else None,
         "division": round(n_div / (n_div + len(contradictions)), 3) if n_div + len(contradictions) else None,
-        "number": (0.0 if hit.partial else 1.0) if pq.has_door_parts else None,
-        "coverage": round(coverage, 3),
+        "number": (0.0 if hit.partial else 1.0) if hit.door_query else None,
+        "coverage": round(hit.coverage, 3),
+        **hit.components,  # distance, when near= was given
     }
-    hit.score = round(score, 4)
-    hit.rank = score
     hit.levels = levels
-    hit.chosen = chosen
-    hit.contradictions = contradictions
     for m in chosen:
         if m.how == "former":
             hit.former.append({"name": m.name, "current": _current_name(gaz, m), "kind": m.kind})
@@ -212,7 +227,8 @@ def order(hits: list[Hit]) -> list[Hit]:
         old = best.get(key)
         if old is None or h.rank > old.rank:
             best[key] = h
-    out = sorted(best.values(), key=lambda h: (-round(h.rank, 4), KIND_RANK.get(h.kind, 9), h.eid))
+    out = sorted(best.values(), key=lambda h: (-round(h.rank, 4), len(h.contradictions), KIND_RANK.get(h.kind, 9),
+                                               h.eid))
     if len(out) > 1:
         top = out[0]
         same = [h for h in out if h.kind == top.kind and top.score - h.score <= AMBIGUITY_GAP]
@@ -255,6 +271,7 @@ def reason(gaz: Gazetteer, hit: Hit) -> str:
 
 
 def to_dict(gaz: Gazetteer, hit: Hit, *, explain: bool = False) -> dict:
+    describe(gaz, hit)
     out: dict = {"id": hit.eid, "kind": hit.kind}
     if hit.kind == "address":
         rec = gaz.addresses.record(hit.ref)
