@@ -2,8 +2,8 @@
 
 Both sides of a match go through these functions: the gazetteer when it indexes a name, the
 query when it is read. `registry.text` gives whole-string keys (`to_pinyin`, `homophone_key`);
-the engine needs them per character and per syllable, so the per-unit forms live here and
-follow the same rules (see `registry.text.pinyin.homophone_key`).
+the engine needs them per character and per syllable; the sound folding itself is
+`registry.text.fold_syllable`, the rule `homophone_key` uses.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from functools import lru_cache
 from pypinyin import Style, lazy_pinyin, pinyin
 from pypinyin.pinyin_dict import pinyin_dict
 
-from registry.text import pinyin_syllables
+from registry.text import fold_syllable, pinyin_syllables
 
 
 def _strip_tones(p: str) -> str:
@@ -36,22 +36,10 @@ def _syllable_set() -> frozenset[str]:
 SYLLABLES = _syllable_set()
 MAX_SYLLABLE = max(map(len, SYLLABLES))
 
-# Wu speakers merge hu- with w- (湖/吴, 黄/王); the same table as registry.text.pinyin.
-_HU_TO_W = {"hu": "wu", "hua": "wa", "huai": "wai", "huan": "wan", "huang": "wang",
-            "hui": "wei", "hun": "wen", "huo": "wo"}
-
-
 @lru_cache(maxsize=4096)
 def fold(s: str) -> str:
     """The sound class of one toneless syllable (zh→z, n→l, -ng→-n, hu→w …)."""
-    s = _HU_TO_W.get(s, s)
-    if s[:2] in ("zh", "ch", "sh"):
-        s = s[0] + s[2:]
-    if s.startswith("n") and len(s) > 1:
-        s = "l" + s[1:]
-    if s.endswith("ng") and len(s) > 2:
-        s = s[:-1]
-    return s
+    return fold_syllable(s)
 
 
 _char_cache: dict[str, str] = {}

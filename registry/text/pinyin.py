@@ -162,7 +162,8 @@ _HU_TO_W = {"hu": "wu", "hua": "wa", "huai": "wai", "huan": "wan", "huang": "wan
             "hui": "wei", "hun": "wen", "huo": "wo"}
 
 
-def _fold_syllable(s: str) -> str:
+def fold_syllable(s: str) -> str:
+    """The sound class of one toneless syllable, by the rules of `homophone_key`."""
     s = _HU_TO_W.get(s, s)
     if s[:2] in ("zh", "ch", "sh"):
         s = s[0] + s[2:]
@@ -189,4 +190,4 @@ def homophone_key(text: str) -> str:
     Digit and latin tokens are kept lower-cased; syllables are joined
     without separators.
     """
-    return "".join(_fold_syllable(s) if han else s for s, han in _syllables(text))
+    return "".join(fold_syllable(s) if han else s for s, han in _syllables(text))
