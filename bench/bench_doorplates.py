@@ -34,36 +34,22 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from httpload import keepalive_client  # noqa: E402 (bench/ is on sys.path when run as a script)
+
 BENCH_DB = "registry_bench_doorplates"
 GOALS = {"json_ratio": 0.70, "html_ratio": 0.60, "json_p99_ms": 20.0, "issue_s": 300.0, "print_s": 30.0}
 
 
 # --- the load generator (runs in its own process) -----------------------------------------------------
+def _doorplate_error(status: int) -> bool:
+    # 410 (a replaced or revoked plate) is a correct answer, not an error.
+    return status >= 500 or status in (400, 404)
+
+
 async def _client(host: str, port: int, requests: list[bytes], deadline: float, max_requests: int,
                   latencies: list[float], errors: list[int], offset: int) -> None:
-    reader, writer = await asyncio.open_connection(host, port)
-    i = offset
-    n = len(requests)
-    try:
-        while time.perf_counter() < deadline and len(latencies) < max_requests:
-            req = requests[i % n]
-            i += 1
-            t0 = time.perf_counter()
-            writer.write(req)
-            head = await reader.readuntil(b"\r\n\r\n")
-            status = int(head[9:12])
-            length = 0
-            for line in head.split(b"\r\n"):
-                if line[:15].lower() == b"content-length:":
-                    length = int(line[15:])
-                    break
-            if length:
-                await reader.readexactly(length)
-            latencies.append(time.perf_counter() - t0)
-            if status >= 500 or status in (400, 404):
-                errors.append(status)
-    finally:
-        writer.close()
+    await keepalive_client(host, port, requests, deadline, latencies, errors, offset,
+                           max_requests=max_requests, is_error=_doorplate_error)
 
 
 async def _load(host: str, port: int, requests: list[bytes], concurrency: int, seconds: float,

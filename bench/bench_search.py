@@ -35,6 +35,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from httpload import keepalive_client  # noqa: E402
+
 DB_NAME = "registry_bench_search"
 TARGETS = {"recall1": 0.99, "recall1_class": 0.98, "recall5": 0.995, "above_trgm": 0.25, "p50": 1.0, "p99": 5.0,
            "http_p99": 25.0, "batch": 5000, "reverse_p99": 5.0, "rss_mb": 1024, "startup": 20.0, "freshness": 1.0}
@@ -53,27 +55,7 @@ def pct(values: list[float], p: float) -> float:
 
 # --- the load generator (runs in its own process) -------------------------------------------------
 async def _client(host, port, requests, deadline, latencies, errors, offset):
-    reader, writer = await asyncio.open_connection(host, port)
-    i = offset
-    try:
-        while time.perf_counter() < deadline:
-            req = requests[i % len(requests)]
-            i += 1
-            t0 = time.perf_counter()
-            writer.write(req)
-            head = await reader.readuntil(b"\r\n\r\n")
-            status = int(head[9:12])
-            length = 0
-            for line in head.split(b"\r\n"):
-                if line[:15].lower() == b"content-length:":
-                    length = int(line[15:])
-            if length:
-                await reader.readexactly(length)
-            latencies.append(time.perf_counter() - t0)
-            if status >= 400:
-                errors.append(status)
-    finally:
-        writer.close()
+    await keepalive_client(host, port, requests, deadline, latencies, errors, offset)
 
 
 async def _load(host, port, requests, concurrency, seconds, warmup):
