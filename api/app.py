@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 from api import problems
 from api.keycache import KeyCache
 from api.ratelimit import RateLimiter
-from api.routes import addresses, changes, divisions, health
+from api.routes import addresses, adjustments, boundaries, changes, divisions, health, inspections
 from api.routes import doorplates
 from api.routes import search as search_routes
 from registry.db.engine import make_engine
@@ -56,6 +56,9 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(divisions.router)
     app.include_router(addresses.router)
     app.include_router(changes.router)
+    app.include_router(boundaries.router)
+    app.include_router(inspections.router)
+    app.include_router(adjustments.router)
     app.include_router(doorplates.router)
     app.include_router(search_routes.router)
     return app

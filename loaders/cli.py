@@ -26,6 +26,13 @@ app.add_typer(load_app, name="load")
 from loaders.plates_cli import plates_app  # noqa: E402  (registry plates …, see that module)
 
 app.add_typer(plates_app, name="plates")
+from loaders.inspection_cli import inspection_app  # noqa: E402
+from loaders.changes_cli import changes_app  # noqa: E402
+from loaders.adjust_cli import adjust_app  # noqa: E402
+
+app.add_typer(inspection_app, name="inspection")
+app.add_typer(changes_app, name="changes")
+app.add_typer(adjust_app, name="adjust")
 
 
 def _setup_logging(verbose: bool = False) -> None:

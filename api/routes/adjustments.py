@@ -1,0 +1,6 @@
+"""Routes: division adjustments."""
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(prefix="/v1", tags=["division adjustments"])
