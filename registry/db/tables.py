@@ -30,7 +30,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, DOUBLE_PRECISION, JSONB
 
 SRID = 4490
 
@@ -49,6 +49,7 @@ VERSIONED_TABLES = (
     "divisions",
     "boundary_lines",
     "boundary_markers",
+    "marker_reference_objects",
     "place_names",
     "heritage_items",
     "addresses",
@@ -168,6 +169,64 @@ boundary_markers = Table(
     _geom("POINT"),
     *_versioning(),
     Index("ix_boundary_markers_geom", "geom", postgresql_using="gist"),
+)
+
+# --- boundary lines and markers as full entities (migration 0006) ---------------------------------
+# Appended after the versioning columns, on the tables and their history, so the history trigger's
+# row copy keeps its column order. The code and numbering rules: registry.boundaries, registry.markers.
+MARKER_TYPE_LETTERS = ("Q", "A", "B", "C", "D", "E")  # single; same-number pair; triple
+MARKER_CONDITIONS = ("intact", "damaged", "worn", "missing", "displaced", "new")  # 完好 损坏 字迹不清 丢失 移位 新设
+for _col in (
+    Column("code", Text),  # stable line code, unique among active lines
+    Column("length_m", DOUBLE_PRECISION),  # geodesic length in metres
+    Column("neighbour_name", Text),  # on the city's outer edge: the neighbour where known, else 市界
+    Column("county_line_id", BigInteger, ForeignKey("boundary_lines.id")),  # a township line on a county line
+):
+    boundary_lines.append_column(_col)
+boundary_lines.append_constraint(CheckConstraint("level IN ('county', 'township')", name="level"))
+Index("uq_boundary_lines_code_active", boundary_lines.c.code, unique=True,
+      postgresql_where=boundary_lines.c.status == "active")
+Index("ix_boundary_lines_left", boundary_lines.c.left_division_id)
+Index("ix_boundary_lines_right", boundary_lines.c.right_division_id)
+for _col in (
+    Column("serial", Integer),  # 001–999 along its line
+    Column("type_letter", Text),
+    Column("elevation_m", DOUBLE_PRECISION),
+    Column("left_division_id", BigInteger, ForeignKey("divisions.id")),
+    Column("right_division_id", BigInteger, ForeignKey("divisions.id")),
+    Column("condition", Text),
+    Column("photos", ARRAY(Text)),  # photo file references (MZ/T 149 layout: photos/<number>_<n>.jpg)
+):
+    boundary_markers.append_column(_col)
+boundary_markers.append_constraint(CheckConstraint(
+    "type_letter IN ('Q', 'A', 'B', 'C', 'D', 'E')", name="type_letter"))
+boundary_markers.append_constraint(CheckConstraint(
+    "condition IN ('intact', 'damaged', 'worn', 'missing', 'displaced', 'new')", name="condition"))
+boundary_markers.append_constraint(CheckConstraint("serial BETWEEN 1 AND 999", name="serial"))
+Index("uq_boundary_markers_number_active", boundary_markers.c.number, unique=True,
+      postgresql_where=boundary_markers.c.status == "active")
+Index("ix_boundary_markers_line", boundary_markers.c.boundary_line_id)
+
+# 方位物: the objects a marker is found again by (bearing from north, distance), ≥ 3 per marker.
+marker_reference_objects = Table(
+    "marker_reference_objects",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("marker_id", BigInteger, ForeignKey("boundary_markers.id"), nullable=False),
+    Column("seq", SmallInteger, nullable=False),
+    Column("name", Text, nullable=False),  # e.g. 电线杆, 石桥东端
+    Column("kind", Text),  # pole / tree / bridge / building / road / water …
+    Column("bearing_deg", DOUBLE_PRECISION, nullable=False),  # from the marker, 0–360 from north
+    Column("distance_m", DOUBLE_PRECISION, nullable=False),
+    Column("status", Text, nullable=False, server_default="active"),
+    _geom("POINT"),
+    *_versioning(),
+    CheckConstraint("seq > 0", name="seq"),
+    CheckConstraint("bearing_deg >= 0 AND bearing_deg < 360", name="bearing"),
+    CheckConstraint("distance_m > 0", name="distance"),
+    Index("uq_marker_reference_objects_marker_seq", "marker_id", "seq", unique=True,
+          postgresql_where=text("status = 'active'")),
+    Index("ix_marker_reference_objects_geom", "geom", postgresql_using="gist"),
 )
 
 inspection_rounds = Table(
