@@ -384,7 +384,8 @@ doorplates = Table(
     Column("ended_at", DateTime(timezone=True)),
     *_versioning(),
     CheckConstraint("kind IN ('door','building','unit','flat')", name="kind"),
-    CheckConstraint("status IN ('issued','active','replaced','revoked')", name="status"),
+    # suspended: the address was retired (migration 0005); the plate comes back if the address does
+    CheckConstraint("status IN ('issued','active','suspended','replaced','revoked')", name="status"),
     Index("ix_doorplates_address", "address_id"),
 )
 
@@ -474,3 +475,56 @@ doorplate_scans = Table(
 # The scan page's nearest services: KNN over the active facilities (migration 0004).
 Index("ix_facilities_active_geom", facilities.c.geom, postgresql_using="gist",
       postgresql_where=facilities.c.status == "active")
+
+# --- inspections (migration 0007) ----------------------------------------------------------------
+# Who applied or rejected a change set (the author proposed it, approved_by approved it).
+change_sets.append_column(Column("applied_by", Text))
+change_sets.append_column(Column("rejected_by", Text))
+change_sets.append_column(Column("rejected_at", DateTime(timezone=True)))
+Index("ix_change_sets_kind_status", change_sets.c.kind, change_sets.c.status)
+# A round: its number (4 = 第四轮), years `year`..`year_to`, scope; records are observations
+# (never edited, not versioned), written when the package's change set is applied.
+inspection_rounds.append_column(Column("number", SmallInteger))
+inspection_rounds.append_column(Column("year_to", SmallInteger))
+inspection_rounds.append_constraint(CheckConstraint("status IN ('open', 'closed')", name="status"))
+Index("uq_inspection_rounds_number", inspection_rounds.c.number, unique=True)
+inspection_records.append_column(Column("change_set_id", BigInteger, ForeignKey("change_sets.id")))
+inspection_records.append_column(Column("left_team", Text))
+inspection_records.append_column(Column("right_team", Text))
+inspection_records.append_column(Column("condition", Text))  # intact / damaged / worn / missing / displaced / new
+inspection_records.append_column(Column("reference_measurements", JSONB, nullable=False,
+                                        server_default=text("'[]'::jsonb")))
+inspection_records.append_column(Column("sheet_ref", Text))  # 联检记录表 number
+Index("ix_inspection_records_change_set", inspection_records.c.change_set_id)
+Index("ix_inspection_records_marker", inspection_records.c.marker_id)
+Index("ix_inspection_records_line", inspection_records.c.boundary_line_id)
+
+# --- division adjustments (migration 0008) -----------------------------------------------------
+# One row per adjustment (区划调整): its change set, the approval document (批复文号) and the date it
+# took effect, or where the document is unknown the date it is known to be in force by (an upper
+# bound). The triggers honour the transaction-local `registry.valid_time` (see 0008).
+division_adjustments = Table(
+    "division_adjustments",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("change_set_id", BigInteger, ForeignKey("change_sets.id"), nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("approval_ref", Text),
+    Column("effective_on", Date),
+    Column("known_in_force_by", Date),
+    Column("note", Text),
+    Column("details", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint("kind IN ('merge', 'split', 'rename', 'recode', 'transfer')", name="kind"),
+    CheckConstraint("effective_on IS NOT NULL OR known_in_force_by IS NOT NULL", name="dated"),
+    Index("ix_division_adjustments_change_set", "change_set_id"),
+)
+
+# The division that took over an abolished one, so its old code answers with the successor.
+division_successors = Table(
+    "division_successors",
+    metadata,
+    Column("division_id", BigInteger, ForeignKey("divisions.id"), primary_key=True),
+    Column("successor_id", BigInteger, ForeignKey("divisions.id"), primary_key=True),
+    Column("adjustment_id", BigInteger, ForeignKey("division_adjustments.id"), nullable=False),
+)
