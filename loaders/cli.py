@@ -341,17 +341,29 @@ def generate(
 # --- match (batch address matching; owned by the search engine) -------------------------------
 @app.command("match")
 def match_cmd(
-    infile: Annotated[Path, typer.Argument(help="CSV with a header row (UTF-8)")],
+    infile: Annotated[Path, typer.Argument(help="CSV with a header row (UTF-8, with or without BOM, or GB18030/GBK)")],
     column: Annotated[str, typer.Option("--column", "-c", help="the column holding the address")] = "地址",
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="output CSV (default: IN.matched.csv)")] = None,
+    encoding: Annotated[str, typer.Option(help="input encoding: auto, utf-8, gb18030 or gbk")] = "auto",
+    output_encoding: Annotated[str, typer.Option(
+        help="output encoding: utf-8-sig (UTF-8 with BOM, for Excel), utf-8 or gb18030")] = "utf-8-sig",
+    no_bom: Annotated[bool, typer.Option("--no-bom", help="plain UTF-8 output (same as --output-encoding utf-8)")] = False,
 ) -> None:
-    """Match free-form addresses to standard ones: input columns + id, address, code, confidence, levels, reason."""
+    """Match free-form addresses to standard ones: input columns + id, address, code, confidence, levels, status
+    (matched, partial, ambiguous, low_confidence, unmatched), reason. Bad input: one line, exit 2."""
     from loaders.progress import stage_progress
+    from registry.errors import InvalidQuery
     from registry.search.cli import match_file
 
+    if no_bom and output_encoding == "utf-8-sig":
+        output_encoding = "utf-8"
     try:
         with stage_progress() as progress:
-            summary = match_file(engine(), infile, column, out, progress)
+            summary = match_file(engine, infile, column, out, progress, encoding=encoding,
+                                 output_encoding=output_encoding)
+    except InvalidQuery as exc:
+        typer.secho(f"错误 / error: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=2)
     except RegistryError as exc:
         _fail(exc)
     typer.echo(summary)

@@ -23,6 +23,7 @@ from typing import Iterator
 import numpy as np
 
 from loaders.errors import FileError
+from registry.text.encoding import UnknownEncoding, choose_encoding
 
 log = logging.getLogger(__name__)
 
@@ -124,18 +125,10 @@ class CsvSource(Source):
         if size == 0:
             raise FileError("empty_file", f"文件为空：{path.name}", f"the file is empty: {path.name}")
         self.checksum, utf8_ok, bom, lines = self._scan(path)
-        if encoding:
-            try:
-                codecs.lookup(encoding)
-            except LookupError:
-                raise FileError("bad_encoding", f"未知的编码 {encoding}", f"unknown encoding {encoding!r}") from None
-            self.encoding = "utf-8-sig" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") and bom else encoding
-        elif bom:
-            self.encoding = "utf-8-sig"
-        elif utf8_ok:
-            self.encoding = "utf-8"
-        else:
-            self.encoding = "gb18030"  # a superset of GBK and GB2312
+        try:
+            self.encoding = choose_encoding(encoding, bom=bom, utf8_ok=utf8_ok)
+        except UnknownEncoding:
+            raise FileError("bad_encoding", f"未知的编码 {encoding}", f"unknown encoding {encoding!r}") from None
         self.estimated_rows = max(lines - 1, 0)
         header_sample = self._first_line()
         self.delimiter = "\t" if header_sample.count("\t") > header_sample.count(",") else ","

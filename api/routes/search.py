@@ -17,6 +17,7 @@ from registry.divisions import validate_code
 from registry.errors import InvalidQuery, NotFound
 from registry.search import Filters, autocomplete, parse_body, reverse, search, stream, structured
 from registry.search.engine import STRUCTURED_FIELDS, structured_query
+from registry.search.batch import COLUMNS, count_statuses, formatted
 from registry.search.gazetteer import Gazetteer
 from registry.search.validate import (MAX_BATCH_ROWS, check_limit, check_text, parse_bbox, parse_kinds,
                                       parse_near)
@@ -173,18 +174,27 @@ def reverse_route(
 async def match_route(
     request: Request, source: Source,
     column: Annotated[str | None, Query(description="the address column (default 地址/address/q)")] = None,
-    format: Annotated[str | None, Query(description="csv or jsonl (default: as the input)")] = None,
-) -> StreamingResponse:
+    format: Annotated[str | None, Query(description="csv or jsonl (streamed, default: as the input), or json "
+                                                    "(one document with the counts per status)")] = None,
+) -> Response:
     """Send `text/csv` (with a header row) or `application/x-ndjson` (strings or objects with an
-    address field). Results stream back in input order: row, input, id, kind, address, code,
-    confidence, levels, low_confidence, reason."""
+    address field), in the `charset` of the Content-Type (`utf-8`, `gb18030`, `gbk`; detected
+    when absent). Results stream back in input order: row, input, id, kind, address, code,
+    confidence, levels, low_confidence, status (matched, partial, ambiguous, low_confidence,
+    unmatched), reason. `format=json` answers one JSON document instead: `rows`, `counts` (rows
+    per status) and `results`."""
     body = await request.body()
     rows, fmt = parse_body(body, request.headers.get("content-type", ""), column)
     if format is not None:
-        if format not in ("csv", "jsonl"):
-            raise InvalidQuery("format 只能是 csv 或 jsonl / format must be csv or jsonl", parameter="format")
+        if format not in ("csv", "jsonl", "json"):
+            raise InvalidQuery("format 只能是 csv、jsonl 或 json / format must be csv, jsonl or json",
+                               parameter="format")
         fmt = format
     gaz = await _gazetteer(source)
+    if fmt == "json":
+        results = await run_in_threadpool(lambda: [r for recs in formatted(gaz, rows, "records") for r in recs])
+        return _json({"rows": len(rows), "counts": count_statuses(results),
+                      "results": [{c: r.get(c) for c in COLUMNS} for r in results]})
     media = "text/csv; charset=utf-8" if fmt == "csv" else "application/x-ndjson"
     return StreamingResponse(stream(gaz, rows, fmt), media_type=media,
                              headers={"X-Rows": str(len(rows))})

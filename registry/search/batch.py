@@ -2,8 +2,11 @@
 result per row out, in input order.
 
 Output columns: row (1-based, in input order), input, id, kind, address (the standard text),
-code, confidence, levels (|-separated), low_confidence, reason. A row that cannot be searched
-(empty, too long, control characters) gets no id and says why; it never stops the batch.
+code, confidence, levels (|-separated), low_confidence, status, reason. A row that cannot be
+searched (empty, too long, control characters) gets no id and says why; it never stops the batch.
+
+`status` is one of STATUSES, exactly one per row, so that a summary counts each row once: a
+street found without its number is `partial`, not `matched`.
 """
 from __future__ import annotations
 
@@ -17,8 +20,12 @@ from registry.errors import InvalidQuery, RegistryError
 from registry.search.engine import match_one
 from registry.search.gazetteer import Gazetteer
 from registry.search.validate import MAX_BATCH_ROWS, check_text
+from registry.text.encoding import decode_text, normalize_encoding
 
-COLUMNS = ("row", "input", "id", "kind", "address", "code", "confidence", "levels", "low_confidence", "reason")
+COLUMNS = ("row", "input", "id", "kind", "address", "code", "confidence", "levels", "low_confidence", "status",
+           "reason")
+# In the order a row is classified: the first that applies wins.
+STATUSES = ("unmatched", "partial", "ambiguous", "low_confidence", "matched")
 DEFAULT_COLUMNS = ("地址", "address", "q", "query", "addr")
 
 
@@ -69,14 +76,21 @@ def read_jsonl_rows(text: str, column: str | None = None) -> list[str]:
     return rows
 
 
+def _charset(content_type: str) -> str | None:
+    for param in (content_type or "").split(";")[1:]:
+        key, _, value = param.partition("=")
+        if key.strip().lower() == "charset":
+            return value.strip().strip('"') or None
+    return None
+
+
 def parse_body(body: bytes, content_type: str, column: str | None = None) -> tuple[list[str], str]:
-    """(rows, 'csv'|'jsonl'). Refuses empty bodies, bad encodings and more than MAX_BATCH_ROWS rows."""
+    """(rows, 'csv'|'jsonl'). The body is read in the Content-Type's charset (utf-8, gb18030, gbk),
+    detected when it has none. Refuses empty bodies, bytes that do not decode (naming the line)
+    and more than MAX_BATCH_ROWS rows."""
     if not body or not body.strip():
         raise InvalidQuery("请求体为空 / the request body is empty", parameter="body")
-    try:
-        text = body.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise InvalidQuery("请求体应为 UTF-8 / the body must be UTF-8", parameter="body") from None
+    text, _ = decode_text(body, normalize_encoding(_charset(content_type), "charset"), parameter="body")
     ct = (content_type or "").split(";")[0].strip().lower()
     if ct in ("application/x-ndjson", "application/jsonl", "application/json-lines", "application/json"):
         rows, fmt = read_jsonl_rows(text, column), "jsonl"
@@ -98,7 +112,30 @@ def match_rows(gaz: Gazetteer, rows: Iterable[str]) -> Iterator[dict]:
         except RegistryError as exc:
             result = {"id": None, "kind": None, "address": None, "code": None, "confidence": 0.0, "levels": [],
                       "low_confidence": True, "reason": f"无法查询 / not searchable: {exc.message}"}
-        yield {"row": n, "input": q, **result}
+        rec = {"row": n, "input": q, **result}
+        rec["status"] = status_of(rec)
+        yield rec
+
+
+def status_of(rec: dict) -> str:
+    """One of STATUSES for a matched row (see match_one's partial / ambiguous / low_confidence)."""
+    if rec.get("id") is None:
+        return "unmatched"
+    if rec.get("partial"):
+        return "partial"
+    if rec.get("ambiguous"):
+        return "ambiguous"
+    if rec.get("low_confidence"):
+        return "low_confidence"
+    return "matched"
+
+
+def count_statuses(recs: Iterable[dict], counts: dict[str, int] | None = None) -> dict[str, int]:
+    """Rows per status (every status present, zeros included), added to `counts` if given."""
+    counts = counts if counts is not None else dict.fromkeys(STATUSES, 0)
+    for rec in recs:
+        counts[rec["status"]] += 1
+    return counts
 
 
 def _csv_line(rec: dict) -> str:

@@ -281,7 +281,8 @@ def _jsonable(v):
 
 
 def match_one(gaz: Gazetteer, q: str) -> dict:
-    """The best result for one batch row: id, address, code, confidence, levels, reason."""
+    """The best result for one batch row: id, address, code, confidence, levels, reason, and
+    whether it is partial (a level the query names was not found) or ambiguous (batch.status_of)."""
     with gaz.lock:
         o = run(gaz, q)
         if not o.hits:
@@ -291,7 +292,7 @@ def match_one(gaz: Gazetteer, q: str) -> dict:
     m = top["match"]
     return {"id": top["id"], "kind": top["kind"], "address": top["address"], "code": top.get("code"),
             "confidence": top["score"], "levels": m["levels"], "reason": m["reason"],
-            "low_confidence": top["low_confidence"]}
+            "low_confidence": top["low_confidence"], "partial": m["partial"], "ambiguous": m.get("ambiguous", 0)}
 
 
 STRUCTURED_FIELDS = ("county", "township", "village", "street", "compound", "number", "building", "unit", "room")

@@ -157,7 +157,7 @@ def test_should_match_a_csv_file_from_the_command_line(city, city_gaz, tmp_path)
         w.writerows([[i, r] for i, r in enumerate(rows)])
     seen = []
     summary = match_file(city.engine, infile, "地址", tmp_path / "out.csv", lambda s, d, t: seen.append((d, t)))
-    out = list(csv.DictReader(open(tmp_path / "out.csv", encoding="utf-8")))
+    out = list(csv.DictReader(open(tmp_path / "out.csv", encoding="utf-8-sig")))  # written with a BOM
     assert [r["地址"] for r in out] == rows and [r["编号"] for r in out] == ["0", "1", "2"]
     assert out[0]["address"] == "浙江省湖州市吴兴区爱山街道人民路123号"
     assert out[1]["address"] == "浙江省湖州市吴兴区爱山街道人民路12-1号"
