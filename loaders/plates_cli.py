@@ -60,6 +60,10 @@ def issue(
                                   kind=kind, source="cli")
     except RegistryError as exc:
         _fail(exc)
+    if result.change_set_id is None:
+        typer.echo(f"无需签发 / nothing to issue: already issued {result.already}, no change set recorded "
+                   f"({time.perf_counter() - started:.1f} s)")
+        return
     typer.echo(f"issued {result.issued}, already issued {result.already} "
                f"(change set {result.change_set_id}, key {result.key_id}) in {time.perf_counter() - started:.1f} s")
 
@@ -172,8 +176,13 @@ def reports(
             records, total = list_reports(conn, division, Page.of(limit, 0), status=None if status == "all" else status)
     except RegistryError as exc:
         _fail(exc)
+    from registry.doorplates import STATUS_NAMES
+
     for r in records:
-        typer.echo(f"{r['created_at'][:16]}\t{r['plate']['code']}\t{r['kind_name']}\t{r['status']}\t"
+        plate_status = r["plate"]["status"]
+        # a plate that is not live says so (e.g. 暂停（地址已注销）: its address was retired)
+        flag = "" if plate_status in ("issued", "active") else f" [{STATUS_NAMES.get(plate_status, plate_status)}]"
+        typer.echo(f"{r['created_at'][:16]}\t{r['plate']['code']}{flag}\t{r['kind_name']}\t{r['status']}\t"
                    f"{r['address']['text']}\t{r['text'] or ''}")
     typer.echo(f"{total} report(s)", err=True)
 

@@ -123,7 +123,11 @@ def _page(status: int, **ctx) -> HTMLResponse:
 _GONE_DETAIL = {
     "replaced": "此门牌已被替换 / this plate has been replaced",
     "revoked": "此门牌已注销 / this plate has been revoked",
+    "suspended": "门牌所对应地址已注销 / the address of this plate has been retired",
 }
+# A suspended plate is genuine but its address is retired: 410 like a revoked plate, so that no
+# client takes it for a valid address; its token keeps verifying and comes back with the address.
+_GONE_TYPE = {"replaced": "plate-replaced", "revoked": "plate-revoked", "suspended": "address-retired"}
 
 
 def _error_page(exc: RegistryError, token: str) -> HTMLResponse:
@@ -180,11 +184,15 @@ def _scan_in(request: Request, conn, token: str, reported: bool) -> Response:
             return _page(200, state="ok", d=result.body, token=token, agency=agency, reported=reported,
                          report_kinds=REPORT_KIND_NAMES, max_text=MAX_TEXT, kind_names=KIND_NAMES)
         return _json(result.body)
-    # replaced or revoked: answered as such, with the replacing plate
+    # replaced, revoked or suspended (address retired): answered as such, with the replacing plate
     if html:
         return _page(410, state=result.state, d=result.body, token=token, agency=agency,
-                     replacement=result.replacement, kind_names=KIND_NAMES)
+                     replacement=result.replacement, kind_names=KIND_NAMES, reported=reported,
+                     report_kinds=REPORT_KIND_NAMES, max_text=MAX_TEXT)
     extra: dict[str, Any] = {"plate_status": result.state, "plate": result.plate}
+    if result.state == "suspended":
+        extra["address_status"] = "retired"
+        extra["address"] = {k: result.body["address"][k] for k in ("id", "text", "code", "status")}
     if result.replacement:
         extra["replaced_by"] = result.replacement
     if agency:
@@ -193,7 +201,7 @@ def _scan_in(request: Request, conn, token: str, reported: bool) -> Response:
     detail = _GONE_DETAIL[result.state]
     if result.replacement:
         detail += f" (→ {result.replacement['code']})"
-    return problems.problem(410, f"plate-{result.state}", detail, request.url.path, **extra)
+    return problems.problem(410, _GONE_TYPE[result.state], detail, request.url.path, **extra)
 
 
 class ReportIn(BaseModel):
@@ -206,7 +214,8 @@ def _report(conn, ring: KeyRing, token: str, kind: str | None, text: str | None)
     from registry.doorplates import get_plate_row
 
     row = get_plate_row(conn, parsed.plate_id, parameter="token")
-    if row["status"] not in ("issued", "active"):
+    # a suspended plate still takes reports: "the door is still here" is what the office must hear
+    if row["status"] not in ("issued", "active", "suspended"):
         raise NotFound("此门牌已停用，无需报告 / this plate is no longer in use", parameter="token",
                        plate_status=row["status"])
     return submit_report(conn, parsed.plate_id, kind, text)

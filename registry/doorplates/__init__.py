@@ -9,6 +9,7 @@ from sqlalchemy import Connection
 from registry.doorplates.plates import (
     KIND_NAMES,
     KINDS,
+    STATUS_NAMES,
     STATUSES,
     IssueResult,
     activate_division,
@@ -25,6 +26,7 @@ from registry.doorplates.plates import (
     revoke_plate,
     validate_kind,
 )
+from registry.doorplates.follow import SUSPENDED_REASON, FollowResult, follow_addresses
 from registry.doorplates.printing import PlateFace, qr, qr_png, qr_svg, render_sheet
 from registry.doorplates.reports import REPORT_KINDS, close_reports, list_reports, submit_report
 from registry.doorplates.scans import ScanCounter, scan_counts
@@ -72,9 +74,9 @@ def print_division(conn: Connection, division: str, *, ring: KeyRing, base_url: 
 
 
 __all__ = [
-    "KINDS", "KIND_NAMES", "REPORT_KINDS", "STATUSES",
-    "InvalidSignature", "InvalidToken", "IssueResult", "KeyRing", "PlateFace", "Scan", "ScanCounter",
-    "activate_division", "activate_plate", "close_reports", "ensure_signing_key", "get_plate", "get_plate_row",
+    "KINDS", "KIND_NAMES", "REPORT_KINDS", "STATUSES", "STATUS_NAMES", "SUSPENDED_REASON",
+    "FollowResult", "InvalidSignature", "InvalidToken", "IssueResult", "KeyRing", "PlateFace", "Scan", "ScanCounter",
+    "activate_division", "activate_plate", "close_reports", "ensure_signing_key", "follow_addresses", "get_plate", "get_plate_row",
     "issue_plates", "list_keys", "list_reports", "live_plate_for", "natural_kind", "parse_plate_code",
     "plate_code", "plate_faces", "plate_url", "plates_for_print", "print_division", "qr", "qr_png", "qr_svg",
     "render_sheet", "replace_plate", "resolve", "retire_key", "revoke_plate", "rotate_key", "scan_counts",

@@ -1,4 +1,5 @@
-"""Plates (门牌): kinds, short codes, issuing and the lifecycle issued → active → replaced / revoked.
+"""Plates (门牌): kinds, short codes, issuing and the lifecycle issued → active → replaced / revoked
+(and suspended while the address is retired: see registry/doorplates/follow.py).
 
 - A plate's identifier is the `doorplates.id` sequence value: never changed, never reused. Its
   short code (`plate_code`) is Crockford base32 of that id with a check symbol, for people.
@@ -27,7 +28,9 @@ from registry.errors import Conflict, InvalidQuery, NotFound
 
 KINDS = ("door", "building", "unit", "flat")
 KIND_NAMES = {"door": "门牌", "building": "楼牌", "unit": "单元牌", "flat": "户牌"}
-STATUSES = ("issued", "active", "replaced", "revoked")
+STATUSES = ("issued", "active", "suspended", "replaced", "revoked")
+STATUS_NAMES = {"issued": "已签发", "active": "已安装", "suspended": "暂停（地址已注销）", "replaced": "已替换",
+                "revoked": "已注销"}
 LIVE = ("issued", "active")
 MAX_REASON = 200
 
@@ -132,30 +135,34 @@ def _key(kind: str, alias: str) -> str:
     return ", ".join(part.format(x=alias) for part in PLATE_KEYS[kind])
 
 
-def _issue_kind(conn: Connection, kind: str, scope: str, params: dict[str, Any], *, count_only: bool) -> int:
-    """Targets of one kind in scope (count_only), or insert the missing plates; returns the number."""
+def _issue_kind(conn: Connection, kind: str, scope: str, params: dict[str, Any], *, count_only: bool):
+    """count_only: (targets of one kind in scope, those without a live plate); else insert the
+    missing plates and return how many."""
     key_a, key_b = _key(kind, "a"), _key(kind, "b")
     targets = f"""
         SELECT min(a.id) AS address_id, {key_a}
         FROM addresses a
         WHERE a.status = 'active' AND {scope.format(x="a")} AND {_TARGET_FILTER[kind].format(x="a")}
         GROUP BY {key_a}"""
-    if count_only:
-        return conn.execute(text(f"SELECT count(*) FROM ({targets}) t"), params).scalar_one()
     live = f"""
         SELECT {key_b}
         FROM doorplates d JOIN addresses b ON b.id = d.address_id
         WHERE d.kind = '{kind}' AND d.status IN ('issued', 'active') AND {scope.format(x="b")}"""
     n_key = len(PLATE_KEYS[kind])
     cols = ", ".join(f"k{i}" for i in range(n_key))
+    with_ = f"WITH targets(address_id, {cols}) AS ({targets}), live({cols}) AS ({live})"
+    missing = (f"NOT EXISTS (SELECT 1 FROM live l WHERE ({', '.join(f'l.k{i}' for i in range(n_key))})"
+               f" = ({', '.join(f't.k{i}' for i in range(n_key))}))")
+    if count_only:
+        row = conn.execute(text(f"{with_} SELECT count(*), count(*) FILTER (WHERE {missing}) FROM targets t"),
+                           params).one()
+        return int(row[0]), int(row[1])
     return conn.execute(text(f"""
-        WITH targets(address_id, {cols}) AS ({targets}),
-             live({cols}) AS ({live})
+        {with_}
         INSERT INTO doorplates (address_id, kind, status, key_id, change_set_id, source)
         SELECT t.address_id, '{kind}', 'issued', :key_id, :cs, :source
         FROM targets t
-        WHERE NOT EXISTS (SELECT 1 FROM live l WHERE ({", ".join(f"l.k{i}" for i in range(n_key))})
-                                                   = ({", ".join(f"t.k{i}" for i in range(n_key))}))
+        WHERE {missing}
         ON CONFLICT (address_id, kind) WHERE status IN ('issued', 'active') DO NOTHING
     """), params).rowcount
 
@@ -216,10 +223,11 @@ def issue_plates(
                     "UNION ALL SELECT c.id FROM divisions c JOIN tree ON c.parent_id = tree.id) SELECT id FROM tree)")
 
     key_id = ensure_signing_key(conn, actor=actor)
-    per_kind = {k: (scope_of(k), _issue_kind(conn, k, scope_of(k), params, count_only=True)) for k in kinds}
-    in_scope = sum(n for _, n in per_kind.values())
-    if in_scope == 0:
-        return IssueResult(None, 0, 0, key_id)
+    per_kind = {k: (scope_of(k), *_issue_kind(conn, k, scope_of(k), params, count_only=True)) for k in kinds}
+    in_scope = sum(n for _, n, _ in per_kind.values())
+    if not any(missing for _, _, missing in per_kind.values()):
+        # nothing to issue: no change set (an empty one per no-op run would bury the real ones)
+        return IssueResult(None, 0, in_scope, key_id)
 
     cs = open_change_set(conn, kind="doorplates", author=actor, source=source or "plates issue",
                          reason="issue plates", details={"address_id": address_id, "street_id": street_id,
@@ -227,8 +235,8 @@ def issue_plates(
     params.update(cs=cs, key_id=key_id, source=source or "plates issue")
     counts: dict[str, Any] = {}
     issued = 0
-    for k, (sc, targets) in per_kind.items():
-        if targets:
+    for k, (sc, _targets, missing) in per_kind.items():
+        if missing:
             n = _issue_kind(conn, k, sc, params, count_only=False)
             counts[k] = n
             issued += n
@@ -261,6 +269,7 @@ def plate_record(row) -> dict[str, Any]:
         "kind_name": KIND_NAMES.get(row["kind"], row["kind"]),
         "status": row["status"],
         "address_id": row["address_id"],
+        "status_name": STATUS_NAMES.get(row["status"], row["status"]),
         "replaced_by": ({"id": row["replaced_by_id"], "code": plate_code(row["replaced_by_id"])}
                         if row["replaced_by_id"] else None),
         "reason": row["reason"],
@@ -300,6 +309,8 @@ def plate_history(conn: Connection, plate_id: int) -> list[dict[str, Any]]:
 def get_plate(conn: Connection, plate_id: int) -> dict[str, Any]:
     out = plate_record(get_plate_row(conn, plate_id))
     out["history"] = plate_history(conn, plate_id)
+    out["address_status"] = conn.execute(select(addresses.c.status).where(addresses.c.id == out["address_id"])
+                                         ).scalar_one_or_none()
     return out
 
 
@@ -311,14 +322,17 @@ def live_plate_for(conn: Connection, address_id: int, kind: str | None = None) -
 
 
 # --- lifecycle ---------------------------------------------------------------------------------
-def _lock_live(conn: Connection, plate_id: int):
+_ENDED_ZH = {"replaced": "已被替换", "revoked": "已注销", "suspended": "所对应地址已注销（门牌暂停）"}
+
+
+def _lock_live(conn: Connection, plate_id: int, *, allow: tuple[str, ...] = LIVE):
     row = conn.execute(
         select(doorplates).where(doorplates.c.id == plate_id).with_for_update()
     ).mappings().first()
     if row is None:
         raise NotFound(f"门牌 {plate_id} 不存在 / plate_id {plate_id} not found", parameter="plate_id")
-    if row["status"] not in LIVE:
-        raise Conflict(f"门牌 {plate_code(plate_id)} 已{'被替换' if row['status'] == 'replaced' else '注销'}，不能再变更 / "
+    if row["status"] not in allow:
+        raise Conflict(f"门牌 {plate_code(plate_id)} {_ENDED_ZH.get(row['status'], row['status'])}，不能再变更 / "
                        f"plate {plate_id} is {row['status']}", parameter="plate_id", plate_status=row["status"])
     return row
 
@@ -381,9 +395,10 @@ def replace_plate(conn: Connection, plate_id: int, *, reason: str, actor: str) -
 
 
 def revoke_plate(conn: Connection, plate_id: int, *, reason: str, actor: str) -> dict[str, Any]:
-    """Withdraw a plate for good (address retired, plate stolen …). Open reports on it are closed."""
+    """Withdraw a plate for good (address retired, plate stolen …). Open reports on it are closed.
+    A suspended plate (its address retired) may be revoked too: the door is gone for good."""
     reason = _reason(reason, required=True)
-    _lock_live(conn, plate_id)
+    _lock_live(conn, plate_id, allow=LIVE + ("suspended",))
     cs = open_change_set(conn, kind="doorplates", author=actor, source="plates revoke", reason=reason,
                          details={"plate_id": plate_id})
     conn.execute(text("""

@@ -282,7 +282,7 @@ def navigation(lon: float | None, lat: float | None, label: str) -> dict[str, st
 
 @dataclass
 class Scan:
-    """A resolved scan. `state` is "ok", "replaced" or "revoked"."""
+    """A resolved scan. `state` is "ok", "suspended" (the address is retired), "replaced" or "revoked"."""
 
     state: str
     plate: dict[str, Any]
@@ -326,6 +326,12 @@ def resolve(conn: Connection, plate_id: int, *, ring: KeyRing, base_url: str, ag
     if token:
         body["report_url"] = scan_url(base_url, token) + "/report"
     state = "ok" if row["status"] in ("issued", "active") else row["status"]
+    if state == "ok" and row["address_status"] == "retired":
+        # a path that retired the address without follow_addresses: never show a retired address as valid
+        state = "suspended"
+    if state == "suspended":
+        body["address"]["status"] = "retired"
+        body["navigation"] = None  # no directions to a door the registry no longer lists
     replacement = None
     if row["replaced_by_id"]:
         # Follow the chain to the plate that is live now (a replacement may itself be replaced).

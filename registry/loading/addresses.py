@@ -588,6 +588,11 @@ class AddressLoad:
     def _update(self, params: dict) -> None:
         report = self.report
         report.unchanged = self._x("SELECT count(*) FROM {match} WHERE valid AND NOT changed").scalar_one()
+        # Retired addresses this file lists again: reactivated below, their suspended plates come back.
+        self._x("""
+            CREATE TEMP TABLE load_addr_back ON COMMIT DROP AS
+            SELECT m.address_id AS id FROM {match} m JOIN addresses a ON a.id = m.address_id
+            WHERE m.valid AND m.changed AND a.status = 'retired'""")
         report.updated = self._x("""
             UPDATE addresses a SET street_id = s.street_id, compound_id = s.compound_id, group_no = s.group_no,
                    number = s.number, number_main = s.number_main, building = s.building, unit = s.unit,
@@ -623,6 +628,9 @@ class AddressLoad:
                       FROM {stage} s JOIN {match} m ON m.row_no = s.row_no WHERE m.valid AND m.moved) s
                 JOIN load_addr_base b ON b.division_id = s.division_id
                 WHERE a.id = s.address_id""", **params).rowcount
+        if self._x("SELECT EXISTS (SELECT 1 FROM load_addr_back)").scalar_one():
+            self._follow("SELECT id FROM load_addr_back", params)
+        self._x("DROP TABLE load_addr_back")
 
     def _retire(self, params: dict, has_match: bool) -> None:
         # Villages where a row was refused before its key was known are left alone.
@@ -636,9 +644,23 @@ class AddressLoad:
                 f"{skipped} 个村社区有无法识别的行，未注销其中缺失的地址 / retiring skipped in {skipped} villages "
                 "with unreadable rows")
         not_matched = "NOT EXISTS (SELECT 1 FROM {match} m WHERE m.address_id = a.id)" if has_match else "true"
-        self.report.retired = self._x(f"""
-            UPDATE addresses a SET status = 'retired', change_set_id = :cs, source = :source
-            WHERE a.division_id IN ({scope_sql}) AND a.status <> 'retired' AND {not_matched}""", **params).rowcount
+        self._x(f"""
+            CREATE TEMP TABLE load_addr_retired ON COMMIT DROP AS
+            WITH r AS (UPDATE addresses a SET status = 'retired', change_set_id = :cs, source = :source
+                       WHERE a.division_id IN ({scope_sql}) AND a.status <> 'retired' AND {not_matched}
+                       RETURNING a.id)
+            SELECT id FROM r""", **params)
+        self.report.retired = self._x("SELECT count(*) FROM load_addr_retired").scalar_one()
+        if self.report.retired:
+            self._follow("SELECT id FROM load_addr_retired", params)
+        self._x("DROP TABLE load_addr_retired")
+
+    def _follow(self, ids_sql: str, params: dict) -> None:
+        """The plates of addresses this load retired or brought back follow them, in this change set."""
+        from registry.doorplates.follow import follow_addresses
+
+        result = follow_addresses(self.conn, ids_sql, change_set_id=params["cs"], source=params["source"])
+        self.report.plates.update({k: self.report.plates.get(k, 0) + v for k, v in result.as_counts().items()})
 
     # -- first load into an empty table: build the indexes once at the end --------------------
     # Per-row index maintenance and foreign-key triggers (one lookup per row and key) cost more

@@ -72,6 +72,7 @@ class LoadReport:
     warnings: int = 0
     places_created: int = 0
     aliases_added: int = 0
+    plates: dict[str, int] = field(default_factory=dict)  # doorplates that followed their addresses
     change_set_id: int | None = None
     dry_run: bool = False
     noop: bool = False
@@ -87,6 +88,7 @@ class LoadReport:
             out["places_created"] = self.places_created
         if self.aliases_added:
             out["aliases_added"] = self.aliases_added
+        out.update(self.plates)
         return out
 
     @property
@@ -101,6 +103,10 @@ class LoadReport:
             head += f" · 警告 warnings {self.warnings:,}"
         if self.places_created:
             head += f" · 新登记地名 places created {self.places_created:,}"
+        if self.plates.get("plates_suspended"):
+            head += f" · 门牌暂停 plates suspended {self.plates['plates_suspended']:,}"
+        if self.plates.get("plates_restored"):
+            head += f" · 门牌恢复 plates restored {self.plates['plates_restored']:,}"
         return head
 
 
