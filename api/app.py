@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from sqlalchemy import Engine
 
-from api import problems
+from api import docs, problems
 from api.keycache import KeyCache
 from api.ratelimit import RateLimiter
 from api.routes import addresses, adjustments, boundaries, changes, divisions, health, inspections
@@ -47,11 +47,14 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         description="Standard addresses, divisions, place names and doorplates of Huzhou. "
         "Errors are application/problem+json (RFC 9457). Send an agency key in X-API-Key.",
         lifespan=lifespan,
+        docs_url=None,  # FastAPI's pages load Swagger UI from a CDN: api/docs.py serves it locally
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.key_cache = KeyCache(ttl=settings.key_cache_seconds)
     app.state.rate_limiter = RateLimiter()
     problems.install(app)
+    docs.install(app)
     app.include_router(health.router)
     app.include_router(divisions.router)
     app.include_router(addresses.router)
