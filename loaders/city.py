@@ -1,7 +1,8 @@
 """`registry load city DIR`: a generated city (data/generate) through the ordinary loaders.
 
 Order: township and village polygons → place names (former names as aliases, pinyin) →
-facilities → heritage → addresses. Each step is its own transaction and change set, so a crash
+facilities → heritage → addresses → boundary lines (county, township) and the synthetic
+markers (data.generate.markers, from the manifest's seed). Each step is its own transaction and change set, so a crash
 loses at most the step in progress and a re-run picks up from there.
 
 The generator writes NBS 2023 township codes (the prefixes of its 12-digit village codes), so
@@ -57,6 +58,7 @@ class StepResult:
     report: LoadReport | None
     skipped_change_set: int | None = None
     reject_file: Path | None = None
+    derived: dict | None = None  # the derive step: boundary lines per level and markers
 
 
 def _already_applied(engine: Engine, step: Step, checksum: str) -> int | None:
@@ -115,4 +117,25 @@ def load_city(engine: Engine, directory: Path, *, actor: str = "registry", reche
         results.append(result)
         if on_step:
             on_step(result)
+    if not dry_run:
+        seed = json.loads(manifest.read_text(encoding="utf-8")).get("seed", 1) if manifest.exists() else 1
+        result = StepResult(DERIVE_STEP, None, derived=derive_boundaries(engine, seed=seed, actor=actor))
+        results.append(result)
+        if on_step:
+            on_step(result)
     return results
+
+
+DERIVE_STEP = Step("boundary lines and markers", "derive", "load_divisions", "city.gpkg", None)
+
+
+def derive_boundaries(engine: Engine, *, seed: int = 1, actor: str = "registry") -> dict:
+    """County and township boundary lines from the polygons, then the synthetic markers (from the
+    city's seed), in one transaction; each part writes nothing when nothing changed."""
+    from data.generate.markers import derive_markers
+    from registry.boundaries import derive_boundary_lines
+
+    with engine.begin() as conn:
+        out = {level: derive_boundary_lines(conn, level=level, actor=actor) for level in ("county", "township")}
+        out["markers"] = derive_markers(conn, seed=seed, actor=actor)
+    return out

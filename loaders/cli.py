@@ -287,7 +287,11 @@ def load_city_cmd(
 
     def on_step(result) -> None:
         label = f"{result.step.name} ({result.step.file}{':' + result.step.layer if result.step.layer else ''})"
-        if result.report is None:
+        if result.derived is not None:
+            for level in ("county", "township"):
+                typer.echo(_lines_summary(level, result.derived[level]))
+            typer.echo(_markers_summary(result.derived["markers"]))
+        elif result.report is None:
             typer.echo(f"{label}: 已载入，跳过 / already applied in change set #{result.skipped_change_set}, skipped")
         else:
             _print_report(result.report, result.reject_file, title=f"{label}:")
@@ -310,7 +314,7 @@ def derive_boundaries_cmd(
     level: Annotated[str, typer.Option(help="county or township: the divisions the lines separate")] = "county",
     actor: Annotated[str, typer.Option(help="who does it (recorded in the change set)")] = "registry",
 ) -> None:
-    """Derive boundary lines (界线) between neighbouring divisions and along their parent's edge."""
+    """Derive boundary lines (界线) between neighbouring divisions and along the city's edge (idempotent)."""
     from registry.boundaries import derive_boundary_lines
 
     try:
@@ -318,7 +322,37 @@ def derive_boundaries_cmd(
             counts = derive_boundary_lines(conn, level=level, actor=actor)
     except RegistryError as exc:
         _fail(exc)
-    typer.echo(f"boundary lines written: {counts['shared']} between neighbours, {counts['outer']} on the outer edge")
+    typer.echo(_lines_summary(level, counts))
+
+
+@derive_app.command("markers")
+def derive_markers_cmd(
+    seed: Annotated[int, typer.Option(help="random seed (the generated city's): the same seed gives the same markers")] = 1,
+    actor: Annotated[str, typer.Option(help="who does it (recorded in the change set)")] = "registry",
+) -> None:
+    """Place synthetic boundary markers (界桩) on every line that has none yet (data.generate.markers)."""
+    from data.generate.markers import derive_markers
+
+    try:
+        with engine().begin() as conn:
+            counts = derive_markers(conn, seed=seed, actor=actor)
+    except RegistryError as exc:
+        _fail(exc)
+    typer.echo(_markers_summary(counts))
+
+
+def _lines_summary(level: str, c: dict) -> str:
+    if not c["changed"]:
+        return f"{level} 级界线未变 / {level} boundary lines unchanged ({c['unchanged']} lines)"
+    return (f"{level} boundary lines: {c['added']} added, {c['updated']} updated, {c['retired']} retired, "
+            f"{c['unchanged']} unchanged (change set #{c['change_set_id']})")
+
+
+def _markers_summary(c: dict) -> str:
+    if not c["markers"]:
+        return f"界桩未变 / markers unchanged ({c['unchanged_lines']} lines already have theirs)"
+    return (f"markers written: {c['markers']} on {c['lines']} lines, {c['reference_objects']} reference objects "
+            f"(change set #{c['change_set_id']})")
 
 
 # --- generate ---------------------------------------------------------------------------------
