@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from registry.errors import (
+    AmbiguousCode,
     Conflict,
     DatabaseUnavailable,
     Forbidden,
@@ -33,6 +34,7 @@ STATUS_OF: list[tuple[type[RegistryError], int]] = [
     (Unauthorized, 401),
     (Forbidden, 403),
     (NotFound, 404),
+    (AmbiguousCode, 409),  # a code naming two divisions: `candidates` lists both readings
     (Conflict, 409),
     (RateLimited, 429),
     (DatabaseUnavailable, 503),

@@ -12,7 +12,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from registry.errors import RegistryError
+from registry.divisions import AUTHORITIES, AUTHORITY_HELP, CodeMatch, match_code
+from registry.errors import AmbiguousCode, RegistryError
 from registry.settings import get_settings
 
 plates_app = typer.Typer(help="Digital doorplates (数字门牌): issue, lifecycle, printing, signing keys.",
@@ -24,6 +25,18 @@ plates_app.add_typer(keys_app, name="keys")
 Actor = Annotated[str, typer.Option(help="who does it (recorded in the change set)")]
 
 
+def authority_option(value: Optional[str]) -> Optional[str]:
+    """Typer callback of --authority / --code-authority: nbs2023 or mca2025 exactly, else exit 2."""
+    if value is not None and value not in AUTHORITIES:
+        raise typer.BadParameter(f"应为 nbs2023 或 mca2025 / must be nbs2023 or mca2025, not {value!r}")
+    return value
+
+
+Authority = Annotated[Optional[str], typer.Option("--authority", metavar="nbs2023|mca2025",
+                                                  help=f"with --division: {AUTHORITY_HELP}",
+                                                  callback=authority_option)]
+
+
 def _engine():
     from registry.db.engine import make_engine
 
@@ -32,7 +45,20 @@ def _engine():
 
 def _fail(exc: Exception) -> None:
     typer.secho(f"错误 / error: {exc}", fg=typer.colors.RED, err=True)
+    if isinstance(exc, AmbiguousCode):  # a usage error: the code needs --authority
+        for c in exc.details["candidates"]:
+            typer.echo(f"  --authority {c['authority']}: {c['name']}（{c['code']}）", err=True)
+        raise typer.Exit(code=2)
     raise typer.Exit(code=1)
+
+
+def _division(conn, division: str | None, authority: str | None, *, err: bool = False) -> CodeMatch | None:
+    """Resolve --division by the registry's one rule and say, by name, what the command acts on."""
+    if division is None:
+        return None
+    resolved = match_code(conn, division, authority=authority, parameter="division")
+    typer.echo(f"区划 / division: {resolved.name}（{resolved.authority} {resolved.code}）", err=err)
+    return resolved
 
 
 def _plate_id(plate: str) -> int:
@@ -49,6 +75,7 @@ def issue(
     address: Annotated[Optional[int], typer.Option(help="one address (id)")] = None,
     kind: Annotated[Optional[str], typer.Option(help="door, building, unit or flat (default: each address's own)")] = None,
     actor: Actor = "registry",
+    authority: Authority = None,
 ) -> None:
     """Issue plates, idempotently: addresses that already have a live plate keep it."""
     from registry.doorplates import issue_plates
@@ -56,8 +83,9 @@ def issue(
     started = time.perf_counter()
     try:
         with _engine().begin() as conn:
+            _division(conn, division, authority)
             result = issue_plates(conn, actor=actor, address_id=address, street_id=street, division=division,
-                                  kind=kind, source="cli")
+                                  kind=kind, source="cli", authority=authority)
     except RegistryError as exc:
         _fail(exc)
     if result.change_set_id is None:
@@ -73,6 +101,7 @@ def activate(
     plate: Annotated[Optional[str], typer.Argument(help="plate id or code")] = None,
     division: Annotated[Optional[str], typer.Option(help="every issued plate in this division")] = None,
     actor: Actor = "registry",
+    authority: Authority = None,
 ) -> None:
     """Mark plates installed (issued → active)."""
     from registry.doorplates import activate_division, activate_plate
@@ -85,7 +114,8 @@ def activate(
                 activate_plate(conn, _plate_id(plate), actor=actor)
                 n = 1
             else:
-                n = activate_division(conn, division, actor=actor)
+                _division(conn, division, authority)
+                n = activate_division(conn, division, actor=actor, authority=authority)
     except RegistryError as exc:
         _fail(exc)
     typer.echo(f"activated {n}")
@@ -146,6 +176,7 @@ def print_sheet(
     out: Annotated[Path, typer.Option("--out", "-o", help="PDF file to write")] = Path("plates.pdf"),
     kind: Annotated[Optional[str], typer.Option(help="only this kind")] = None,
     limit: Annotated[Optional[int], typer.Option(help="at most this many plates", min=1)] = None,
+    authority: Authority = None,
 ) -> None:
     """Write a PDF print sheet (GB 17733 style, white on blue, QR on the right), four plates per A4 page."""
     from registry.doorplates import KeyRing, print_division
@@ -153,8 +184,9 @@ def print_sheet(
     started = time.perf_counter()
     try:
         with _engine().connect() as conn:
+            _division(conn, division, authority)
             pdf, n = print_division(conn, division, ring=KeyRing(ttl=0), base_url=get_settings().public_base_url,
-                                    kind=kind, limit=limit)
+                                    kind=kind, limit=limit, authority=authority)
     except RegistryError as exc:
         _fail(exc)
     out.write_bytes(pdf)
@@ -166,6 +198,7 @@ def reports(
     division: Annotated[str, typer.Option(help="division code")],
     status: Annotated[str, typer.Option(help="open, closed or all")] = "open",
     limit: Annotated[int, typer.Option(help="at most this many", min=1, max=1000)] = 100,
+    authority: Authority = None,
 ) -> None:
     """Problem reports from the scan page on plates in a division, newest first."""
     from registry.addresses import Page
@@ -173,7 +206,9 @@ def reports(
 
     try:
         with _engine().connect() as conn:
-            records, total = list_reports(conn, division, Page.of(limit, 0), status=None if status == "all" else status)
+            _division(conn, division, authority, err=True)  # stdout stays the tab-separated list
+            records, total = list_reports(conn, division, Page.of(limit, 0), status=None if status == "all" else status,
+                                          authority=authority)
     except RegistryError as exc:
         _fail(exc)
     from registry.doorplates import STATUS_NAMES

@@ -118,9 +118,10 @@ def resolve_address_code(conn: Connection, code: str) -> int:
     return found
 
 
-def list_addresses(conn: Connection, division_code: str, page: Page, *, status: str | None = None) -> tuple[list[dict], int]:
+def list_addresses(conn: Connection, division_code: str, page: Page, *, status: str | None = None,
+                   authority: str | None = None) -> tuple[list[dict], int]:
     """Addresses in a division and below, ordered by id; returns (records, total matched)."""
-    division_id, _ = resolve_division_id(conn, division_code, parameter="division")
+    division_id, _ = resolve_division_id(conn, division_code, parameter="division", authority=authority)
     if status is not None and status not in STATUSES:
         raise InvalidQuery(f"status 应为 {'/'.join(STATUSES)} / status must be one of {', '.join(STATUSES)}",
                            parameter="status")

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, func, or_, select
 
 from registry.db.tables import division_codes, divisions
-from registry.errors import InvalidQuery, NotFound
+from registry.errors import AmbiguousCode, InvalidQuery, NotFound
 
 LEVELS = ("province", "city", "county", "township", "village")
 LEVEL_NAMES = {"province": "省", "city": "市", "county": "县级", "township": "乡级", "village": "村级"}
@@ -41,7 +41,6 @@ class Division:
     geometry: dict | None = None
     matched_code: str | None = None
     matched_authority: str | None = None
-    also_matches: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def code(self) -> str:
@@ -61,8 +60,6 @@ class Division:
         }
         if self.matched_code:
             out["matched"] = {"code": self.matched_code, "authority": self.matched_authority}
-        if self.also_matches:
-            out["also_matches"] = self.also_matches
         if self.geometry is not None:
             out["geometry"] = self.geometry
         return out
@@ -83,54 +80,111 @@ def validate_code(code: str, parameter: str = "code") -> str:
     return code
 
 
-AUTHORITIES = ("mca2025", "nbs2023")
+AUTHORITIES = ("mca2025", "nbs2023")  # in the order a code is read: the civil-affairs code first
+# The help of every `authority` parameter (API) and `--authority` option (CLI).
+AUTHORITY_HELP = ("nbs2023 or mca2025: which authority's code this is. Needed only for the 16 township codes "
+                  "the two authorities gave to different townships (NBS 330502007 is 康山街道, MCA 330502007 "
+                  "is 湖东街道): without it such a code is refused, naming both")
+AUTHORITY_NAMES = {"nbs2023": "国家统计局 2023 统计用区划代码 / NBS 2023",
+                   "mca2025": "民政部 2025 行政区划代码 / MCA 2025"}
+
+
+def validate_authority(authority: str | None, parameter: str = "authority") -> str | None:
+    """None (either authority) or one of `AUTHORITIES`; anything else is refused, never guessed."""
+    if authority is None:
+        return None
+    value = authority.strip().lower()
+    if value not in AUTHORITIES:
+        raise InvalidQuery(
+            f"{parameter} 应为 nbs2023 或 mca2025 / {parameter} must be nbs2023 or mca2025, got {authority!r}",
+            parameter=parameter,
+        )
+    return value
 
 
 @dataclass(frozen=True)
 class CodeMatch:
+    """The division a code was resolved to, and under which authority's reading."""
+
     division_id: int
     authority: str
-    # The same digits name a different division under the other authority (24 of Huzhou's 72
-    # township codes were reshuffled between NBS 2023 and MCA 2025): callers must say so.
-    alternatives: tuple[tuple[int, str], ...] = ()
+    code: str = ""
+    name: str = ""
+    level: str = ""
+    status: str = "active"
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}（{self.authority} {self.code}）"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.division_id, "code": self.code, "authority": self.authority, "name": self.name,
+                "level": self.level, "status": self.status}
+
+
+def settle_code(code: str, readings: list[CodeMatch], *, authority: str | None = None,
+                parameter: str = "code") -> CodeMatch:
+    """The one rule for a code's readings (from the database or from the search gazetteer).
+
+    `readings` are the divisions the code names, at most one per authority, MCA first. With an
+    `authority`, only its reading counts. Readings that agree (6- and 12-digit codes, 48 of the 72
+    township codes) or a code known to one authority only resolve at once; two readings naming
+    different divisions (NBS 330502007 is 康山街道, MCA 330502007 is 湖东街道) are refused with both
+    named: a clerk must never act on the other township's addresses by accident.
+    """
+    if authority is not None:
+        readings = [r for r in readings if r.authority == authority]
+    distinct: list[CodeMatch] = []
+    for r in readings:
+        if all(r.division_id != d.division_id for d in distinct):
+            distinct.append(r)
+    if not distinct:
+        under = f"（{authority}）" if authority else ""
+        raise NotFound(f"未找到区划代码 {code}{under} / no division with code {code}"
+                       + (f" under {authority}" if authority else ""), parameter=parameter)
+    if len(distinct) > 1:
+        zh = "，".join(f"按 {r.authority} 是{r.name}" for r in distinct)
+        en = ", ".join(f"{r.name} under {r.authority}" for r in distinct)
+        raise AmbiguousCode(
+            f"区划代码 {code} 有两种读法：{zh}；请用 authority 指明代码体系（nbs2023 或 mca2025） / "
+            f"division code {code} is ambiguous: {en}; say which authority the code follows "
+            f"(authority nbs2023 or mca2025)",
+            parameter=parameter, candidates=[r.as_dict() for r in distinct],
+        )
+    return distinct[0]
 
 
 def match_code(conn: Connection, code: str, *, authority: str | None = None, parameter: str = "code") -> CodeMatch:
-    """Resolve a code under MCA 2025, NBS 2023 or a former code.
+    """Resolve a code under MCA 2025, NBS 2023 or, failing both, a former code (`settle_code`).
 
-    Without `authority`, MCA 2025 (the civil-affairs authority this registry belongs to) wins when
-    the digits mean different divisions under the two; the other reading is returned as an
-    alternative so the caller can show the ambiguity.
+    Raises InvalidQuery for a malformed code or authority, NotFound, or AmbiguousCode when the two
+    authorities give the digits to different divisions and no `authority` says which is meant.
     """
     code = validate_code(code, parameter)
-    if authority is not None and authority not in AUTHORITIES:
-        raise InvalidQuery(
-            f"authority 应为 {' 或 '.join(AUTHORITIES)} / authority must be one of {', '.join(AUTHORITIES)}",
-            parameter="authority",
-        )
-    found: list[tuple[int, str]] = []
+    authority = validate_authority(authority)
+    readings: list[CodeMatch] = []
     for auth, column in (("mca2025", divisions.c.mca_code), ("nbs2023", divisions.c.nbs_code)):
         if authority not in (None, auth):
             continue
         row = conn.execute(
-            select(divisions.c.id).where(column == code)
+            select(divisions.c.id, divisions.c.name, divisions.c.level, divisions.c.status).where(column == code)
             .order_by((divisions.c.status == "active").desc()).limit(1)
         ).first()
-        if row is not None and all(row.id != f[0] for f in found):
-            found.append((row.id, auth))
-        elif row is not None and authority is None:
-            pass  # both authorities agree on this code
-    if not found:
-        q = select(division_codes.c.division_id, division_codes.c.authority).where(division_codes.c.code == code)
+        if row is not None:
+            readings.append(CodeMatch(row.id, auth, code, row.name, row.level, row.status))
+    if not readings:
+        # a former code: the latest division that carried it, per authority
+        q = (select(division_codes.c.authority, divisions.c.id, divisions.c.name, divisions.c.level,
+                    divisions.c.status)
+             .join(divisions, divisions.c.id == division_codes.c.division_id)
+             .where(division_codes.c.code == code)
+             .order_by(division_codes.c.valid_from.desc()))
         if authority is not None:
             q = q.where(division_codes.c.authority == authority)
-        row = conn.execute(q.order_by(division_codes.c.valid_from.desc()).limit(1)).first()
-        if row is not None:
-            found.append((row.division_id, row.authority))
-    if not found:
-        raise NotFound(f"未找到区划代码 {code} / no division with code {code}", parameter=parameter)
-    (division_id, auth), *rest = found
-    return CodeMatch(division_id, auth, tuple(rest))
+        for row in conn.execute(q).all():
+            if all(r.authority != row.authority for r in readings):
+                readings.append(CodeMatch(row.id, row.authority, code, row.name, row.level, row.status))
+    return settle_code(code, readings, authority=authority, parameter=parameter)
 
 
 def resolve_division_id(conn: Connection, code: str, parameter: str = "code",
@@ -181,14 +235,8 @@ def get_division(conn: Connection, code: str, *, with_geometry: bool = False,
         id=row.id, name=row.name, full_name=row.full_name, level=row.level, status=row.status,
         nbs_code=row.nbs_code, mca_code=row.mca_code, parents=parent_chain(conn, division_id),
         children=[_ref(c) for c in children], geometry=geometry,
-        matched_code=code, matched_authority=match.authority,
-        also_matches=[_alternative(conn, other_id, other_auth, code) for other_id, other_auth in match.alternatives],
+        matched_code=match.code, matched_authority=match.authority,
     )
-
-
-def _alternative(conn: Connection, division_id: int, authority: str, code: str) -> dict[str, str]:
-    row = conn.execute(select(divisions.c.name, divisions.c.level).where(divisions.c.id == division_id)).one()
-    return {"code": code, "authority": authority, "name": row.name, "level": row.level}
 
 
 def descendant_ids_query(division_id: int):

@@ -40,6 +40,14 @@ class Conflict(RegistryError):
     code = "conflict"
 
 
+class AmbiguousCode(Conflict):
+    """A division code that names different divisions under NBS 2023 and MCA 2025 (24 of Huzhou's
+    72 township codes were reshuffled), given without an authority. `candidates` lists each
+    reading: code, authority, id, name, level, status."""
+
+    code = "ambiguous-code"
+
+
 class Unauthorized(RegistryError):
     """No valid API key (wrong, unknown or revoked)."""
 

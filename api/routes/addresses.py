@@ -6,6 +6,7 @@ from fastapi.responses import JSONResponse
 from api.deps import DbConn, scope
 from registry.addresses import Page, address_history, as_feature, get_address, list_addresses
 
+from registry.divisions import AUTHORITY_HELP, match_code
 router = APIRouter(prefix="/v1", tags=["addresses"])
 
 
@@ -23,15 +24,18 @@ def addresses(
     status: Annotated[str | None, Query(description="planned, active or retired")] = None,
 ) -> JSONResponse:
     page = Page.of(limit, offset)
-    records, total = list_addresses(conn, division, page, status=status)
+    resolved = match_code(conn, division, authority=authority, parameter="division")
+    records, total = list_addresses(conn, division, page, status=status, authority=authority)
     body = {
         "type": "FeatureCollection",
         "numberMatched": total,
+    authority: Annotated[str | None, Query(description=AUTHORITY_HELP)] = None,
         "numberReturned": len(records),
         "features": [as_feature(r) for r in records],
     }
     return JSONResponse(body, media_type="application/geo+json")
 
+        "division": resolved.as_dict(),  # the division the code was read as, by name
 
 @router.get("/addresses/{address_id}/history", summary="Every version of an address (scope: agency)",
             dependencies=[scope("agency")])

@@ -41,6 +41,7 @@ from registry.doorplates import (
 )
 from registry.doorplates.reports import MAX_TEXT, REPORT_KIND_NAMES
 from registry.doorplates.tokens import InvalidSignature, InvalidToken
+from registry.divisions import AUTHORITY_HELP, match_code
 from registry.errors import InvalidQuery, NotFound, RegistryError
 from registry.keys import ANONYMOUS, ApiKey
 
@@ -270,9 +271,13 @@ def reports(
     limit: Annotated[int, Query(description="page size, 1–1000")] = 100,
     offset: Annotated[int, Query(description="rows to skip")] = 0,
 ) -> Response:
+    authority: Annotated[str | None, Query(description=AUTHORITY_HELP)] = None,
     page = Page.of(limit, offset)
-    records, total = list_reports(conn, division, page, status=None if status == "all" else status)
-    return _json({"numberMatched": total, "numberReturned": len(records), "reports": records})
+    resolved = match_code(conn, division, authority=authority, parameter="division")
+    records, total = list_reports(conn, division, page, status=None if status == "all" else status,
+                                  authority=authority)
+    return _json({"division": resolved.as_dict(), "numberMatched": total, "numberReturned": len(records),
+                  "reports": records})
 
 
 class IssueIn(BaseModel):
@@ -281,13 +286,22 @@ class IssueIn(BaseModel):
     division: str | None = Field(default=None, description="every address in a division and below (code)")
     kind: str | None = Field(default=None, description="door, building, unit or flat (default: every kind)")
 
+    authority: str | None = Field(default=None, description="with `division`: " + AUTHORITY_HELP)
 
 @router.post("/v1/doorplates/issue", summary="Issue plates for an address, a street or a division "
              "(idempotent; scope: editor)", status_code=200)
-def issue(conn: DbConn, body: IssueIn, key: ApiKey = scope("editor")) -> dict:
+def issue(conn: DbConn, body: IssueIn, key: ApiKey = scope("editor"),
+          authority: Annotated[str | None, Query(description="with `division`: " + AUTHORITY_HELP
+                                                 + " (or `authority` in the body)")] = None) -> dict:
+    authority = authority or body.authority
+    resolved = (match_code(conn, body.division, authority=authority, parameter="division")
+                if body.division is not None else None)
     result = issue_plates(conn, actor=f"api:{key.agency}", address_id=body.address_id, street_id=body.street_id,
-                          division=body.division, kind=body.kind, source="api")
-    return result.as_dict()
+                          division=body.division, kind=body.kind, source="api", authority=authority)
+    out = result.as_dict()
+    if resolved is not None:
+        out["division"] = resolved.as_dict()  # what the plates were issued for, by name
+    return out
 
 
 @router.get("/v1/doorplates/{plate_id}", summary="A plate with its status and history (scope: agency)",

@@ -13,8 +13,8 @@ import orjson
 from fastapi.responses import Response, StreamingResponse
 
 from api.deps import DbConn, scope
-from registry.divisions import validate_code
-from registry.errors import InvalidQuery, NotFound
+from registry.divisions import AUTHORITY_HELP, CodeMatch, settle_code, validate_authority, validate_code
+from registry.errors import InvalidQuery
 from registry.search import Filters, autocomplete, parse_body, reverse, search, stream, structured
 from registry.search.engine import STRUCTURED_FIELDS, structured_query
 from registry.search.batch import COLUMNS, count_statuses, formatted
@@ -44,19 +44,30 @@ async def _gazetteer(source) -> Gazetteer:
     return await run_in_threadpool(source.get)  # the first load: wait off the event loop
 
 
-def _filters(kind: str | None, division: str | None, bbox: str | None, near: str | None) -> tuple[Filters, str | None]:
-    """Checked filters (before the gazetteer is needed) and the division code still to resolve."""
-    code = validate_code(division, "division") if division is not None else None
-    return Filters(kinds=parse_kinds(kind), bbox=parse_bbox(bbox), near=parse_near(near)), code
+def _filters(params) -> tuple[Filters, tuple[str, str | None] | None]:
+    """Checked filters (before the gazetteer is needed) and the division (code, authority) still to resolve."""
+    division = params.get("division")
+    authority = validate_authority(params.get("authority"))
+    code = (validate_code(division, "division"), authority) if division is not None else None
+    filters = Filters(kinds=parse_kinds(params.get("kind")), bbox=parse_bbox(params.get("bbox")),
+                      near=parse_near(params.get("near")))
+    return filters, code
 
 
-def _with_division(gaz: Gazetteer, filters: Filters, code: str | None) -> Filters:
-    if code is not None:
-        d = gaz.division_by_code(code)
-        if d is None:
-            raise NotFound(f"未找到区划代码 {code} / no division with code {code}", parameter="division")
-        filters.division_id = d.id
-    return filters
+def _with_division(gaz: Gazetteer, filters: Filters, code: tuple[str, str | None] | None) -> CodeMatch | None:
+    """The division filter, read by the same rule as every other division code (a code the two
+    authorities gave to different townships needs `authority`)."""
+    if code is None:
+        return None
+    resolved = settle_code(code[0], gaz.code_readings(code[0]), authority=code[1], parameter="division")
+    filters.division_id = resolved.division_id
+    return resolved
+
+
+def _answer(body: dict, resolved: CodeMatch | None) -> Response:
+    if resolved is not None:
+        body["division"] = resolved.as_dict()  # the division the filter was read as, by name
+    return _json(body)
 
 
 # The search routes read their query string themselves: with twenty optional parameters,
@@ -66,6 +77,7 @@ _DOC = {
     "q": "free text: 吴兴区爱山街道人民路123号, renminlu 123, rml123 …",
     "limit": "results, 1–50 (default 10)",
     "division": "only results inside this division (code of either authority)",
+    "authority": "with `division`: " + AUTHORITY_HELP,
     "bbox": "minlon,minlat,maxlon,maxlat (CGCS2000/WGS84 degrees)",
     "near": "lon,lat: prefer results near this point",
     "kind": "address, place, division, facility, heritage (comma-separated)",
@@ -107,14 +119,15 @@ async def _structured(source, params, fields) -> Response:
     limit = check_limit(_int(params, "limit", 10))
     explain = _bool(params, "explain")
     check_text(structured_query(fields) or None, "street")
-    filters, code = _filters(params.get("kind"), params.get("division"), params.get("bbox"), params.get("near"))
+    filters, code = _filters(params)
     gaz = await _gazetteer(source)
-    filters = _with_division(gaz, filters, code)
-    return _json(structured(gaz, fields, limit=limit, filters=filters, explain=explain))
+    resolved = _with_division(gaz, filters, code)
+    return _answer(structured(gaz, fields, limit=limit, filters=filters, explain=explain), resolved)
 
 
 @router.get("/search", summary="Search addresses, places, divisions, facilities and heritage items",
-            openapi_extra=_openapi("q", "limit", "division", "bbox", "near", "kind", "explain", *STRUCTURED_FIELDS))
+            openapi_extra=_openapi("q", "limit", "division", "authority", "bbox", "near", "kind", "explain",
+                                   *STRUCTURED_FIELDS))
 async def search_route(request: Request, source: Source) -> Response:
     """Free text in `q`, or structured fields (`county`, `township`, `village`, `street`, `compound`,
     `number`, `building`, `unit`, `room`). Each result says which levels matched and why; results
@@ -128,14 +141,15 @@ async def search_route(request: Request, source: Source) -> Response:
     q = check_text(q, "q")
     limit = check_limit(_int(params, "limit", 10))
     explain = _bool(params, "explain")
-    filters, code = _filters(params.get("kind"), params.get("division"), params.get("bbox"), params.get("near"))
+    filters, code = _filters(params)
     gaz = await _gazetteer(source)
-    filters = _with_division(gaz, filters, code)
-    return _json(search(gaz, q, limit=limit, filters=filters, explain=explain))
+    resolved = _with_division(gaz, filters, code)
+    return _answer(search(gaz, q, limit=limit, filters=filters, explain=explain), resolved)
 
 
 @router.get("/search/structured", summary="Structured search: one field per level",
-            openapi_extra=_openapi(*STRUCTURED_FIELDS, "limit", "division", "bbox", "near", "kind", "explain"))
+            openapi_extra=_openapi(*STRUCTURED_FIELDS, "limit", "division", "authority", "bbox", "near", "kind",
+                                   "explain"))
 async def structured_route(request: Request, source: Source) -> Response:
     params = request.query_params
     fields = _fields(params)

@@ -66,9 +66,9 @@ def plate_faces(conn: Connection, plate_ids: list[int], *, ring: KeyRing, base_u
 
 
 def print_division(conn: Connection, division: str, *, ring: KeyRing, base_url: str, kind: str | None = None,
-                   limit: int | None = None) -> tuple[bytes, int]:
+                   limit: int | None = None, authority: str | None = None) -> tuple[bytes, int]:
     """A PDF print sheet of the live plates of a division; (pdf bytes, plates printed)."""
-    ids = plates_for_print(conn, division, kind=kind, limit=limit)
+    ids = plates_for_print(conn, division, kind=kind, limit=limit, authority=authority)
     faces = plate_faces(conn, ids, ring=ring, base_url=base_url)
     return render_sheet(faces), len(faces)
 

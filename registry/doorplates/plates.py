@@ -176,6 +176,7 @@ def issue_plates(
     division: str | None = None,
     kind: str | None = None,
     source: str | None = None,
+    authority: str | None = None,
 ) -> IssueResult:
     """Issue plates for one address, a street or a division (and everything below it).
 
@@ -216,7 +217,7 @@ def issue_plates(
         def scope_of(k: str) -> str:
             return "{x}.street_id = :street_id"
     else:
-        params["division_id"], _ = resolve_division_id(conn, division, parameter="division")
+        params["division_id"], _ = resolve_division_id(conn, division, parameter="division", authority=authority)
 
         def scope_of(k: str) -> str:
             return ("{x}.division_id IN (WITH RECURSIVE tree AS (SELECT id FROM divisions WHERE id = :division_id "
@@ -231,7 +232,7 @@ def issue_plates(
 
     cs = open_change_set(conn, kind="doorplates", author=actor, source=source or "plates issue",
                          reason="issue plates", details={"address_id": address_id, "street_id": street_id,
-                                                         "division": division, "kind": kind})
+                                                         "division": division, "authority": authority, "kind": kind})
     params.update(cs=cs, key_id=key_id, source=source or "plates issue")
     counts: dict[str, Any] = {}
     issued = 0
@@ -349,9 +350,9 @@ def activate_plate(conn: Connection, plate_id: int, *, actor: str) -> dict[str, 
     return plate_record(get_plate_row(conn, plate_id))
 
 
-def activate_division(conn: Connection, division: str, *, actor: str) -> int:
+def activate_division(conn: Connection, division: str, *, actor: str, authority: str | None = None) -> int:
     """Mark every issued plate in a division as installed (active)."""
-    division_id, _ = resolve_division_id(conn, division, parameter="division")
+    division_id, _ = resolve_division_id(conn, division, parameter="division", authority=authority)
     cs = open_change_set(conn, kind="doorplates", author=actor, source="plates activate",
                          reason="installed", details={"division": division})
     n = conn.execute(text("""
@@ -415,10 +416,10 @@ def revoke_plate(conn: Connection, plate_id: int, *, reason: str, actor: str) ->
 
 
 def plates_for_print(conn: Connection, division: str, *, kind: str | None = None, limit: int | None = None,
-                     statuses: tuple[str, ...] = LIVE) -> list[int]:
+                     statuses: tuple[str, ...] = LIVE, authority: str | None = None) -> list[int]:
     """Ids of the live plates in a division, in street / number order (the order of a print run)."""
     kind = validate_kind(kind)
-    division_id, _ = resolve_division_id(conn, division, parameter="division")
+    division_id, _ = resolve_division_id(conn, division, parameter="division", authority=authority)
     rows = conn.execute(text(f"""
         SELECT d.id FROM doorplates d JOIN addresses a ON a.id = d.address_id
         WHERE d.status IN :statuses {"AND d.kind = :kind" if kind else ""}

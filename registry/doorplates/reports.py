@@ -70,12 +70,13 @@ def close_reports(conn: Connection, plate_id: int, *, reason: str, by_plate_id: 
     """), {"plate_id": plate_id, "reason": reason, "by": by_plate_id}).rowcount
 
 
-def list_reports(conn: Connection, division: str, page: Page, *, status: str | None = "open") -> tuple[list[dict], int]:
+def list_reports(conn: Connection, division: str, page: Page, *, status: str | None = "open",
+                 authority: str | None = None) -> tuple[list[dict], int]:
     """Reports on plates of addresses in a division and below, newest first; (records, total)."""
     if status is not None and status not in REPORT_STATUSES:
         raise InvalidQuery(f"status 应为 {'/'.join(REPORT_STATUSES)} / status must be one of "
                            f"{', '.join(REPORT_STATUSES)}", parameter="status")
-    division_id, _ = resolve_division_id(conn, division, parameter="division")
+    division_id, _ = resolve_division_id(conn, division, parameter="division", authority=authority)
     where = """
         FROM doorplate_reports r
         JOIN doorplates d ON d.id = r.plate_id

@@ -41,6 +41,7 @@ class Div:
     lon: float = float("nan")
     lat: float = float("nan")
     nbs_code: str = ""
+    mca_code: str = ""
 
 
 @dataclass(slots=True)
@@ -337,12 +338,17 @@ class Gazetteer:
     load_seconds: float = 0.0
     changes_applied: int = 0
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
-    by_code: dict[str, int] = field(default_factory=dict)
+    by_code: dict[str, list] = field(default_factory=dict)  # code -> its readings (registry.divisions.CodeMatch)
     _chain_sets: dict[int, frozenset] = field(default_factory=dict, repr=False)
 
+    def code_readings(self, code: str) -> list:
+        """The divisions a code names, one per authority (MCA first): for `registry.divisions.settle_code`."""
+        return self.by_code.get(code, [])
+
     def division_by_code(self, code: str) -> Div | None:
-        i = self.by_code.get(code)
-        return self.divisions.get(i) if i is not None else None
+        """The division a code names, when its readings agree (None for an unknown or ambiguous code)."""
+        ids = {r.division_id for r in self.code_readings(code)}
+        return self.divisions.get(ids.pop()) if len(ids) == 1 else None
 
     def chain_of(self, division_id: int) -> tuple[int, ...]:
         d = self.divisions.get(division_id)

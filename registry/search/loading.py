@@ -220,9 +220,20 @@ def load_gazetteer(conn: Connection, *, text_keys: bool | str = True) -> Gazette
     return gaz
 
 
-def _codes(divisions: dict[int, Div]) -> dict[str, int]:
-    out = {d.nbs_code: d.id for d in divisions.values() if d.nbs_code}
-    out.update({d.code: d.id for d in divisions.values() if d.code and d.status == "active"})
+def _codes(divisions: dict[int, Div]) -> dict[str, list]:
+    """code -> its readings under each authority (an active division preferred), settled per
+    request by `registry.divisions.settle_code`, the rule the database lookups use."""
+    from registry.divisions import AUTHORITIES, CodeMatch
+
+    out: dict[str, list] = {}
+    for authority in AUTHORITIES:
+        best: dict[str, Div] = {}
+        for d in divisions.values():
+            c = d.mca_code if authority == "mca2025" else d.nbs_code
+            if c and (c not in best or (d.status == "active" and best[c].status != "active")):
+                best[c] = d
+        for c, d in best.items():
+            out.setdefault(c, []).append(CodeMatch(d.id, authority, c, d.name, d.level, d.status))
     return out
 
 
@@ -237,7 +248,8 @@ def load_divisions(conn: Connection):
     for r in rows:
         divisions[r.id] = Div(r.id, r.level, r.name, r.full_name, r.parent_id, r.mca_code or r.nbs_code or "",
                               r.status, lon=r.lon if r.lon is not None else float("nan"),
-                              lat=r.lat if r.lat is not None else float("nan"), nbs_code=r.nbs_code or "")
+                              lat=r.lat if r.lat is not None else float("nan"), nbs_code=r.nbs_code or "",
+                              mca_code=r.mca_code or "")
     finish_divisions(divisions)
     # Former names: earlier versions of a division with another name …
     former: dict[int, tuple[int, list[tuple[str, str]]]] = {}

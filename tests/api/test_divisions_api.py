@@ -20,18 +20,17 @@ def test_should_find_a_township_by_either_code_when_asked_for_the_authority(clie
     assert nbs["matched"] == {"code": "330502007", "authority": "nbs2023"}
 
 
-def test_should_show_both_readings_of_a_code_the_authorities_gave_to_different_townships(client):
-    # 330502007 is 康山街道 for the NBS (2023) but 湖东街道 for the MCA (2025).
-    body = client.get("/v1/divisions/330502007").json()
-    assert body["name"] == "湖东街道" and body["matched"]["authority"] == "mca2025"
-    assert body["also_matches"] == [
-        {"code": "330502007", "authority": "nbs2023", "name": "康山街道", "level": "township"}
-    ]
+def test_should_refuse_a_code_the_authorities_gave_to_different_townships_naming_both(client):
+    # 330502007 is 康山街道 for the NBS (2023) but 湖东街道 for the MCA (2025): never guessed.
+    r = client.get("/v1/divisions/330502007")
+    assert r.status_code == 409
+    body = r.json()
+    assert {(c["authority"], c["name"]) for c in body["candidates"]} == {("nbs2023", "康山街道"), ("mca2025", "湖东街道")}
 
 
-def test_should_not_flag_a_code_both_authorities_agree_on(client):
+def test_should_resolve_a_code_both_authorities_agree_on_without_an_authority(client):
     body = client.get("/v1/divisions/330502003").json()
-    assert body["name"] == "爱山街道" and "also_matches" not in body
+    assert body["name"] == "爱山街道" and body["matched"] == {"code": "330502003", "authority": "mca2025"}
 
 
 def test_should_return_a_village_with_its_full_chain(client):
