@@ -11,12 +11,30 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from typer.core import TyperGroup
 
-from registry.errors import RegistryError
+from registry.errors import RegistryError, SettingsError
 from registry.settings import get_settings
 
+
+class _RegistryGroup(TyperGroup):
+    """The root command: bad settings end in one line per variable and exit 2; any other
+    RegistryError that a command did not catch (a missing database, say) in one line, exit 1."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except SettingsError as exc:
+            for line in exc.lines:
+                typer.secho(line, fg=typer.colors.RED, err=True)
+            raise typer.Exit(code=2) from None
+        except RegistryError as exc:
+            typer.secho(f"错误 / error: {exc}", fg=typer.colors.RED, err=True)
+            raise typer.Exit(code=1) from None
+
+
 app = typer.Typer(help="湖州市地名地址库 — the Huzhou place-name and address registry.", no_args_is_help=True,
-                  pretty_exceptions_enable=False)
+                  pretty_exceptions_enable=False, cls=_RegistryGroup)
 db_app = typer.Typer(help="The database: the managed cluster and migrations.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys for agencies.", no_args_is_help=True)
 load_app = typer.Typer(help="Load data into the registry (each load is one change set).", no_args_is_help=True)
@@ -70,6 +88,8 @@ def db_start() -> None:
     try:
         cluster = ManagedCluster(settings)
         cluster.start()
+        if cluster.ensure_database(settings.database_name):  # with `db migrate`, the only commands that create it
+            typer.echo(f"created database {settings.database_name}")
     except RegistryError as exc:
         _fail(exc)
     typer.echo(f"running: {cluster.url()}")
@@ -109,12 +129,18 @@ def db_url() -> None:
 
 @db_app.command("migrate")
 def db_migrate(revision: Annotated[str, typer.Argument(help="target revision")] = "head") -> None:
-    """Bring the database to the current schema (Alembic), starting the managed cluster if needed."""
-    from registry.db.engine import resolve_database_url
-    from registry.db.migrate import upgrade
+    """Bring the database to the current schema (Alembic), starting the managed cluster and creating
+    its database if needed. An unknown revision: one line, exit 2."""
+    from registry.db.engine import create_database
+    from registry.db.migrate import check_revision, upgrade
+    from registry.errors import InvalidQuery
 
     try:
-        upgrade(resolve_database_url(get_settings()), revision)
+        check_revision(revision)  # before anything is started or created
+        upgrade(create_database(get_settings()), revision)
+    except InvalidQuery as exc:
+        typer.secho(f"错误 / error: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=2) from None
     except RegistryError as exc:
         _fail(exc)
     typer.echo(f"database at revision {revision}")
@@ -451,9 +477,14 @@ def serve(
     """Serve the HTTP API with uvicorn."""
     import uvicorn
 
-    from registry.db.engine import resolve_database_url
+    from registry.db.engine import require_database, resolve_database_url
+    from registry.doorplates.printing import check_printable_base_url
 
-    resolve_database_url(get_settings())  # start the managed cluster before the workers fork
+    settings = get_settings()
+    require_database(settings, resolve_database_url(settings))  # start the managed cluster before the workers fork
+    if warning := check_printable_base_url(settings.public_base_url, force=True):
+        typer.secho(f"警告 / warning: {warning}; /v1/doorplates/{{id}}/qr.* answer 409", fg=typer.colors.YELLOW,
+                    err=True)
     uvicorn.run("api.main:app", host=host, port=port, workers=workers, log_level="info")
 
 

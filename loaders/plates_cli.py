@@ -177,16 +177,29 @@ def print_sheet(
     kind: Annotated[Optional[str], typer.Option(help="only this kind")] = None,
     limit: Annotated[Optional[int], typer.Option(help="at most this many plates", min=1)] = None,
     authority: Authority = None,
+    force_local_url: Annotated[bool, typer.Option(
+        "--force-local-url", help="print even though REGISTRY_PUBLIC_BASE_URL is a loopback, private or local "
+        "address (QR codes that only work on this network: for tests, never for plates on walls)")] = False,
 ) -> None:
-    """Write a PDF print sheet (GB 17733 style, white on blue, QR on the right), four plates per A4 page."""
-    from registry.doorplates import KeyRing, print_division
+    """Write a PDF print sheet (GB 17733 style, white on blue, QR on the right), four plates per A4 page,
+    each page headed by the division, batch, page N of M and the base URL. Refused (exit 2) while
+    REGISTRY_PUBLIC_BASE_URL is not a public address, unless --force-local-url."""
+    from registry.doorplates import KeyRing, check_printable_base_url, print_division
 
+    base_url = get_settings().public_base_url
+    try:
+        warning = check_printable_base_url(base_url, force=force_local_url)
+    except RegistryError as exc:
+        typer.secho(f"错误 / error: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=2) from None
+    if warning:
+        typer.secho(f"警告 / warning: {warning}", fg=typer.colors.YELLOW, err=True)
     started = time.perf_counter()
     try:
         with _engine().connect() as conn:
             _division(conn, division, authority)
-            pdf, n = print_division(conn, division, ring=KeyRing(ttl=0), base_url=get_settings().public_base_url,
-                                    kind=kind, limit=limit, authority=authority)
+            pdf, n = print_division(conn, division, ring=KeyRing(ttl=0), base_url=base_url,
+                                    kind=kind, limit=limit, authority=authority, force_local_url=force_local_url)
     except RegistryError as exc:
         _fail(exc)
     out.write_bytes(pdf)

@@ -74,3 +74,27 @@ class SetupError(RegistryError):
     """The machine lacks something the registry needs (PostgreSQL binaries, PostGIS…)."""
 
     code = "setup-error"
+
+
+class SettingsError(SetupError):
+    """REGISTRY_ environment variables with bad values: `lines` holds one line per variable, named
+    as the user typed it (REGISTRY_PG_PORT, not pg_port)."""
+
+    code = "settings-error"
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__("\n".join(lines))
+        self.lines = list(lines)
+
+
+class DatabaseMissing(DatabaseUnavailable):
+    """The configured database does not exist; only `registry db start` / `db migrate` create one."""
+
+    code = "database-missing"
+
+
+class LocalBaseUrl(Conflict):
+    """REGISTRY_PUBLIC_BASE_URL is not reachable from the street (loopback, private, localhost…):
+    QR codes printed with it would be dead, so printing is refused unless forced."""
+
+    code = "local-public-base-url"

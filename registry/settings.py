@@ -1,18 +1,34 @@
 """Settings from the environment (prefix REGISTRY_), validated at start-up so that a bad
-value fails fast with the variable's name rather than deep inside a request."""
+value fails fast with the variable's name rather than deep inside a request.
+
+Entry points call `load_settings()` (or the cached `get_settings()`): every bad variable becomes
+one line of a `SettingsError`, named as the user typed it (`REGISTRY_PG_PORT: 应为整数 / input
+should be a valid integer, got 'abc'`), which the CLI and api/main.py print before exiting 2.
+`Settings()` itself still raises pydantic's ValidationError (field names) for code that wants it.
+"""
 from __future__ import annotations
 
+import ipaddress
+import re
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from registry.errors import SettingsError
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+ENV_PREFIX = "REGISTRY_"
+DATABASE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+# Host names that never resolve from a citizen's phone (RFC 6761 localhost, mDNS .local, RFC 8375).
+_LOCAL_SUFFIXES = (".localhost", ".local", ".internal", ".home.arpa", ".lan")
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="REGISTRY_", env_file=None, extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_file=None, extra="ignore")
 
     # With no URL, the registry runs its own PostgreSQL cluster in `data_dir` (see registry.db.cluster).
     database_url: str | None = Field(
@@ -22,14 +38,24 @@ class Settings(BaseSettings):
     pg_port: int = Field(default=55432, ge=1024, le=65535, description="managed cluster TCP port")
     pg_bin_dir: Path | None = Field(default=None, description="folder with initdb/pg_ctl (auto-detected)")
     pg_os_user: str = Field(default="postgres", description="OS user that runs the cluster when we are root")
-    database_name: str = Field(default="registry", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+    database_name: str = Field(default="registry", description="database name in the managed cluster")
 
     pool_size: int = Field(default=10, ge=1, le=200)
-    public_base_url: str = Field(default="http://127.0.0.1:8000")
+    public_base_url: str = Field(default="http://127.0.0.1:8000",
+                                 description="scheme://host[:port][/path] printed in doorplate QR codes")
     log_level: str = Field(default="INFO")
     key_cache_seconds: float = Field(default=30.0, ge=0, le=3600, description="how long an API key check is reused")
     doorplate_scan_flush_seconds: float = Field(
         default=2.0, ge=0, le=3600, description="doorplate scan counts are buffered this long (0 = written per scan)"
+    )
+    inspection_marker_tolerance_m: float = Field(
+        default=50.0, gt=0, le=1000, description="a field package's marker may lie this far from its line"
+    )
+    inspection_node_tolerance_m: float = Field(
+        default=0.5, gt=0, le=100, description="a re-surveyed line's ends must stay this close to where its neighbours meet"
+    )
+    search_dialect_pinyin: bool = Field(
+        default=True, description="search forgives z/zh, c/ch, s/sh, an/ang, en/eng, in/ing and n/l (Zhejiang pinyin)"
     )
 
     @field_validator("database_url")
@@ -38,7 +64,7 @@ class Settings(BaseSettings):
         if v in (None, ""):
             return None
         if not v.startswith(("postgresql://", "postgresql+psycopg://", "postgres://")):
-            raise ValueError("REGISTRY_DATABASE_URL must be a postgresql:// URL")
+            raise ValueError("应为 postgresql:// 开头的网址 / must be a postgresql:// URL")
         # SQLAlchemy needs the driver named; accept the libpq forms people paste.
         if v.startswith("postgres://"):
             v = "postgresql://" + v[len("postgres://"):]
@@ -46,12 +72,25 @@ class Settings(BaseSettings):
             v = "postgresql+psycopg://" + v[len("postgresql://"):]
         return v
 
+    @field_validator("database_name")
+    @classmethod
+    def _check_database_name(cls, v: str) -> str:
+        if not DATABASE_NAME.match(v):
+            raise ValueError("应由小写字母、数字和下划线组成，以字母或下划线开头，至多 63 个字符 / "
+                             "must be lower-case letters, digits and _, not starting with a digit, at most 63")
+        return v
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _check_public_base_url(cls, v: str) -> str:
+        return normalise_base_url(v)
+
     @field_validator("log_level")
     @classmethod
     def _check_level(cls, v: str) -> str:
         v = v.upper()
         if v not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
-            raise ValueError("REGISTRY_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR")
+            raise ValueError("应为 DEBUG、INFO、WARNING 或 ERROR / must be DEBUG, INFO, WARNING or ERROR")
         return v
 
     @property
@@ -59,6 +98,106 @@ class Settings(BaseSettings):
         return self.database_url is None
 
 
+def env_name(field: str) -> str:
+    """The environment variable that sets a field: pg_port → REGISTRY_PG_PORT."""
+    return ENV_PREFIX + field.upper()
+
+
+# --- the public base URL ------------------------------------------------------------------------
+def normalise_base_url(value: str) -> str:
+    """`scheme://host[:port][/path]` with no trailing slash; http or https, a host, no query,
+    fragment or user name. Raises ValueError (bilingual) otherwise."""
+    v = value.strip()
+    try:
+        parts = urlsplit(v)
+        port = parts.port  # parses it: a bad port raises here
+    except ValueError:
+        raise ValueError("不是有效的网址 / not a valid URL") from None
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        raise ValueError("应为 http:// 或 https:// 开头的完整网址，如 https://dz.huzhou.gov.cn / "
+                         "must be an absolute http:// or https:// URL, e.g. https://dz.huzhou.gov.cn")
+    if not parts.hostname:
+        raise ValueError("网址缺少主机名 / the URL has no host")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("网址不能含用户名或密码 / the URL must not carry a user name or password")
+    if parts.query or parts.fragment or v.endswith(("?", "#")):
+        raise ValueError("网址不能含查询串或片段（? 或 #） / the URL must not have a query or fragment (? or #)")
+    host = parts.hostname.lower()
+    netloc = f"[{host}]" if ":" in host else host
+    if port is not None:
+        netloc += f":{port}"
+    return f"{parts.scheme.lower()}://{netloc}{parts.path.rstrip('/')}"
+
+
+def local_url_reason(url: str) -> str | None:
+    """Why a citizen's phone could not open `url` (a loopback, link-local or private address,
+    localhost, a name without a domain), or None when it looks public. No DNS look-up: what
+    matters is the name printed on the plate, and it must be a public one."""
+    host = (urlsplit(url).hostname or "").lower().rstrip(".")
+    if not host:
+        return "没有主机名 / no host"
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        ip = None
+    if ip is not None:
+        if ip.is_loopback:
+            return "回环地址 / a loopback address"
+        if ip.is_link_local:
+            return "链路本地地址 / a link-local address"
+        if ip.is_unspecified:
+            return "未指定地址 / an unspecified address"
+        if ip.is_private or not ip.is_global:
+            return "内网地址 / a private address"
+        return None
+    if host == "localhost" or host.endswith(_LOCAL_SUFFIXES):
+        return "本机或局域网主机名 / a local host name"
+    if "." not in host:
+        return "不含域名的主机名 / a host name without a domain"
+    return None
+
+
+# --- loading, with the errors named by their variables --------------------------------------------
+_MESSAGES = {
+    "int_parsing": ("应为整数", "input should be a valid integer"),
+    "int_from_float": ("应为整数", "input should be a valid integer"),
+    "int_type": ("应为整数", "input should be a valid integer"),
+    "float_parsing": ("应为数字", "input should be a valid number"),
+    "float_type": ("应为数字", "input should be a valid number"),
+    "bool_parsing": ("应为 true 或 false", "input should be true or false"),
+    "greater_than_equal": ("应不小于 {ge}", "input should be at least {ge}"),
+    "greater_than": ("应大于 {gt}", "input should be greater than {gt}"),
+    "less_than_equal": ("应不大于 {le}", "input should be at most {le}"),
+    "less_than": ("应小于 {lt}", "input should be less than {lt}"),
+    "string_pattern_mismatch": ("格式不符 {pattern}", "input should match {pattern}"),
+    "finite_number": ("应为有限数", "input should be a finite number"),
+}
+
+
+def _line(err: dict) -> str:
+    field = str(err["loc"][0]) if err.get("loc") else "?"
+    ctx = err.get("ctx") or {}
+    if err["type"] == "value_error" and "error" in ctx:
+        message = str(ctx["error"])
+    elif err["type"] in _MESSAGES:
+        zh, en = _MESSAGES[err["type"]]
+        message = f"{zh.format(**ctx)} / {en.format(**ctx)}"
+    else:
+        message = f"无效 / {err.get('msg', 'invalid value')}"
+    given = err.get("input")
+    got = f", got {given!r}" if isinstance(given, (str, int, float)) else ""
+    return f"{env_name(field)}: {message}{got}"
+
+
+def load_settings(**overrides) -> Settings:
+    """The settings from the environment; a SettingsError with one line per bad variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        lines = list(dict.fromkeys(_line(err) for err in exc.errors()))
+        raise SettingsError(lines) from None
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings()
+    return load_settings()

@@ -19,6 +19,7 @@ if [ "${WITH_BROWSER:-1}" = 1 ]; then
 fi
 # doorplates: a CJK font for the print sheets (fpdf2), poppler (pdftotext/pdftoppm) to check them
 [ -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || need+=(fonts-wqy-microhei)
+[ -f /usr/share/fonts/opentype/noto/NotoSansCJK-Bold.ttc ] || need+=(fonts-noto-cjk)  # bold 黑体 for road names and numbers
 command -v pdftoppm >/dev/null 2>&1 || need+=(poppler-utils)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 

@@ -200,9 +200,10 @@ class ManagedCluster:
             conf.write(f"port = {self.port}\n")
 
     def start(self, timeout: float = 60.0) -> None:
+        """Start the cluster. Creates no database: only `registry db start|migrate` do (through
+        `ensure_database`), so that a mistyped REGISTRY_DATABASE_NAME is reported, not created."""
         self.init()
         if self.running():
-            self.ensure_database(self.settings.database_name)
             return
         log.info("starting PostgreSQL on 127.0.0.1:%s", self.port)
         res = self._run(
@@ -218,7 +219,6 @@ class ManagedCluster:
                 tail = "\n".join(logfile.read_text(errors="replace").splitlines()[-10:])
             raise SetupError(f"PostgreSQL did not start: {res.stderr.strip()}\n{tail}")
         self._wait_ready(timeout)
-        self.ensure_database(self.settings.database_name)
 
     def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -237,14 +237,22 @@ class ManagedCluster:
             return
         self._run(str(self.bin_dir / "pg_ctl"), "stop", "-m", "fast", "-w", "-D", str(self.data_dir))
 
-    def ensure_database(self, name: str) -> None:
-        """Create database `name` with the extensions the schema needs, if missing."""
+    def database_exists(self, name: str) -> bool:
+        import psycopg
+
+        with psycopg.connect(self._libpq("postgres"), autocommit=True) as conn:
+            return conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is not None
+
+    def ensure_database(self, name: str) -> bool:
+        """Create database `name` (UTF-8, C.UTF-8) if missing; True when it was created."""
         import psycopg
 
         with psycopg.connect(self._libpq("postgres"), autocommit=True) as conn:
             exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
             if not exists:
+                log.info("creating database %s", name)
                 conn.execute(f'CREATE DATABASE "{name}" TEMPLATE template0 ENCODING \'UTF8\' LOCALE \'C.UTF-8\'')
+            return not exists
 
     def drop_database(self, name: str) -> None:
         import psycopg

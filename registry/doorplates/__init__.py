@@ -27,7 +27,8 @@ from registry.doorplates.plates import (
     validate_kind,
 )
 from registry.doorplates.follow import SUSPENDED_REASON, FollowResult, follow_addresses
-from registry.doorplates.printing import PlateFace, qr, qr_png, qr_svg, render_sheet
+from registry.doorplates.printing import (PlateFace, check_printable_base_url, qr, qr_png, qr_svg,
+                                          render_sheet, sheet_header)
 from registry.doorplates.reports import REPORT_KINDS, close_reports, list_reports, submit_report
 from registry.doorplates.scans import ScanCounter, scan_counts
 from registry.doorplates.tokens import (
@@ -66,17 +67,21 @@ def plate_faces(conn: Connection, plate_ids: list[int], *, ring: KeyRing, base_u
 
 
 def print_division(conn: Connection, division: str, *, ring: KeyRing, base_url: str, kind: str | None = None,
-                   limit: int | None = None, authority: str | None = None) -> tuple[bytes, int]:
-    """A PDF print sheet of the live plates of a division; (pdf bytes, plates printed)."""
+                   limit: int | None = None, authority: str | None = None,
+                   force_local_url: bool = False) -> tuple[bytes, int]:
+    """A PDF print sheet of the live plates of a division; (pdf bytes, plates printed). Refused
+    (LocalBaseUrl) while `base_url` is not public, unless `force_local_url`."""
+    warning = check_printable_base_url(base_url, force=force_local_url)
     ids = plates_for_print(conn, division, kind=kind, limit=limit, authority=authority)
     faces = plate_faces(conn, ids, ring=ring, base_url=base_url)
-    return render_sheet(faces), len(faces)
+    header = sheet_header(conn, division, ids, base_url=base_url, authority=authority, warning=warning)
+    return render_sheet(faces, header=header), len(faces)
 
 
 __all__ = [
     "KINDS", "KIND_NAMES", "REPORT_KINDS", "STATUSES", "STATUS_NAMES", "SUSPENDED_REASON",
     "FollowResult", "InvalidSignature", "InvalidToken", "IssueResult", "KeyRing", "PlateFace", "Scan", "ScanCounter",
-    "activate_division", "activate_plate", "close_reports", "ensure_signing_key", "follow_addresses", "get_plate", "get_plate_row",
+    "activate_division", "activate_plate", "check_printable_base_url", "close_reports", "ensure_signing_key", "follow_addresses", "get_plate", "get_plate_row",
     "issue_plates", "list_keys", "list_reports", "live_plate_for", "natural_kind", "parse_plate_code",
     "plate_code", "plate_faces", "plate_url", "plates_for_print", "print_division", "qr", "qr_png", "qr_svg",
     "render_sheet", "replace_plate", "resolve", "retire_key", "revoke_plate", "rotate_key", "scan_counts",
