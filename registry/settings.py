@@ -54,6 +54,12 @@ class Settings(BaseSettings):
     inspection_node_tolerance_m: float = Field(
         default=0.5, gt=0, le=100, description="a re-surveyed line's ends must stay this close to where its neighbours meet"
     )
+    inspection_marker_tolerance_m: float = Field(
+        default=50.0, gt=0, le=1000, description="a field package's marker may lie this far from its line"
+    )
+    inspection_node_tolerance_m: float = Field(
+        default=0.5, gt=0, le=100, description="a re-surveyed line's ends must stay this close to where its neighbours meet"
+    )
     search_dialect_pinyin: bool = Field(
         default=True, description="search forgives z/zh, c/ch, s/sh, an/ang, en/eng, in/ing and n/l (Zhejiang pinyin)"
     )

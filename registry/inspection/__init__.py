@@ -1,0 +1,17 @@
+"""Boundary joint inspections (界线联合检查): rounds and records, the field package out and back
+(validation, diff against the registry, a proposed change set) and applying it.
+
+File formats are the loaders' business (loaders/field_package.py); this package sees layers of
+features with WKB geometries (registry.inspection.package) and does its geometry in PostGIS.
+"""
+from registry.inspection.diff import LoadResult, diff_counts, propose_package
+from registry.inspection.export import export_package, scope_line_ids
+from registry.inspection.package import Feature, PackageData, Problem
+from registry.inspection.rounds import create_round, get_round, list_records, list_rounds
+from registry.inspection.validate import Tolerances, validate_package
+
+__all__ = [
+    "Feature", "LoadResult", "PackageData", "Problem", "Tolerances", "create_round", "diff_counts",
+    "export_package", "get_round", "list_records", "list_rounds", "propose_package", "scope_line_ids",
+    "validate_package",
+]

@@ -1,0 +1,423 @@
+"""Validation of a field package against the registry: every problem is collected (never just
+the first), each naming the layer, the feature and the rule. Nothing is written.
+
+Rules (the `rule` of each problem): file_unreadable, unsupported_format, empty, missing_layer,
+truncated, crs_missing, crs_unknown, required, bad_value, duplicate_feature, unknown_entity,
+stale_base, unknown_division, sides_changed, unknown_line, marker_number_format,
+marker_number_duplicate, geometry_invalid, self_intersection, line_ends_moved,
+line_outside_area, outer_line_edit, marker_off_line.
+
+Geometry rules run in PostGIS over a temporary table of the package's geometries, so the domain
+needs no geometry library of its own.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+from registry.errors import RegistryError
+from registry.inspection import schema
+from registry.inspection.package import Feature, PackageData, Problem, feature_label
+
+# Below this (degrees, about 1 cm) a re-read geometry is the exported one: GeoJSON keeps ~15
+# significant digits, so a round trip is not exactly equal.
+UNCHANGED_DEG = 1e-7
+
+
+@dataclass(frozen=True)
+class Tolerances:
+    marker_m: float = 50.0  # a marker may stand this far from its line (pairs sit on both banks)
+    node_m: float = 0.5  # a line's ends must stay where its neighbours meet it
+
+
+@dataclass
+class Checked:
+    """What validation resolved, for the diff: registry rows by package feature."""
+    lines: dict[int, dict] = field(default_factory=dict)  # line_id -> registry row (+ 'feature', 'changed')
+    markers: dict[int, dict] = field(default_factory=dict)  # marker_id -> registry row (+ 'feature')
+    new_markers: list[Feature] = field(default_factory=list)
+    line_by_code: dict[str, dict] = field(default_factory=dict)
+    division_by_code: dict[str, int] = field(default_factory=dict)
+
+
+class _Collector:
+    def __init__(self, pkg: PackageData) -> None:
+        self.problems: list[Problem] = list(pkg.problems)
+
+    def add(self, layer: str | None, f: Feature | None, key: Any, rule: str, zh: str, en: str) -> None:
+        self.problems.append(Problem(layer, feature_label(f, key) if f else None, rule, f"{zh} / {en}"))
+
+
+def _int(v: Any) -> int | None:
+    if v is None:
+        return None
+    try:
+        fv = float(v)
+    except (TypeError, ValueError):
+        raise ValueError(v) from None
+    if fv != int(fv):
+        raise ValueError(v)
+    return int(fv)
+
+
+def _check_attrs(out: _Collector, layer: str, f: Feature, key: Any) -> dict[str, Any]:
+    """Required attributes, types and value lists of one feature; returns the typed values."""
+    values: dict[str, Any] = {}
+    for fd in schema.LAYERS[layer].fields:
+        v = f.get(fd.name)
+        if v is None:
+            if fd.required:
+                out.add(layer, f, key, "required", f"缺少必填属性 {fd.name}（{fd.alias}）",
+                        f"required attribute {fd.name} ({fd.alias}) is empty")
+            values[fd.name] = None
+            continue
+        try:
+            if fd.kind == "int":
+                v = _int(v)
+            elif fd.kind == "float":
+                v = float(v)
+            elif fd.kind == "date":
+                v = date.fromisoformat(str(v)[:10])
+            else:
+                v = str(v).strip()
+                if isinstance(f.attrs.get(fd.name), float) and v.endswith(".0"):
+                    v = v[:-2]  # a code a spreadsheet turned into a number
+        except ValueError:
+            out.add(layer, f, key, "bad_value", f"属性 {fd.name} 的值 {v!r} 不是{ {'int': '整数', 'float': '数值', 'date': '日期 YYYY-MM-DD'}[fd.kind] }",
+                    f"attribute {fd.name}: {v!r} is not a valid {fd.kind}")
+            v = None
+        if v is not None and fd.values and v not in schema.VALUE_LIST_OF[fd.values]:
+            allowed = ", ".join(schema.VALUE_LIST_OF[fd.values])
+            out.add(layer, f, key, "bad_value", f"属性 {fd.name} 的值 {v!r} 不在值域内（{allowed}）",
+                    f"attribute {fd.name}: {v!r} is not one of {allowed}")
+            v = None
+        values[fd.name] = v
+    return values
+
+
+def _parse_number(number: str):
+    from registry.markers import parse_marker_number  # the one numbering rule (registry/markers.py)
+
+    return parse_marker_number(number)
+
+
+def _divisions(conn: Connection) -> dict[str, int]:
+    """Code -> division id for active divisions under either authority; a code two divisions
+    share (24 township codes differ between NBS and MCA) maps to -1: ambiguous."""
+    out: dict[str, int] = {}
+    for did, mca, nbs in conn.execute(text("SELECT id, mca_code, nbs_code FROM divisions WHERE status = 'active'")):
+        for code in {mca, nbs} - {None}:
+            out[code] = did if out.get(code, did) == did else -1
+    return out
+
+
+def _resolve_div(out: _Collector, divs: dict[str, int], layer: str, f: Feature, key: Any, name: str,
+                 code: str | None) -> int | None:
+    if code is None:
+        return None
+    did = divs.get(code)
+    if did is None or did == -1:
+        why = "代码有歧义" if did == -1 else "未知的区划代码"
+        out.add(layer, f, key, "unknown_division", f"{name} {code}：{why}",
+                f"{name} {code}: {'ambiguous' if did == -1 else 'unknown'} division code")
+        return None
+    return did
+
+
+def validate_package(conn: Connection, pkg: PackageData, *, tolerances: Tolerances = Tolerances()) -> tuple[list[Problem], Checked]:
+    out = _Collector(pkg)
+    checked = Checked()
+    if any(p.rule in ("file_unreadable", "unsupported_format") for p in out.problems):
+        return out.problems, checked
+    for name in schema.REQUIRED_LAYERS:
+        if name not in pkg.layers:
+            out.add(name, None, None, "missing_layer", f"缺少图层 {name}", f"layer {name} is missing")
+    if not pkg.layer(schema.LINES):
+        out.add(schema.LINES, None, None, "empty", "数据包没有界线要素（空文件？）",
+                "the package has no boundary lines (an empty file?)")
+        return out.problems, checked
+    exported = pkg.info.get("lines")
+    if exported and exported.isdigit() and len(pkg.layer(schema.LINES)) < int(exported):
+        out.add(schema.LINES, None, None, "truncated",
+                f"导出 {exported} 条界线，读回 {len(pkg.layer(schema.LINES))} 条（文件被截断？界线不能在外业删除）",
+                f"{exported} lines were exported, {len(pkg.layer(schema.LINES))} read back (a truncated file? "
+                "lines are not deleted in the field)")
+    divs = _divisions(conn)
+    checked.division_by_code = divs
+    _check_lines(conn, pkg, out, checked, divs)
+    _check_markers(conn, pkg, out, checked, divs)
+    _check_reference_objects(pkg, out, checked)
+    _check_records(pkg, out, checked)
+    _check_geometry(conn, pkg, out, checked, tolerances)
+    return out.problems, checked
+
+
+def _check_lines(conn, pkg, out, checked, divs) -> None:
+    ids = [i for f in pkg.layer(schema.LINES) if (i := _safe_int(f.get("line_id"))) is not None]
+    rows = {r["id"]: dict(r) for r in conn.execute(text("""
+        SELECT id, version, code, level, status, left_division_id, right_division_id, county_line_id
+        FROM boundary_lines WHERE id = ANY(:ids)"""), {"ids": ids}).mappings()}
+    seen: dict[int, int] = {}
+    for f in pkg.layer(schema.LINES):
+        key = f.get("code")
+        v = _check_attrs(out, schema.LINES, f, key)
+        lid = v["line_id"]
+        if lid is None:
+            continue
+        if lid in seen:
+            out.add(schema.LINES, f, key, "duplicate_feature", f"界线标识 {lid} 与第 {seen[lid]} 个要素重复",
+                    f"line_id {lid} repeats feature #{seen[lid]}")
+            continue
+        seen[lid] = f.fid
+        row = rows.get(lid)
+        if row is None or row["status"] != "active":
+            out.add(schema.LINES, f, key, "unknown_entity", f"登记库中没有现行界线 {lid}", f"no active boundary line {lid}")
+            continue
+        if v["line_ver"] is not None and v["line_ver"] != row["version"]:
+            out.add(schema.LINES, f, key, "stale_base",
+                    f"界线 {row['code']} 导出时为第 {v['line_ver']} 版，现为第 {row['version']} 版，请重新导出",
+                    f"line {row['code']} was exported at version {v['line_ver']}, it is now {row['version']}: export again")
+        if v["code"] is not None and v["code"] != row["code"]:
+            out.add(schema.LINES, f, key, "bad_value", f"界线编码 {v['code']} 与登记库的 {row['code']} 不符",
+                    f"line code {v['code']} differs from the registry's {row['code']}")
+        left = _resolve_div(out, divs, schema.LINES, f, key, "left_code", v["left_code"])
+        right = _resolve_div(out, divs, schema.LINES, f, key, "right_code", v["right_code"])
+        if (left is not None and left != row["left_division_id"]) or \
+                (v["right_code"] is not None and right is not None and right != row["right_division_id"]):
+            out.add(schema.LINES, f, key, "sides_changed", "界线两侧区划与登记库不符（不能在外业改变）",
+                    "the divisions on either side differ from the registry's (they are not changed in the field)")
+        checked.lines[lid] = {**row, "feature": f}
+        checked.line_by_code[row["code"]] = checked.lines[lid]
+
+
+def _safe_int(v):
+    try:
+        return _int(v)
+    except ValueError:
+        return None
+
+
+def _check_markers(conn, pkg, out, checked, divs) -> None:
+    feats = pkg.layer(schema.MARKERS)
+    ids = [i for f in feats if (i := _safe_int(f.get("marker_id"))) is not None]
+    rows = {r["id"]: dict(r) for r in conn.execute(text("""
+        SELECT m.id, m.version, m.number, m.status, m.condition, m.boundary_line_id, m.elevation_m, m.material,
+               m.kind, m.installed_on, m.photos, l.code AS line_code
+        FROM boundary_markers m LEFT JOIN boundary_lines l ON l.id = m.boundary_line_id
+        WHERE m.id = ANY(:ids)"""), {"ids": ids}).mappings()}
+    numbers: dict[str, int] = {}
+    seen: dict[int, int] = {}
+    existing_numbers = set(conn.execute(text(
+        "SELECT number FROM boundary_markers WHERE status = 'active' AND number = ANY(:n)"),
+        {"n": [str(f.get("number")) for f in feats if f.get("number") and f.get("marker_id") is None]}).scalars())
+    for f in feats:
+        key = f.get("number")
+        v = _check_attrs(out, schema.MARKERS, f, key)
+        number = v["number"]
+        if number is not None:
+            try:
+                parsed = _parse_number(number)
+            except (RegistryError, ValueError) as exc:
+                out.add(schema.MARKERS, f, key, "marker_number_format",
+                        f"界桩编号 {number} 不符合编号规则（界线编码+3位序号+类型字母）：{exc}",
+                        f"marker number {number} does not follow the rule (line code + 3-digit serial + type letter)")
+                parsed = None
+            if parsed is not None:
+                p_line, p_serial, p_type = _parts(parsed)
+                if (v["line_code"] and p_line != v["line_code"]) or (v["serial"] and p_serial != v["serial"]) or \
+                        (v["type"] and p_type != v["type"]):
+                    out.add(schema.MARKERS, f, key, "marker_number_format",
+                            f"界桩编号 {number} 与 line_code/serial/type 属性不一致",
+                            f"marker number {number} disagrees with its line_code/serial/type attributes")
+            if number in numbers:
+                out.add(schema.MARKERS, f, key, "marker_number_duplicate",
+                        f"界桩编号 {number} 与第 {numbers[number]} 个要素重复",
+                        f"marker number {number} repeats feature #{numbers[number]}")
+            numbers.setdefault(number, f.fid)
+        if v["line_code"] is not None and v["line_code"] not in checked.line_by_code:
+            out.add(schema.MARKERS, f, key, "unknown_line", f"界线 {v['line_code']} 不在本数据包中",
+                    f"line {v['line_code']} is not in this package")
+        for side in ("left_code", "right_code"):
+            _resolve_div(out, divs, schema.MARKERS, f, key, side, v[side])
+        mid = v["marker_id"]
+        if mid is None:
+            if number is not None and number in existing_numbers:
+                out.add(schema.MARKERS, f, key, "marker_number_duplicate",
+                        f"新设界桩编号 {number} 已被登记库中的界桩使用",
+                        f"new marker number {number} is already used by a marker in the registry")
+            checked.new_markers.append(f)
+            continue
+        if mid in seen:
+            out.add(schema.MARKERS, f, key, "duplicate_feature", f"界桩标识 {mid} 与第 {seen[mid]} 个要素重复",
+                    f"marker_id {mid} repeats feature #{seen[mid]}")
+            continue
+        seen[mid] = f.fid
+        row = rows.get(mid)
+        if row is None or row["status"] != "active":
+            out.add(schema.MARKERS, f, key, "unknown_entity", f"登记库中没有现行界桩 {mid}", f"no active marker {mid}")
+            continue
+        if v["marker_ver"] is not None and v["marker_ver"] != row["version"]:
+            out.add(schema.MARKERS, f, key, "stale_base",
+                    f"界桩 {row['number']} 导出时为第 {v['marker_ver']} 版，现为第 {row['version']} 版，请重新导出",
+                    f"marker {row['number']} was exported at version {v['marker_ver']}, it is now {row['version']}")
+        if number is not None and number != row["number"]:
+            out.add(schema.MARKERS, f, key, "bad_value", f"界桩编号 {number} 与登记库的 {row['number']} 不符（编号不在外业修改）",
+                    f"marker number {number} differs from the registry's {row['number']} (numbers are not edited in the field)")
+        checked.markers[mid] = {**row, "feature": f, "values": v}
+
+
+def _parts(parsed) -> tuple[str, int, str]:
+    if isinstance(parsed, tuple):
+        return parsed[0], int(parsed[1]), parsed[2]
+    return parsed.line_code, int(parsed.serial), parsed.letter
+
+
+def _check_reference_objects(pkg, out, checked) -> None:
+    numbers = {str(f.get("number")) for f in pkg.layer(schema.MARKERS) if f.get("number")}
+    seen: dict[tuple, int] = {}
+    for f in pkg.layer(schema.REFERENCE_OBJECTS):
+        key = f"{f.get('marker_no')}/{f.get('seq')}"
+        v = _check_attrs(out, schema.REFERENCE_OBJECTS, f, key)
+        if v["marker_no"] is not None and v["marker_no"] not in numbers:
+            out.add(schema.REFERENCE_OBJECTS, f, key, "unknown_entity", f"方位物所属界桩 {v['marker_no']} 不在数据包中",
+                    f"marker {v['marker_no']} of this reference object is not in the package")
+        if v["bearing"] is not None and not 0 <= v["bearing"] < 360:
+            out.add(schema.REFERENCE_OBJECTS, f, key, "bad_value", f"方位角 {v['bearing']} 应在 0 到 360 之间",
+                    f"bearing {v['bearing']} must be in [0, 360)")
+        if v["dist_m"] is not None and v["dist_m"] <= 0:
+            out.add(schema.REFERENCE_OBJECTS, f, key, "bad_value", f"距离 {v['dist_m']} 应大于 0",
+                    f"distance {v['dist_m']} must be positive")
+        k = (v["marker_no"], v["seq"])
+        if None not in k:
+            if k in seen:
+                out.add(schema.REFERENCE_OBJECTS, f, key, "duplicate_feature", f"与第 {seen[k]} 个要素重复",
+                        f"repeats feature #{seen[k]}")
+            seen.setdefault(k, f.fid)
+
+
+def _check_records(pkg, out, checked) -> None:
+    numbers = {str(f.get("number")) for f in pkg.layer(schema.MARKERS) if f.get("number")}
+    for f in pkg.layer(schema.RECORDS):
+        key = f.get("marker_no") or f.get("line_code")
+        v = _check_attrs(out, schema.RECORDS, f, key)
+        if v["target"] == "marker" and v["marker_no"] not in numbers:
+            out.add(schema.RECORDS, f, key, "unknown_entity", f"记录的界桩 {v['marker_no']} 不在数据包中",
+                    f"the record's marker {v['marker_no']} is not in the package")
+        if v["target"] == "line" and v["line_code"] not in checked.line_by_code:
+            out.add(schema.RECORDS, f, key, "unknown_line", f"记录的界线 {v['line_code']} 不在数据包中",
+                    f"the record's line {v['line_code']} is not in the package")
+
+
+def _check_geometry(conn, pkg, out, checked, tol: Tolerances) -> None:
+    conn.execute(text("DROP TABLE IF EXISTS pkg_geom"))
+    conn.execute(text("CREATE TEMP TABLE pkg_geom (layer text, fid int, key text, ref bigint, geom geometry) "
+                      "ON COMMIT DROP"))
+    rows = []
+    for layer, key_of in ((schema.LINES, lambda f: f.get("code")), (schema.MARKERS, lambda f: f.get("number"))):
+        for f in pkg.layer(layer):
+            rows.append({"layer": layer, "fid": f.fid, "key": None if key_of(f) is None else str(key_of(f)),
+                         "wkb": f.wkb})
+    if rows:
+        conn.execute(text("""
+            INSERT INTO pkg_geom (layer, fid, key, geom)
+            SELECT r.layer, r.fid, r.key,
+                   CASE WHEN r.wkb IS NULL THEN NULL ELSE ST_SetSRID(ST_GeomFromWKB(decode(r.wkb, 'hex')), 4490) END
+            FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(layer text, fid int, key text, wkb text)
+        """), {"rows": _json([{**r, "wkb": r["wkb"].hex() if r["wkb"] else None} for r in rows])})
+    by_fid = {(layer, f.fid): f for layer in (schema.LINES, schema.MARKERS) for f in pkg.layer(layer)}
+    line_ref = {info["feature"].fid: lid for lid, info in checked.lines.items()}
+    conn.execute(text("UPDATE pkg_geom SET ref = (CAST(:ref AS jsonb) ->> fid::text)::bigint WHERE layer = 'lines'")
+                 .bindparams(ref=_json({str(k): v for k, v in line_ref.items()})))
+
+    def report(layer, fid, rule, zh, en):
+        f = by_fid[(layer, fid)]
+        out.add(layer, f, f.get("code") if layer == schema.LINES else f.get("number"), rule, zh, en)
+
+    for fid, layer, gtype in conn.execute(text("""
+        SELECT fid, layer, GeometryType(geom) FROM pkg_geom
+        WHERE geom IS NULL OR ST_IsEmpty(geom)
+           OR (layer = 'lines' AND GeometryType(geom) NOT IN ('LINESTRING', 'MULTILINESTRING'))
+           OR (layer = 'markers' AND GeometryType(geom) <> 'POINT')
+           OR NOT ST_IsValid(geom)""")):
+        report(layer, fid, "geometry_invalid", f"几何缺失或类型错误（{gtype or '无'}）",
+               f"geometry missing, invalid or of the wrong type ({gtype or 'none'})")
+    conn.execute(text("""DELETE FROM pkg_geom WHERE geom IS NULL OR ST_IsEmpty(geom) OR NOT ST_IsValid(geom)
+        OR (layer = 'lines' AND GeometryType(geom) NOT IN ('LINESTRING', 'MULTILINESTRING'))
+        OR (layer = 'markers' AND GeometryType(geom) <> 'POINT')"""))
+    conn.execute(text("UPDATE pkg_geom SET geom = ST_Multi(geom) WHERE layer = 'lines'"))
+    changed = conn.execute(text("""
+        SELECT p.fid, p.ref, l.right_division_id IS NULL AS outer_line, l.county_line_id IS NOT NULL AS on_county,
+               NOT ST_IsSimple(p.geom) AS self_x,
+               ST_HausdorffDistance(p.geom, l.geom) > :eps AS changed
+        FROM pkg_geom p JOIN boundary_lines l ON l.id = p.ref WHERE p.layer = 'lines'
+    """), {"eps": UNCHANGED_DEG}).mappings().all()
+    for r in changed:
+        info = checked.lines[r["ref"]]
+        info["changed"] = bool(r["changed"])
+        if r["self_x"]:
+            report(schema.LINES, r["fid"], "self_intersection", "界线自相交", "the line intersects itself")
+        if r["changed"] and r["on_county"] and not r["outer_line"]:
+            report(schema.LINES, r["fid"], "outer_line_edit", "该乡级界线位于县级界线上，请修测县级界线",
+                   "this township line lies on a county line: re-survey the county line instead")
+        if r["changed"] and r["outer_line"]:
+            report(schema.LINES, r["fid"], "outer_line_edit", "市界须与邻市共同联检，不能在此单方修改",
+                   "the city's outer edge is inspected with the neighbouring city; it is not changed here")
+    moved_ends = conn.execute(text("""
+        WITH e AS (
+            SELECT p.fid, (ST_DumpPoints(ST_Boundary(p.geom))).geom AS new_end, ST_Boundary(l.geom) AS old_ends,
+                   ST_NPoints(ST_Boundary(p.geom)) AS n_new, ST_NPoints(ST_Boundary(l.geom)) AS n_old
+            FROM pkg_geom p JOIN boundary_lines l ON l.id = p.ref WHERE p.layer = 'lines'
+        )
+        SELECT fid, max(ST_Distance(new_end::geography, old_ends::geography)) AS worst, max(n_new) AS n_new,
+               max(n_old) AS n_old
+        FROM e GROUP BY fid
+        HAVING max(ST_Distance(new_end::geography, old_ends::geography)) > :tol OR max(n_new) <> max(n_old)
+    """), {"tol": tol.node_m}).mappings().all()
+    closed_now = conn.execute(text("""
+        SELECT p.fid FROM pkg_geom p JOIN boundary_lines l ON l.id = p.ref
+        WHERE p.layer = 'lines' AND ST_IsEmpty(ST_Boundary(p.geom)) AND NOT ST_IsEmpty(ST_Boundary(l.geom))
+    """)).scalars().all()
+    for r in moved_ends:
+        report(schema.LINES, r["fid"], "line_ends_moved",
+               f"界线端点偏离与相邻界线的交汇点 {r['worst']:.1f} 米（容差 {tol.node_m} 米）",
+               f"the line's ends moved {r['worst']:.1f} m away from where its neighbours meet it (tolerance {tol.node_m} m)")
+    for fid in closed_now:
+        report(schema.LINES, fid, "line_ends_moved", "界线端点与相邻界线不再相接", "the line's ends no longer meet its neighbours")
+    outside = conn.execute(text("""
+        SELECT p.fid, ST_Length(ST_Difference(p.geom, ST_Union(a.geom, coalesce(b.geom, a.geom)))::geography) AS out_m
+        FROM pkg_geom p JOIN boundary_lines l ON l.id = p.ref
+        JOIN divisions a ON a.id = l.left_division_id LEFT JOIN divisions b ON b.id = l.right_division_id
+        WHERE p.layer = 'lines' AND ST_HausdorffDistance(p.geom, l.geom) > :eps
+    """), {"eps": UNCHANGED_DEG}).mappings().all()
+    for r in outside:
+        if r["out_m"] > tol.node_m:
+            report(schema.LINES, r["fid"], "line_outside_area",
+                   f"界线有 {r['out_m']:.1f} 米超出两侧区划范围", f"{r['out_m']:.1f} m of the line leave the two divisions it separates")
+    # Markers against their line as it is in the package (or the registry's when not re-read).
+    off = conn.execute(text("""
+        SELECT m.fid, ST_Distance(m.geom::geography, coalesce(lp.geom, l.geom)::geography) AS d
+        FROM pkg_geom m
+        JOIN boundary_lines l ON l.code = CAST(:codes AS jsonb) ->> m.fid::text AND l.status = 'active'
+        LEFT JOIN pkg_geom lp ON lp.layer = 'lines' AND lp.ref = l.id
+        WHERE m.layer = 'markers'
+    """), {"codes": _json({str(f.fid): str(f.get("line_code")) for f in pkg.layer(schema.MARKERS) if f.get("line_code")})})
+    for fid, d in off:
+        if d > tol.marker_m:
+            report(schema.MARKERS, fid, "marker_off_line", f"界桩距所在界线 {d:.1f} 米，超过容差 {tol.marker_m} 米",
+                   f"the marker is {d:.1f} m from its line, beyond the tolerance of {tol.marker_m} m")
+    dup = conn.execute(text("""
+        SELECT a.fid, b.fid FROM pkg_geom a JOIN pkg_geom b
+          ON a.layer = 'markers' AND b.layer = 'markers' AND a.fid < b.fid AND ST_Equals(a.geom, b.geom)
+             AND a.key = b.key
+    """)).all()
+    for a, b in dup:
+        report(schema.MARKERS, b, "duplicate_feature", f"与第 {a} 个要素位置和编号相同", f"same position and number as feature #{a}")
+
+
+def _json(v) -> str:
+    import json
+
+    return json.dumps(v, ensure_ascii=False, default=str)
