@@ -11,8 +11,9 @@ from pathlib import Path
 
 from shapely.geometry import MultiPolygon, shape
 from shapely import to_wkb, transform
-from sqlalchemy import Connection, func, insert, select
+from sqlalchemy import Connection, func, insert, select, text
 
+from registry.as_of import REFERENCE_START
 from registry.changes import apply_change_set, open_change_set
 from registry.db.tables import division_codes, divisions
 from registry.errors import Conflict
@@ -25,6 +26,7 @@ REFERENCE_DIR = Path(__file__).resolve().parent.parent / "data" / "reference"
 NBS_FILE = "divisions_nbs_2023.csv"
 MCA_FILE = "divisions_mca_2025.csv"
 COUNTIES_FILE = "huzhou_counties_gcj02.geojson"
+ADJUSTMENTS_FILE = "township_adjustments_observed.csv"
 PROVINCE = {"code": "330000", "name": "浙江省"}
 NBS_SINCE = date(2023, 6, 30)
 MCA_SINCE = date(2025, 12, 31)
@@ -54,7 +56,13 @@ def reference_loaded(conn: Connection) -> bool:
 
 
 def load_reference(conn: Connection, *, actor: str = "registry", directory: Path = REFERENCE_DIR) -> dict[str, int]:
-    """Insert the real divisions and county polygons in one change set. Refuses a second run."""
+    """Insert the real divisions and county polygons in one change set. Refuses a second run.
+
+    The history holds the state before the real township adjustments of the adjustments file
+    (旧馆镇; the villages of 东迁街道 and 康乾街道 under their former townships), then the three
+    adjustments themselves (change sets of kind `adjustment`, in force by 2023-06-30, no 批复文号:
+    the source gives none), and the current rows are NBS 2023 / MCA 2025 exactly. The reference
+    rows' first versions begin at `REFERENCE_START` (start unknown)."""
     if reference_loaded(conn):
         raise Conflict("区划已载入 / the reference divisions are already loaded", parameter="divisions")
     nbs_rows = _read_csv(directory / NBS_FILE)
@@ -63,8 +71,11 @@ def load_reference(conn: Connection, *, actor: str = "registry", directory: Path
         mca_by_key[(row["level"], row["name"], row["parent_code"][:6])] = row["code"]
     counties = json.loads((directory / COUNTIES_FILE).read_text(encoding="utf-8"))
     polygons = {f["properties"]["code"]: gcj02_polygon_to_cgcs2000(f["geometry"]) for f in counties["features"]}
+    adjusted = _read_csv(directory / ADJUSTMENTS_FILE)
+    before = before_state(adjusted)
 
-    checksum = hashlib.sha256(b"".join((directory / n).read_bytes() for n in (NBS_FILE, MCA_FILE, COUNTIES_FILE))).hexdigest()
+    files = (NBS_FILE, MCA_FILE, COUNTIES_FILE, ADJUSTMENTS_FILE)
+    checksum = hashlib.sha256(b"".join((directory / n).read_bytes() for n in files)).hexdigest()
     cs = open_change_set(conn, kind="load_reference", author=actor, source=str(directory.name),
                          reason="真实区划参考数据 / real reference divisions", checksum=checksum)
 
@@ -72,12 +83,13 @@ def load_reference(conn: Connection, *, actor: str = "registry", directory: Path
     province_id = conn.execute(
         insert(divisions).values(level="province", name=PROVINCE["name"], full_name=PROVINCE["name"],
                                  nbs_code=PROVINCE["code"], mca_code=PROVINCE["code"], change_set_id=cs,
-                                 source="GB/T 2260")
+                                 source="GB/T 2260", valid_from=REFERENCE_START)
         .returning(divisions.c.id)
     ).scalar_one()
     ids[PROVINCE["code"]] = province_id
     code_rows = []
     counts = {"province": 1}
+    mca_of: dict[str, str | None] = {}
     # The NBS file lists parents before children (city, counties, townships, villages).
     for row in nbs_rows:
         level, nbs = row["level"], row["code"]
@@ -85,21 +97,122 @@ def load_reference(conn: Connection, *, actor: str = "registry", directory: Path
         mca = mca_by_key.get((level, row["name"], county_code if level == "township" else row["parent_code"][:6]))
         if level in ("city", "county") and mca is None:
             mca = nbs  # both authorities agree on 6-digit codes
+        mca_of[nbs] = mca if level != "village" else None
+        counts[level] = counts.get(level, 0) + 1
+        plan = before.get(nbs)
+        if plan is not None and plan.set_up_by_adjustment:
+            continue  # 东迁街道, 康乾街道 and the new communities: set up by the adjustments below
         name = fold_village_suffix(row["name"]) if level == "village" else row["name"]
+        full_name, parent, codes = row["name"], ids[row["parent_code"]] if row["parent_code"] in ids else None, True
+        if plan is not None:
+            # The state before the adjustments: the older list gives no codes (unknown, never invented).
+            codes = False
+            if plan.name:
+                name = full_name = plan.name
+            if plan.parent_code:
+                parent = ids[plan.parent_code]
         geom = polygons.get(nbs) if level in ("city", "county") else None
         ids[nbs] = conn.execute(
             insert(divisions).values(
-                level=level, name=name, full_name=row["name"], parent_id=ids[row["parent_code"]],
-                nbs_code=nbs, mca_code=mca if level != "village" else None,
+                level=level, name=name, full_name=full_name, parent_id=parent,
+                nbs_code=nbs if codes else None, mca_code=mca if codes and level != "village" else None,
                 geom=func.ST_GeomFromWKB(to_wkb(geom), 4490) if geom is not None else None,
-                change_set_id=cs, source="NBS 2023 / MCA 2025 (data/reference)",
+                change_set_id=cs, source="NBS 2023 / MCA 2025 (data/reference)" if codes else
+                "JioNLP 1.5.31 前状态，代码不明 / before-state of the older list (code unknown)",
+                valid_from=REFERENCE_START,
             ).returning(divisions.c.id)
         ).scalar_one()
-        code_rows.append({"code": nbs, "authority": "nbs2023", "valid_from": NBS_SINCE, "division_id": ids[nbs]})
-        if mca and level != "village":
-            code_rows.append({"code": mca, "authority": "mca2025", "valid_from": MCA_SINCE, "division_id": ids[nbs]})
-        counts[level] = counts.get(level, 0) + 1
+        if codes:
+            code_rows.append({"code": nbs, "authority": "nbs2023", "valid_from": NBS_SINCE, "division_id": ids[nbs]})
+            if mca and level != "village":
+                code_rows.append({"code": mca, "authority": "mca2025", "valid_from": MCA_SINCE,
+                                  "division_id": ids[nbs]})
     conn.execute(insert(division_codes), code_rows)
     apply_change_set(conn, cs, actor=actor, counts=counts)
-    log.info("reference divisions loaded: %s", counts)
+    apply_observed_adjustments(conn, adjusted, ids, mca_of, actor=actor)
+    _check_current_state(conn, nbs_rows, mca_of)
+    log.info("reference divisions loaded: %s (and %d real adjustments)", counts, len(OBSERVED))
     return counts
+
+
+# -- the real adjustments (data/reference/township_adjustments_observed.csv) --------------------------
+# The file gives no date and no 批复文号: only that NBS 2023 (as of 2023-06-30) shows the result.
+OBSERVED_NOTE = ("来源未给出批复文号和生效日期，仅知 2023-06-30（国家统计局 2023 区划代码）前已生效；调整前的代码不明 / "
+                 "the source gives no approval document and no date: in force by 2023-06-30 (NBS 2023); the codes "
+                 "before the adjustment are unknown")
+# township after (NBS 2023 code) → how it came about
+OBSERVED = {"330503002": "rename", "330503001": "transfer", "330521005": "transfer"}
+
+
+class _Plan:
+    """How a 2023 division of the adjustments file looked before: its name (旧馆镇), its parent's
+    2023 code (南浔镇 …), or nothing at all (set up by the adjustment)."""
+
+    def __init__(self, *, name: str | None = None, parent_code: str | None = None,
+                 set_up_by_adjustment: bool = False) -> None:
+        self.name, self.parent_code, self.set_up_by_adjustment = name, parent_code, set_up_by_adjustment
+
+
+def before_state(rows: list[dict[str, str]]) -> dict[str, _Plan]:
+    plans: dict[str, _Plan] = {}
+    for r in rows:
+        town = r["township_2023_code"]
+        if OBSERVED.get(town) == "rename":
+            plans[town] = _Plan(name=r["township_before"] or None)
+            plans[r["village_code"]] = _Plan() if r["township_before"] else _Plan(set_up_by_adjustment=True)
+        else:
+            plans[town] = _Plan(set_up_by_adjustment=True)
+            if r["township_before_code_2023"]:
+                plans[r["village_code"]] = _Plan(parent_code=r["township_before_code_2023"])
+            else:
+                plans[r["village_code"]] = _Plan(set_up_by_adjustment=True)
+    return plans
+
+
+def apply_observed_adjustments(conn: Connection, rows: list[dict[str, str]], ids: dict[str, int],
+                               mca_of: dict[str, str | None], *, actor: str) -> list[int]:
+    """The three real adjustments, each one change set of kind `adjustment`, dated honestly."""
+    from registry import adjustments as adj
+
+    dating = adj.Dating(known_in_force_by=NBS_SINCE, note=OBSERVED_NOTE)
+    by_town: dict[str, list[dict[str, str]]] = {}
+    for r in rows:
+        by_town.setdefault(r["township_2023_code"], []).append(r)
+    done = []
+    for town, kind in OBSERVED.items():
+        group = by_town[town]
+        name = group[0]["township_2023"]
+        new_villages = [adj.NewVillage(r["village_code"], r["village"]) for r in group
+                        if not r["township_before"]]
+        if kind == "rename":
+            result = adj.rename(conn, None, division_id=ids[town], name=name, dating=dating, actor=actor,
+                                new_code=town, new_mca_code=mca_of.get(town),
+                                village_codes_by_id={ids[r["village_code"]]: r["village_code"] for r in group
+                                                     if r["township_before"]})
+            if new_villages:  # pragma: no cover - the file has none for 旧馆街道
+                raise Conflict("旧馆街道的新设社区未处理 / new communities of a renamed township are not handled",
+                               parameter="adjustments")
+        else:
+            moved = [r for r in group if r["township_before"]]
+            result = adj.transfer(conn, [], village_ids=[ids[r["village_code"]] for r in moved], to=town,
+                                  to_name=name, to_mca_code=mca_of.get(town), dating=dating, actor=actor,
+                                  codes_by_id={ids[r["village_code"]]: r["village_code"] for r in moved},
+                                  new_villages=new_villages)
+        done.append(result.id)
+    return done
+
+
+def _check_current_state(conn: Connection, nbs_rows: list[dict[str, str]], mca_of: dict[str, str | None]) -> None:
+    """After the adjustments the current rows are the reference lists exactly (a guard)."""
+    current = {r.nbs_code: r for r in conn.execute(text("""
+        SELECT d.nbs_code, d.mca_code, d.full_name, d.status, p.nbs_code AS parent_code
+        FROM divisions d LEFT JOIN divisions p ON p.id = d.parent_id WHERE d.level <> 'province'""")).all()}
+    for row in nbs_rows:
+        got = current.get(row["code"])
+        want = (row["name"], row["parent_code"], mca_of.get(row["code"]), "active")
+        if got is None or (got.full_name, got.parent_code, got.mca_code, got.status) != want:
+            raise Conflict(f"调整后的区划与参考数据不符：{row['code']} {row['name']} / after the adjustments division "
+                           f"{row['code']} differs from the reference lists: {got} vs {want}", parameter="divisions")
+    if len(current) != len(nbs_rows):
+        raise Conflict("调整后的区划数与参考数据不符 / the number of divisions differs from the reference lists",
+                       parameter="divisions")

@@ -3,6 +3,8 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 
 from api.deps import DbConn
+from registry.adjustments import adjustment_context
+from registry.as_of import division_as_of, parse_as_of
 from registry.divisions import AUTHORITY_HELP, get_division
 
 router = APIRouter(prefix="/v1", tags=["divisions"])
@@ -14,5 +16,13 @@ def division(
     code: Annotated[str, Path(description="6-, 9- or 12-digit code under either authority")],
     geometry: Annotated[bool, Query(description="include the polygon as GeoJSON")] = False,
     authority: Annotated[str | None, Query(description=AUTHORITY_HELP)] = None,
+    as_of: Annotated[str | None, Query(description="YYYY-MM-DD: the division as in force on that day "
+                                                   "(from the versioned rows)")] = None,
 ) -> dict:
-    return get_division(conn, code, with_geometry=geometry, authority=authority).as_dict()
+    day = parse_as_of(as_of)
+    if day is not None:
+        return division_as_of(conn, code, day, authority=authority)
+    body = get_division(conn, code, with_geometry=geometry, authority=authority).as_dict()
+    # An old code answers with the division it belongs to now, its successors and the change.
+    body.update(adjustment_context(conn, code, body["id"], body["status"]))
+    return body

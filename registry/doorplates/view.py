@@ -326,6 +326,14 @@ def resolve(conn: Connection, plate_id: int, *, ring: KeyRing, base_url: str, ag
     if token:
         body["report_url"] = scan_url(base_url, token) + "/report"
     state = "ok" if row["status"] in ("issued", "active") else row["status"]
+    if state == "ok":
+        # A plate printed before a division adjustment (or any re-parenting) still shows the
+        # address then: the page gives today's address and the printed one as 原… (registry/as_of.py).
+        from registry.as_of import printed_text
+
+        printed = printed_text(conn, row["address_id"], row["issued_at"])
+        if printed:
+            body["address"]["printed_text"] = printed
     if state == "ok" and row["address_status"] == "retired":
         # a path that retired the address without follow_addresses: never show a retired address as valid
         state = "suspended"
