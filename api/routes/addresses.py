@@ -4,14 +4,20 @@ from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse
 
 from api.deps import DbConn, scope
+from registry.as_of import address_as_of, parse_as_of
 from registry.addresses import Page, address_history, as_feature, get_address, list_addresses
-
 from registry.divisions import AUTHORITY_HELP, match_code
+
 router = APIRouter(prefix="/v1", tags=["addresses"])
 
 
 @router.get("/addresses/{address_id}", summary="An address by its stable identifier")
-def address(conn: DbConn, address_id: Annotated[int, Path(description="stable identifier")]) -> dict:
+def address(conn: DbConn, address_id: Annotated[int, Path(description="stable identifier")],
+            as_of: Annotated[str | None, Query(description="YYYY-MM-DD: the address as in force on that day")] = None,
+            ) -> dict:
+    day = parse_as_of(as_of)
+    if day is not None:
+        return address_as_of(conn, address_id, day)
     return as_feature(get_address(conn, address_id))
 
 
@@ -22,20 +28,20 @@ def addresses(
     limit: Annotated[int, Query(description="page size, 1–1000")] = 100,
     offset: Annotated[int, Query(description="rows to skip")] = 0,
     status: Annotated[str | None, Query(description="planned, active or retired")] = None,
+    authority: Annotated[str | None, Query(description=AUTHORITY_HELP)] = None,
 ) -> JSONResponse:
     page = Page.of(limit, offset)
     resolved = match_code(conn, division, authority=authority, parameter="division")
     records, total = list_addresses(conn, division, page, status=status, authority=authority)
     body = {
         "type": "FeatureCollection",
+        "division": resolved.as_dict(),  # the division the code was read as, by name
         "numberMatched": total,
-    authority: Annotated[str | None, Query(description=AUTHORITY_HELP)] = None,
         "numberReturned": len(records),
         "features": [as_feature(r) for r in records],
     }
     return JSONResponse(body, media_type="application/geo+json")
 
-        "division": resolved.as_dict(),  # the division the code was read as, by name
 
 @router.get("/addresses/{address_id}/history", summary="Every version of an address (scope: agency)",
             dependencies=[scope("agency")])
