@@ -398,6 +398,8 @@ class AddressLoad:
             self.progress("校验 validating", 3, 5)
             with self.timer("match"):
                 has_match = self._match()
+            with self.timer("duplicate doors"):
+                self._check_duplicate_doors(has_match)
             self.progress("校验 validating", 4, 5)
         with self.timer("apply"):
             self._apply(has_match)
@@ -467,6 +469,60 @@ class AddressLoad:
             FROM (SELECT addr_id, min(row_no) AS first_row FROM {stage} WHERE reason IS NULL AND addr_id IS NOT NULL
                   GROUP BY addr_id HAVING count(*) > 1) d
             WHERE s.reason IS NULL AND s.addr_id = d.addr_id AND s.row_no <> d.first_row""")
+
+    # The same road and door (number, building, unit, room) in two villages of one township: the
+    # natural keys differ (the village is part of the key), so neither is a duplicate_in_file, yet a
+    # door number is unique along its road. Which row is right the loader cannot tell, and refusing
+    # one would let the file's order decide: both are accepted with a `duplicate_door` warning that
+    # names the other row (or the registered address) and its village. It outranks a milder warning.
+    _DOOR_EQ = ("{a}.street_id = {b}.street_id AND coalesce({a}.compound_id, 0) = coalesce({b}.compound_id, 0) "
+                "AND {a}.group_no = {b}.group_no AND {a}.number = {b}.number AND {a}.building = {b}.building "
+                "AND {a}.unit = {b}.unit AND {a}.room = {b}.room")
+
+    def _check_duplicate_doors(self, has_match: bool) -> None:
+        door = "concat(s.number, s.building, s.unit, s.room)"
+        detail = f"""json_build_object('street', st.name, 'door', {door}, 'village', v.name,
+                                       'other', o.other_zh, 'other_en', o.other_en, 'other_village', ov.name,
+                                       'other_row', o.other_row, 'other_id', o.other_id)::text"""
+        self._x(f"""
+            CREATE TEMP TABLE load_addr_doors ON COMMIT DROP AS
+            SELECT s.row_no, s.division_id, v.parent_id AS township_id, s.street_id, s.compound_id, s.group_no,
+                   s.number, s.building, s.unit, s.room
+            FROM {{stage}} s JOIN divisions v ON v.id = s.division_id
+            WHERE s.reason IS NULL AND s.street_id IS NOT NULL AND s.street_id > 0""")
+        in_file = self._x(f"""
+            UPDATE {{stage}} s SET warn = 'duplicate_door', warn_detail = {detail}
+            FROM (SELECT k.row_no, k.division_id, k.street_id, f.row_no AS other_row, NULL::bigint AS other_id, f.division_id AS other_division,
+                         '第 ' || f.row_no || ' 行' AS other_zh, 'row ' || f.row_no AS other_en
+                  FROM load_addr_doors k
+                  CROSS JOIN LATERAL (SELECT f.row_no, f.division_id FROM load_addr_doors f
+                                      WHERE f.township_id = k.township_id AND f.division_id <> k.division_id
+                                        AND {self._DOOR_EQ.format(a="f", b="k")}
+                                      ORDER BY f.row_no LIMIT 1) f
+                  WHERE (k.township_id, k.street_id, k.number) IN (
+                      SELECT township_id, street_id, number FROM load_addr_doors
+                      GROUP BY 1, 2, 3 HAVING count(DISTINCT division_id) > 1)) o
+            JOIN divisions v ON v.id = o.division_id JOIN divisions ov ON ov.id = o.other_division
+            JOIN place_names st ON st.id = o.street_id
+            WHERE s.row_no = o.row_no""").rowcount
+        # a registered address of another village of the township (not one this file moves or updates)
+        in_file_match = "AND NOT EXISTS (SELECT 1 FROM {match} m WHERE m.address_id = a.id)" if has_match else ""
+        registered = self._x(f"""
+            UPDATE {{stage}} s SET warn = 'duplicate_door', warn_detail = {detail}
+            FROM (SELECT DISTINCT ON (k.row_no) k.row_no, k.division_id, k.street_id, NULL::bigint AS other_row, a.id AS other_id,
+                         a.division_id AS other_division, '库中地址 ' || a.id AS other_zh,
+                         'registered address ' || a.id AS other_en
+                  FROM load_addr_doors k
+                  JOIN addresses a ON {self._DOOR_EQ.format(a="a", b="k")} AND a.division_id <> k.division_id
+                  JOIN divisions ad ON ad.id = a.division_id
+                  WHERE ad.parent_id = k.township_id AND a.status = 'active' {in_file_match}
+                  ORDER BY k.row_no, a.id) o
+            JOIN divisions v ON v.id = o.division_id JOIN divisions ov ON ov.id = o.other_division
+            JOIN place_names st ON st.id = o.street_id
+            WHERE s.row_no = o.row_no AND s.warn IS DISTINCT FROM 'duplicate_door'""").rowcount
+        self._x("DROP TABLE load_addr_doors")
+        if in_file or registered:
+            log.info("duplicate doors: %d rows against the file, %d against the registry", in_file, registered)
 
     def _match(self) -> bool:
         """Pair staged rows with registered addresses (by id, else by natural key)."""

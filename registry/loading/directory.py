@@ -320,6 +320,17 @@ class PlaceDirectory:
             found = local.get((village.township_id, category, key), [])
         return found
 
+    def _other_kind(self, category: str, name: str, village: DivisionInfo) -> str | None:
+        """The kind (road, compound, natural_village) under which the name is registered where the
+        row would look for it, when that is not the kind the row names."""
+        if self._normalized is None:
+            self._normalized = self._index(normalize)
+        for index, key in ((self._exact, clean_name(name)), (self._normalized, normalize(name))):
+            for other in (self.ROAD, *self.LOCAL):
+                if other != category and self._find(index, other, key, village):
+                    return other
+        return None
+
     def _resolve(self, category: str, name: str, village: DivisionInfo, create: bool) -> PlaceRef | Issue:
         found = self._find(self._exact, category, clean_name(name), village)
         if not found:
@@ -335,6 +346,11 @@ class PlaceDirectory:
         if len(picked) > 1:
             return Issue("ambiguous_place", category=category, category_zh=label, name=name, scope=scope,
                          count=len(picked))
+        other = self._other_kind(category, name, village)
+        if other is not None:
+            # the name is registered under another kind: --create-places would register it twice
+            return Issue("place_other_kind", category=category, category_zh=label, name=name, scope=scope,
+                         other=other, other_zh=CATEGORY_ZH.get(other, other))
         if not create:
             return Issue("unknown_place", category=category, category_zh=label, name=name, scope=scope)
         # A new place, registered once per load in the same change set; a negative placeholder

@@ -23,6 +23,7 @@ from registry.loading.base import (IssueSink, LoadReport, LoadTransaction, RowBa
 from registry.loading.directory import DivisionDirectory, DivisionInfo, Issue, clean_name
 from registry.loading.reasons import encode_params
 from registry.loading.spatial import check_containment
+from registry.placename_categories import category_code, valid_categories
 from registry.text import normalize, place_name_pinyin
 
 log = logging.getLogger(__name__)
@@ -132,7 +133,6 @@ def resolve_division(load: "EntityLoad", row: dict, *, levels=("village", "towns
 
 
 # --- place names ------------------------------------------------------------------------------
-_CATEGORY = re.compile(r"^[a-z][a-z_]{1,30}$")
 
 
 def _date(row: dict, name: str) -> str | None:
@@ -150,10 +150,13 @@ def _normalize_place(load: "EntityLoad", row: dict, out: dict) -> None:
     division = resolve_division(load, row)
     out["division_id"] = division.id
     name = _name(row)
-    category = (_text(row, "category", required=True, limit=40) or "").lower()
-    if not _CATEGORY.match(category):
-        raise Issue("bad_value", field="category", value=category, why_zh="应为 road、compound 等英文类别",
-                    why_en="expected a category such as road, compound, natural_village")
+    raw_category = _text(row, "category", required=True, limit=40)
+    # one table of known categories (registry.placename_categories): code, Chinese name or synonym
+    category = category_code(raw_category)
+    if category is None:
+        raise Issue("bad_value", field="category", value=raw_category,
+                    why_zh=f"未知的地名类别，应为 {valid_categories(lang='zh')}",
+                    why_en=f"unknown place-name category; expected one of {valid_categories(lang='en')}")
     former = _name(row, "former_name", required=False)
     out.update({
         "division_id": division.id, "county_id": division.county_id or division.id, "category": category,

@@ -10,6 +10,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from registry.placename_categories import CATEGORY_NAMES_ZH
+
 # code -> (Chinese, English). Keep the codes stable: offices script against them.
 REASONS: dict[str, tuple[str, str]] = {
     # structure of the row
@@ -36,6 +38,12 @@ REASONS: dict[str, tuple[str, str]] = {
     # places
     "unknown_place": ("{category_zh}“{name}”未在{scope}登记（可用 --create-places 一并登记）",
                       "{category} {name!r} is not registered in {scope} (use --create-places to register it)"),
+    "place_other_kind": ("“{name}”在{scope}登记为{other_zh}，不是{category_zh}；请填入对应的字段"
+                         "（--create-places 会重复登记同一地名；确为另一处同名{category_zh}的，请先用 "
+                         "registry load place-names 登记）",
+                         "{name!r} is registered in {scope} as a {other}, not a {category}: put it in that "
+                         "field (--create-places would register the same place twice; if it really is another "
+                         "{category} of that name, register it first with registry load place-names)"),
     "ambiguous_place": ("{category_zh}“{name}”在{scope}有 {count} 条同名记录", "{category} {name!r} has {count} entries in {scope}"),
     # geometry
     "missing_geometry": ("缺少坐标", "no coordinates"),
@@ -57,12 +65,15 @@ WARNINGS: dict[str, tuple[str, str]] = {
     "near_boundary": ("点位在 {division} 范围外 {distance_m} 米，在容差 {tolerance_m} 米内",
                       "point lies {distance_m} m outside {division}, within the tolerance of {tolerance_m} m"),
     "former_place_name": ("“{name}”是旧名，已按现名“{current}”登记", "{name!r} is a former name; recorded under {current!r}"),
+    "duplicate_door": ("{street}{door} 在同一乡镇街道的两个村社区都有：本行在{village}，{other}在{other_village}；"
+                       "同一道路的门牌号应唯一，请核实",
+                       "{street}{door} appears in two villages of one township: this row in {village}, {other_en} "
+                       "in {other_village}; a door number is unique along its road, please check"),
     "name_differs": ("文件中的名称“{name}”与库中“{registered}”不同（未修改名称）",
                      "the file's name {name!r} differs from the registered {registered!r} (name not changed)"),
 }
 
-CATEGORY_ZH = {"road": "道路", "compound": "小区", "natural_village": "自然村", "bridge": "桥梁",
-               "river": "河流", "hill": "山", "street": "道路"}
+CATEGORY_ZH = {**CATEGORY_NAMES_ZH, "street": "道路"}  # the one table: registry.placename_categories
 
 
 class _Default(dict):
