@@ -22,7 +22,9 @@ county's outer line. Those township lines are kept (so every township is bounded
 lines, the tiling checkable per level), with `county_line_id` pointing at the county line; the
 markers on that stretch are the county line's (registry.markers), the township line has none.
 
-Lines are entities: stable id, versioned with history, never deleted (retired). Derivation is
+Lines are entities: stable id, versioned with history, never deleted (retired). A stored line is
+matched by its pair of divisions (else by code), so the line between two divisions keeps its id
+when a polygon changes or a division is re-coded. Derivation is
 idempotent: a line whose derived geometry and attributes equal the stored ones is left alone,
 a changed one is updated (a new version), a new one added, one no longer derived retired; when
 nothing changed nothing is written and no change set opened (`changed == 0`).
@@ -123,23 +125,21 @@ def derive_boundary_lines(conn: Connection, *, level: str = "county", actor: str
     if level not in LEVELS:
         raise InvalidQuery("level 应为 county 或 township / level must be county or township", parameter="level")
     derived = _derive(conn, level)
-    stored = {r["code"] or f"legacy:{r['left_division_id']}:{r['right_division_id']}": dict(r)
-              for r in conn.execute(text("""
-                  SELECT id, code, name, left_division_id, right_division_id, neighbour_name, county_line_id,
-                         length_m, ST_AsEWKB(geom) AS ewkb
-                  FROM boundary_lines WHERE level = :level AND status = 'active'"""), {"level": level}).mappings()}
-    for s in stored.values():
+    stored = [dict(r) for r in conn.execute(text("""
+        SELECT id, code, name, left_division_id, right_division_id, neighbour_name, county_line_id,
+               length_m, ST_AsEWKB(geom) AS ewkb
+        FROM boundary_lines WHERE level = :level AND status = 'active' ORDER BY id"""), {"level": level}).mappings()]
+    for s in stored:
         s["ewkb"] = bytes(s["ewkb"]) if s["ewkb"] is not None else None
-    # Lines written before codes existed (no code yet) are adopted by their pair of divisions.
-    legacy = {(s["left_division_id"], s["right_division_id"]): s for s in stored.values() if s["code"] is None}
+    # A line is the line between its two divisions: matched by that pair (a re-coded division
+    # keeps its lines' ids, their codes change), else by code.
+    by_pair = {frozenset((s["left_division_id"], s["right_division_id"])): s for s in stored}
+    by_code = {s["code"]: s for s in stored if s["code"]}
     add, upd, keep = [], [], 0
     seen: set[int] = set()
     for d in derived:
-        s = stored.get(d["code"])
-        if s is None:
-            s = legacy.get((d["left_division_id"], d["right_division_id"])) \
-                or legacy.get((d["right_division_id"], d["left_division_id"]))
-        if s is None:
+        s = by_pair.get(frozenset((d["left_division_id"], d["right_division_id"]))) or by_code.get(d["code"])
+        if s is None or s["id"] in seen:
             add.append(d)
             continue
         seen.add(s["id"])
@@ -147,7 +147,7 @@ def derive_boundary_lines(conn: Connection, *, level: str = "county", actor: str
             keep += 1
         else:
             upd.append((s["id"], d))
-    retire = [s["id"] for s in stored.values() if s["id"] not in seen]
+    retire = [s["id"] for s in stored if s["id"] not in seen]
     counts: dict[str, Any] = {"added": len(add), "updated": len(upd), "retired": len(retire), "unchanged": keep}
     counts["changed"] = len(add) + len(upd) + len(retire)
     if not counts["changed"]:
@@ -158,13 +158,10 @@ def derive_boundary_lines(conn: Connection, *, level: str = "county", actor: str
     if retire:
         conn.execute(text("UPDATE boundary_lines SET status = 'retired', change_set_id = :cs WHERE id = ANY(:ids)"),
                      {"cs": cs, "ids": retire})
-    params = [{**d, "level": level, "cs": cs, "source": SOURCE} for d in add]
-    if params:
-        conn.execute(text("""
-            INSERT INTO boundary_lines (level, name, left_division_id, right_division_id, status, geom,
-                                        change_set_id, source, code, length_m, neighbour_name, county_line_id)
-            VALUES (:level, :name, :left_division_id, :right_division_id, 'active', ST_GeomFromEWKB(:ewkb),
-                    :cs, :source, :code, :length_m, :neighbour_name, :county_line_id)"""), params)
+        # a line that no longer exists (its divisions merged, say) has no boundary markers left
+        counts["markers_retired"] = conn.execute(text("""
+            UPDATE boundary_markers SET status = 'retired', change_set_id = :cs
+            WHERE boundary_line_id = ANY(:ids) AND status = 'active'"""), {"cs": cs, "ids": retire}).rowcount
     for line_id, d in upd:
         conn.execute(text("""
             UPDATE boundary_lines SET name = :name, left_division_id = :left_division_id,
@@ -172,6 +169,14 @@ def derive_boundary_lines(conn: Connection, *, level: str = "county", actor: str
                    length_m = :length_m, neighbour_name = :neighbour_name, county_line_id = :county_line_id,
                    change_set_id = :cs, source = :source
             WHERE id = :id"""), {**d, "id": line_id, "cs": cs, "source": SOURCE})
+    # inserted after the updates, so a code an updated line gives up is free for a new one
+    params = [{**d, "level": level, "cs": cs, "source": SOURCE} for d in add]
+    if params:
+        conn.execute(text("""
+            INSERT INTO boundary_lines (level, name, left_division_id, right_division_id, status, geom,
+                                        change_set_id, source, code, length_m, neighbour_name, county_line_id)
+            VALUES (:level, :name, :left_division_id, :right_division_id, 'active', ST_GeomFromEWKB(:ewkb),
+                    :cs, :source, :code, :length_m, :neighbour_name, :county_line_id)"""), params)
     apply_change_set(conn, cs, actor=actor, counts=counts)
     log.info("derived %s boundary lines: %s", level, counts)
     return {**counts, "change_set_id": cs}

@@ -92,3 +92,43 @@ def test_should_load_the_same_city_again_without_writing_lines_or_markers(city):
     assert derived["markers"]["markers"] == 0 and derived["markers"]["change_set_id"] is None
     with city.engine.connect() as c:
         assert c.execute(text("SELECT count(*) FROM change_sets")).scalar() == before
+
+
+def _two_neighbour_townships(conn):
+    return conn.execute(text("""
+        SELECT l.id AS line_id, l.left_division_id AS a, l.right_division_id AS b FROM boundary_lines l
+        JOIN divisions ta ON ta.id = l.left_division_id JOIN divisions tb ON tb.id = l.right_division_id
+        WHERE l.level = 'township' AND l.status = 'active' AND ta.parent_id = tb.parent_id
+          AND EXISTS (SELECT 1 FROM boundary_markers m WHERE m.boundary_line_id = l.id)
+        ORDER BY l.code LIMIT 1""")).one()
+
+
+def test_should_retire_the_line_and_its_markers_when_two_townships_merge(city_conn):
+    t = _two_neighbour_townships(city_conn)
+    city_conn.execute(text("""
+        UPDATE divisions SET geom = ST_Multi(ST_Union(geom, (SELECT geom FROM divisions WHERE id = :b))) WHERE id = :a
+    """), {"a": t.a, "b": t.b})
+    city_conn.execute(text("UPDATE divisions SET status = 'abolished' WHERE id = :b"), {"b": t.b})
+    counts = derive_boundary_lines(city_conn, level="township", actor="tests")
+    assert counts["retired"] >= 1 and counts["markers_retired"] >= 1
+    gone = city_conn.execute(text("SELECT status FROM boundary_lines WHERE id = :i"), {"i": t.line_id}).scalar()
+    assert gone == "retired"
+    assert city_conn.execute(text("""SELECT count(*) FROM boundary_markers
+                                     WHERE boundary_line_id = :i AND status = 'active'"""), {"i": t.line_id}).scalar() == 0
+    assert city_conn.execute(text("""SELECT count(*) FROM boundary_lines WHERE status = 'active'
+                                     AND :b IN (left_division_id, right_division_id)"""), {"b": t.b}).scalar() == 0
+
+
+def test_should_keep_the_line_ids_and_change_their_codes_when_a_township_is_recoded(city_conn):
+    t = _two_neighbour_townships(city_conn)
+    before = dict(city_conn.execute(text("""SELECT id, code FROM boundary_lines WHERE status = 'active'
+                                            AND :a IN (left_division_id, right_division_id)"""), {"a": t.a}).all())
+    old = city_conn.execute(text("SELECT coalesce(mca_code, nbs_code) FROM divisions WHERE id = :a"), {"a": t.a}).scalar()
+    new = old[:6] + "398"
+    city_conn.execute(text("UPDATE divisions SET mca_code = :c WHERE id = :a"), {"c": new, "a": t.a})
+    counts = derive_boundary_lines(city_conn, level="township", actor="tests")
+    assert counts["added"] == counts["retired"] == 0 and counts["updated"] == len(before)
+    after = dict(city_conn.execute(text("""SELECT id, code FROM boundary_lines WHERE status = 'active'
+                                           AND :a IN (left_division_id, right_division_id)"""), {"a": t.a}).all())
+    assert set(after) == set(before)
+    assert all(new in code and old not in code for code in after.values())
