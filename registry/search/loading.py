@@ -181,6 +181,7 @@ def load_gazetteer(conn: Connection, *, text_keys: bool | str = True) -> Gazette
     names = NameIndex()
     gaz = Gazetteer(divisions, places, facilities, heritage, names, None, successors)  # type: ignore[arg-type]
     gaz.by_code = _codes(divisions)
+    add_former_codes(conn, gaz.by_code, divisions)
     failure: list[BaseException] = []
 
     def build_names() -> None:
@@ -235,6 +236,19 @@ def _codes(divisions: dict[int, Div]) -> dict[str, list]:
         for c, d in best.items():
             out.setdefault(c, []).append(CodeMatch(d.id, authority, c, d.name, d.level, d.status))
     return out
+
+
+def add_former_codes(conn: Connection, by_code: dict[str, list], divisions: dict[int, Div]) -> None:
+    """Codes a division carried before an adjustment (division_codes) that no division carries now
+    read as that division, so a filter by an old code still finds its addresses."""
+    from registry.divisions import CodeMatch
+
+    for r in conn.execute(text("SELECT DISTINCT ON (code, authority) code, authority, division_id FROM division_codes "
+                               "ORDER BY code, authority, valid_from DESC")).all():
+        d = divisions.get(r.division_id)
+        if d is None or r.code in by_code or r.authority not in ("nbs2023", "mca2025"):
+            continue
+        by_code.setdefault(r.code, []).append(CodeMatch(d.id, r.authority, r.code, d.name, d.level, d.status))
 
 
 # -- divisions ---------------------------------------------------------------------------------

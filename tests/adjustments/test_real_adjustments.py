@@ -70,3 +70,17 @@ def test_should_answer_as_of_from_the_command_line(conn):
 
     result = CliRunner().invoke(app, ["adjust", "division", "--help"])
     assert result.exit_code == 0 and "--as-of" in result.output
+
+
+def test_should_filter_search_by_a_former_village_code(conn, village, make_address):
+    from datetime import date
+
+    from registry import adjustments as adj
+
+    v, target = village("和孚镇"), village("千金镇")
+    make_address(v, 21, street="荻港路")
+    adj.transfer(conn, [v.code], to=target.township_code, authority="nbs2023", actor="tests",
+                 dating=adj.Dating(approval_ref="浙政函〔2026〕9号", effective=date(2026, 3, 1)))
+    gaz = load_gazetteer(conn)
+    readings = gaz.code_readings(v.code)  # the old code, carried before the transfer
+    assert [r.division_id for r in readings] == [v.id]
