@@ -159,6 +159,11 @@ def _to_features(frame: pd.DataFrame, crs_label: str | None, layer: str, pkg: Pa
             except FileError as exc:
                 pkg.problems.append(Problem(layer, None, "crs_unknown", exc.message))
                 geoms = None
+            except Exception as exc:  # pyproj cannot transform it (e.g. a local survey grid)
+                pkg.problems.append(Problem(layer, None, "crs_unknown",
+                                            f"无法转换到 CGCS2000 的坐标系：{crs_label[:80]} / a CRS that cannot be "
+                                            f"converted to CGCS2000 ({type(exc).__name__}): {crs_label[:80]}"))
+                geoms = None
         frame = pd.DataFrame(frame.drop(columns=frame.geometry.name))
     records = frame.replace({np.nan: None}).to_dict("records")
     out = []
