@@ -179,3 +179,11 @@ def test_should_create_the_configured_database_in_db_migrate(server, settings):
         assert again.returncode == 0, again.stderr
     finally:
         drop(name)
+
+
+def test_should_stop_the_asgi_entry_point_in_one_line_on_a_missing_database(server):
+    env_for, exists, _ = server
+    name = f"registyr_api_{os.getpid()}"
+    res = _run(module="api.main", env=env_for(name))
+    assert res.returncode == 1
+    assert name in _one_line(res) and not exists(name)
