@@ -55,14 +55,16 @@ def reference_loaded(conn: Connection) -> bool:
     return bool(conn.execute(select(func.count()).select_from(divisions)).scalar_one())
 
 
-def load_reference(conn: Connection, *, actor: str = "registry", directory: Path = REFERENCE_DIR) -> dict[str, int]:
+def load_reference(conn: Connection, *, actor: str = "registry", directory: Path = REFERENCE_DIR,
+                   adjust: bool = True) -> dict[str, int]:
     """Insert the real divisions and county polygons in one change set. Refuses a second run.
 
     The history holds the state before the real township adjustments of the adjustments file
     (旧馆镇; the villages of 东迁街道 and 康乾街道 under their former townships), then the three
     adjustments themselves (change sets of kind `adjustment`, in force by 2023-06-30, no 批复文号:
     the source gives none), and the current rows are NBS 2023 / MCA 2025 exactly. The reference
-    rows' first versions begin at `REFERENCE_START` (start unknown)."""
+    rows' first versions begin at `REFERENCE_START` (start unknown). `adjust=False` stops at the
+    state before (for data built on it, then carried through `apply_observed_adjustments`)."""
     if reference_loaded(conn):
         raise Conflict("区划已载入 / the reference divisions are already loaded", parameter="divisions")
     nbs_rows = _read_csv(directory / NBS_FILE)
@@ -129,6 +131,8 @@ def load_reference(conn: Connection, *, actor: str = "registry", directory: Path
                                   "division_id": ids[nbs]})
     conn.execute(insert(division_codes), code_rows)
     apply_change_set(conn, cs, actor=actor, counts=counts)
+    if not adjust:
+        return counts
     apply_observed_adjustments(conn, adjusted, ids, mca_of, actor=actor)
     _check_current_state(conn, nbs_rows, mca_of)
     log.info("reference divisions loaded: %s (and %d real adjustments)", counts, len(OBSERVED))
@@ -167,6 +171,43 @@ def before_state(rows: list[dict[str, str]]) -> dict[str, _Plan]:
             else:
                 plans[r["village_code"]] = _Plan(set_up_by_adjustment=True)
     return plans
+
+
+def carry_through_observed_adjustments(conn: Connection, *, actor: str = "registry",
+                                       directory: Path = REFERENCE_DIR) -> list[int]:
+    """Apply the real adjustments to a registry loaded with `adjust=False` (and whatever was built on
+    that state since: addresses, plates, place names live through them). Returns the adjustment ids."""
+    rows = _read_csv(directory / ADJUSTMENTS_FILE)
+    nbs_rows = _read_csv(directory / NBS_FILE)
+    mca_of = {}
+    for row in _read_csv(directory / MCA_FILE):
+        if row["level"] == "township":
+            mca_of[(row["name"], row["parent_code"][:6])] = row["code"]
+    ids: dict[str, int] = {}
+    found = conn.execute(text("""
+        SELECT v.id, v.name, v.full_name, t.name AS township, c.nbs_code AS county
+        FROM divisions v JOIN divisions t ON t.id = v.parent_id JOIN divisions c ON c.id = t.parent_id
+        WHERE v.level = 'village' AND v.status = 'active'""")).all()
+    by_name = {(r.county, r.township, r.full_name): r.id for r in found}
+    for r in rows:
+        before = r["township_before"] or None
+        if before:
+            key = (r["county_code"], before, r["village"])
+            if key not in by_name:
+                raise Conflict(f"调整前状态中找不到 {before}{r['village']} / the state before the adjustments has no "
+                               f"{r['village']} in {before} (was the reference loaded with adjust=False?)",
+                               parameter="divisions")
+            ids[r["village_code"]] = by_name[key]
+    for r in rows:
+        if r["township_before"] == "旧馆镇":
+            ids[r["township_2023_code"]] = conn.execute(text(
+                "SELECT parent_id FROM divisions WHERE id = :v"), {"v": ids[r["village_code"]]}).scalar_one()
+    mca = {row["code"]: mca_of.get((row["name"], row["code"][:6])) for row in nbs_rows if row["level"] == "township"}
+    done = apply_observed_adjustments(conn, rows, ids, mca, actor=actor)
+    mca_all = {row["code"]: (mca.get(row["code"]) if row["level"] == "township" else
+                             (row["code"] if row["level"] in ("city", "county") else None)) for row in nbs_rows}
+    _check_current_state(conn, nbs_rows, mca_all)
+    return done
 
 
 def apply_observed_adjustments(conn: Connection, rows: list[dict[str, str]], ids: dict[str, int],
