@@ -23,6 +23,7 @@ them. Markers are entities: stable id, versioned (history), never deleted.
 """
 from __future__ import annotations
 
+import json
 import logging
 import re
 from dataclasses import dataclass, field
@@ -151,27 +152,32 @@ def store_markers(conn: Connection, planned: list[PlannedMarker], *, actor: str 
                                parameter="condition")
     cs = open_change_set(conn, kind="load_divisions", author=actor, source=source,
                          reason="界桩（派生）/ boundary markers (derived)")
-    n_refs = 0
-    for p in todo:
-        mid = conn.execute(text("""
-            INSERT INTO boundary_markers (number, boundary_line_id, kind, material, installed_on, status, geom,
-                                          change_set_id, source, serial, type_letter, elevation_m,
-                                          left_division_id, right_division_id, condition, photos)
-            VALUES (:number, :line, :kind, :material, :installed, 'active',
-                    ST_SetSRID(ST_MakePoint(:lon, :lat), 4490), :cs, :source, :serial, :letter, :elev,
-                    :left, :right, :condition, :photos)
-            RETURNING id"""), {
-            "number": p.number, "line": p.line_id, "kind": KIND_OF_LETTER[p.letter], "material": p.material,
-            "installed": p.installed_on, "lon": p.lon, "lat": p.lat, "cs": cs, "source": source,
-            "serial": p.serial, "letter": p.letter, "elev": p.elevation_m, "left": p.left_division_id,
-            "right": p.right_division_id, "condition": p.condition, "photos": p.photos}).scalar_one()
-        conn.execute(text("""
-            INSERT INTO marker_reference_objects (marker_id, seq, name, kind, bearing_deg, distance_m, geom,
-                                                  change_set_id, source)
-            VALUES (:m, :seq, :name, :kind, :bearing, :dist, ST_SetSRID(ST_MakePoint(:lon, :lat), 4490), :cs, :source)
-        """), [{"m": mid, "seq": r.seq, "name": r.name, "kind": r.kind, "bearing": r.bearing_deg,
-                "dist": r.distance_m, "lon": r.lon, "lat": r.lat, "cs": cs, "source": source} for r in p.references])
-        n_refs += len(p.references)
+    # one statement for the markers and one for their reference objects (a JSON recordset each)
+    rows = [{"number": p.number, "line": p.line_id, "kind": KIND_OF_LETTER[p.letter], "material": p.material,
+             "installed": p.installed_on.isoformat(), "lon": p.lon, "lat": p.lat, "serial": p.serial,
+             "letter": p.letter, "elev": p.elevation_m, "left": p.left_division_id, "right": p.right_division_id,
+             "condition": p.condition, "photos": p.photos} for p in todo]
+    ids = dict(conn.execute(text("""
+        INSERT INTO boundary_markers (number, boundary_line_id, kind, material, installed_on, status, geom,
+                                      change_set_id, source, serial, type_letter, elevation_m,
+                                      left_division_id, right_division_id, condition, photos)
+        SELECT x.number, x.line, x.kind, x.material, x.installed, 'active', ST_SetSRID(ST_MakePoint(x.lon, x.lat), 4490),
+               :cs, :source, x.serial, x.letter, x.elev, x."left", x."right", x.condition,
+               ARRAY(SELECT jsonb_array_elements_text(x.photos))
+        FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS x(number text, line bigint, kind text, material text,
+             installed date, lon float8, lat float8, serial int, letter text, elev float8, "left" bigint,
+             "right" bigint, condition text, photos jsonb)
+        RETURNING number, id"""), {"rows": json.dumps(rows), "cs": cs, "source": source}).all())
+    refs = [{"m": ids[p.number], "seq": r.seq, "name": r.name, "kind": r.kind, "bearing": r.bearing_deg,
+             "dist": r.distance_m, "lon": r.lon, "lat": r.lat} for p in todo for r in p.references]
+    conn.execute(text("""
+        INSERT INTO marker_reference_objects (marker_id, seq, name, kind, bearing_deg, distance_m, geom,
+                                              change_set_id, source)
+        SELECT x.m, x.seq, x.name, x.kind, x.bearing, x.dist, ST_SetSRID(ST_MakePoint(x.lon, x.lat), 4490), :cs, :source
+        FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS x(m bigint, seq smallint, name text, kind text,
+             bearing float8, dist float8, lon float8, lat float8)"""), {"rows": json.dumps(refs), "cs": cs,
+                                                                        "source": source})
+    n_refs = len(refs)
     counts = {"markers": len(todo), "reference_objects": n_refs, "lines": len({p.line_id for p in todo})}
     apply_change_set(conn, cs, actor=actor, counts=counts)
     log.info("stored %s markers on %s lines (change set %s)", counts["markers"], counts["lines"], cs)

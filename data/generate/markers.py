@@ -38,7 +38,7 @@ from shapely.geometry import LineString, Point
 from shapely.geometry.base import BaseGeometry
 
 from data.generate.geom import geom_to_m, to_deg
-from registry.markers import PlannedMarker, ReferenceObject, planning_inputs, store_markers
+from registry.markers import PlannedMarker, ReferenceObject, lines_with_markers, planning_inputs, store_markers
 
 log = logging.getLogger(__name__)
 
@@ -270,7 +270,13 @@ def _plan_line(line: dict, triples: list, polygons_m: dict, crossings: dict, tre
 
 def derive_markers(conn, *, seed: int = 1, actor: str = "registry") -> dict:
     """Plan the synthetic markers and store them (lines that already have markers are kept)."""
-    planned = plan_markers(planning_inputs(conn), seed)
+    inputs = planning_inputs(conn)
+    done = lines_with_markers(conn)
+    carrying = {r["id"] for r in inputs["lines"] if r["level"] == "county" or r["county_line_id"] is None}
+    if carrying and carrying <= done:  # nothing to place: skip the planning (load city runs this every time)
+        return {"markers": 0, "reference_objects": 0, "lines": 0, "unchanged_lines": len(carrying),
+                "change_set_id": None}
+    planned = plan_markers(inputs, seed)
     return store_markers(conn, planned, actor=actor, source=f"synthetic: data.generate.markers seed={int(seed)}")
 
 
