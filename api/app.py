@@ -4,10 +4,11 @@ from __future__ import annotations
 import logging
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from sqlalchemy import Engine
 
 from api import docs, problems
+from api.deps import caller_key
 from api.keycache import KeyCache
 from api.ratelimit import RateLimiter
 from api.routes import addresses, adjustments, boundaries, changes, divisions, health, inspections
@@ -49,6 +50,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         lifespan=lifespan,
         docs_url=None,  # FastAPI's pages load Swagger UI from a CDN: api/docs.py serves it locally
         redoc_url=None,
+        # every route checks a key that is sent (a wrong one is a 401 even where no key is needed)
+        dependencies=[Depends(caller_key)],
     )
     app.state.settings = settings
     app.state.key_cache = KeyCache(ttl=settings.key_cache_seconds)

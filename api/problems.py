@@ -79,10 +79,22 @@ def install(app: FastAPI) -> None:
     async def _validation(request: Request, exc: RequestValidationError):
         errors = []
         for err in exc.errors():
-            loc = [str(p) for p in err.get("loc", ()) if p not in ("query", "path", "body", "header")]
-            errors.append({"parameter": ".".join(loc) or None, "message": err.get("msg")})
-        first = errors[0] if errors else {"parameter": None, "message": "invalid request"}
-        detail = f"参数 {first['parameter']} 无效 / invalid parameter {first['parameter']}: {first['message']}"
+            raw = [str(p) for p in err.get("loc", ())]
+            where = raw[0] if raw and raw[0] in ("query", "path", "body", "header", "cookie") else None
+            loc = raw[1:] if where else raw
+            if err.get("type") == "json_invalid":  # its loc is a character position, not a field
+                loc = []
+            # a missing or unreadable body names the body itself, never "None"
+            errors.append({"parameter": ".".join(loc) or where or "request", "in": where,
+                           "message": err.get("msg")})
+        first = errors[0] if errors else {"parameter": "request", "in": None, "message": "invalid request"}
+        if first["parameter"] in ("body", "request"):
+            what_zh, what_en = "请求体", "the request body"
+        elif first["in"] == "header":
+            what_zh, what_en = f"请求头 {first['parameter']}", f"header {first['parameter']}"
+        else:
+            what_zh, what_en = f"参数 {first['parameter']}", f"parameter {first['parameter']}"
+        detail = f"{what_zh} 无效 / invalid {what_en}: {first['message']}"
         return problem(400, "invalid-query", detail, request.url.path, parameter=first["parameter"], errors=errors)
 
     @app.exception_handler(StarletteHTTPException)

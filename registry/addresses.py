@@ -56,6 +56,9 @@ _COLUMNS = [
     addresses.c.room,
     addresses.c.version,
     addresses.c.valid_from,
+    addresses.c.change_set_id,
+    addresses.c.source,
+    addresses.c.division_id,
     divisions.c.nbs_code.label("division_code"),
     divisions.c.name.label("division_name"),
     _street.c.name.label("street"),
@@ -94,9 +97,59 @@ def _record(row) -> dict[str, Any]:
         "room": row.room or None,
         "version": row.version,
         "valid_from": row.valid_from.isoformat() if row.valid_from else None,
+        "change_set_id": row.change_set_id,
+        "source": row.source,
+        "division_id": row.division_id,
         "lon": round(row.lon, 7) if row.lon is not None else None,
         "lat": round(row.lat, 7) if row.lat is not None else None,
     }
+
+
+# What a caller sees of an address. The public (no key) gets the standard address and its parts,
+# the code, the status, the point and the division chain; an agency key (the README's "full
+# records") also gets the record's version, since when it holds, the change set and source that
+# wrote it, a link to its history and the doorplates on it.
+PUBLIC_FIELDS = ("id", "address", "code", "status", "divisions", "division_code", "division_name", "street",
+                 "compound", "natural_village", "group", "number", "building", "unit", "room", "lon", "lat")
+AGENCY_FIELDS = PUBLIC_FIELDS + ("version", "valid_from", "change_set_id", "source", "history", "plates")
+
+
+def _chains(conn: Connection, division_ids: set[int]) -> dict[int, list[dict[str, Any]]]:
+    from registry.divisions import parent_chain, primary_code
+
+    rows = conn.execute(select(divisions.c.id, divisions.c.name, divisions.c.level, divisions.c.nbs_code,
+                               divisions.c.mca_code).where(divisions.c.id.in_(division_ids))).all()
+    return {r.id: [d.as_dict() for d in parent_chain(conn, r.id)]
+            + [{"code": primary_code(r.mca_code, r.nbs_code), "name": r.name, "level": r.level}] for r in rows}
+
+
+def _plates(conn: Connection, address_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    from sqlalchemy import text
+
+    from registry.doorplates.plates import plate_code
+
+    out: dict[int, list[dict[str, Any]]] = {i: [] for i in address_ids}
+    for r in conn.execute(text("""SELECT id, address_id, kind, status FROM doorplates
+                                  WHERE address_id = ANY(:ids) ORDER BY id"""), {"ids": address_ids}):
+        out[r.address_id].append({"id": r.id, "code": plate_code(r.id), "kind": r.kind, "status": r.status})
+    return out
+
+
+def address_views(conn: Connection, records: list[dict[str, Any]], *, agency: bool) -> list[dict[str, Any]]:
+    """The public or the agency view of address records (one query per kind of extra, not per row)."""
+    if not records:
+        return []
+    chains = _chains(conn, {r["division_id"] for r in records})
+    plates = _plates(conn, [r["id"] for r in records]) if agency else {}
+    fields = AGENCY_FIELDS if agency else PUBLIC_FIELDS
+    out = []
+    for r in records:
+        extra = {"divisions": chains.get(r["division_id"], [])}
+        if agency:
+            extra.update(history=f"/v1/addresses/{r['id']}/history", plates=plates.get(r["id"], []))
+        full = {**r, **extra}
+        out.append({k: full.get(k) for k in fields})
+    return out
 
 
 def get_address(conn: Connection, address_id: int) -> dict[str, Any]:
