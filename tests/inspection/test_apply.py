@@ -74,12 +74,14 @@ def test_should_reparent_the_addresses_that_changed_sides_keeping_their_ids(ccon
     assert resolve_address_code(cconn, row.code) == proposed["address"]
 
 
-def test_should_resolve_the_old_address_code_over_the_api(cconn, cclient, proposed):
+def test_should_serve_the_reparented_address_under_its_id_with_the_new_code(cconn, cclient, proposed):
     approve(cconn, proposed["cs"], actor="editor-b")
     apply_reviewed(cconn, proposed["cs"], actor="editor-c")
     r = cclient.get(f"/v1/addresses/{proposed['address']}")
     assert r.status_code == 200
-    assert r.json()["properties"]["code"] != proposed["code"] if "properties" in r.json() else True
+    props = r.json()["properties"]
+    assert props["code"] != proposed["code"] and props["version"] >= 2
+    assert resolve_address_code(cconn, proposed["code"]) == r.json()["id"]
 
 
 def test_should_write_history_and_record_who_proposed_approved_and_applied(cconn, line, proposed):
