@@ -140,3 +140,17 @@ def test_should_keep_a_marker_s_earlier_version_when_its_condition_changes(city_
     old = city_conn.execute(text("SELECT condition, version FROM boundary_markers_history WHERE id = :i"),
                             {"i": m["id"]}).one()
     assert old.condition == m["condition"] and old.version == 1
+
+
+def test_should_set_a_pair_where_a_river_crosses_a_line(city_conn):
+    near = city_conn.execute(text("""
+        WITH x AS (
+            SELECT l.id AS line_id, (ST_Dump(ST_Intersection(l.geom, p.geom))).geom AS pt
+            FROM boundary_lines l JOIN place_names p ON p.category = 'river' AND ST_Intersects(l.geom, p.geom)
+            WHERE l.status = 'active' AND (l.level = 'county' OR l.county_line_id IS NULL))
+        SELECT count(*) AS crossings,
+               count(*) FILTER (WHERE EXISTS (
+                   SELECT 1 FROM boundary_markers m WHERE m.boundary_line_id = x.line_id AND m.type_letter = 'A'
+                     AND ST_DWithin(m.geom::geography, x.pt::geography, 20))) AS with_pair
+        FROM x WHERE GeometryType(x.pt) = 'POINT'""")).one()
+    assert near.crossings > 0 and near.with_pair >= near.crossings / 2
