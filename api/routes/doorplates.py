@@ -28,6 +28,7 @@ from registry.doorplates import (
     KeyRing,
     ScanCounter,
     activate_plate,
+    check_printable_base_url,
     get_plate,
     issue_plates,
     list_reports,
@@ -315,21 +316,39 @@ def plate(request: Request, conn: DbConn, plate_id: Annotated[int, Path(descript
     return out
 
 
-@router.get("/v1/doorplates/{plate_id}/qr.svg", summary="The plate's QR code as SVG (scope: editor)",
-            dependencies=[scope("editor")], response_class=Response)
+# QR images are downloaded to be printed: while REGISTRY_PUBLIC_BASE_URL is not public they are a
+# 409 problem naming it, unless ?force_local_url=true (then an X-Doorplate-Warning header says so).
+ForceLocalUrl = Annotated[bool, Query(description="serve the image even though REGISTRY_PUBLIC_BASE_URL is a "
+                                                  "loopback, private or local address (for tests only)")]
+LOCAL_URL_HEADER = "REGISTRY_PUBLIC_BASE_URL is not a public address: this QR code works only on this network"
+
+
+def _printable_qr_url(request: Request, conn, plate_id: int, force: bool) -> tuple[str, dict[str, str]]:
+    url = plate_url(conn, plate_id, ring=_ring(request), base_url=_base_url(request))  # 404 first
+    warning = check_printable_base_url(_base_url(request), force=force, hint="?force_local_url=true")
+    headers = {"X-Doorplate-Url": url}
+    if warning:
+        headers["X-Doorplate-Warning"] = LOCAL_URL_HEADER
+    return url, headers
+
+
+@router.get("/v1/doorplates/{plate_id}/qr.svg", summary="The plate's QR code as SVG (scope: editor; 409 while "
+            "REGISTRY_PUBLIC_BASE_URL is not public)", dependencies=[scope("editor")], response_class=Response)
 def plate_qr_svg(request: Request, conn: DbConn,
-                 plate_id: Annotated[int, Path(description="stable identifier")]) -> Response:
-    url = plate_url(conn, plate_id, ring=_ring(request), base_url=_base_url(request))
-    return Response(qr_svg(url), media_type="image/svg+xml", headers={"X-Doorplate-Url": url})
+                 plate_id: Annotated[int, Path(description="stable identifier")],
+                 force_local_url: ForceLocalUrl = False) -> Response:
+    url, headers = _printable_qr_url(request, conn, plate_id, force_local_url)
+    return Response(qr_svg(url), media_type="image/svg+xml", headers=headers)
 
 
-@router.get("/v1/doorplates/{plate_id}/qr.png", summary="The plate's QR code as PNG (scope: editor)",
-            dependencies=[scope("editor")], response_class=Response)
+@router.get("/v1/doorplates/{plate_id}/qr.png", summary="The plate's QR code as PNG (scope: editor; 409 while "
+            "REGISTRY_PUBLIC_BASE_URL is not public)", dependencies=[scope("editor")], response_class=Response)
 def plate_qr_png(request: Request, conn: DbConn,
                  plate_id: Annotated[int, Path(description="stable identifier")],
-                 scale: Annotated[int, Query(ge=1, le=40, description="pixels per module")] = 8) -> Response:
-    url = plate_url(conn, plate_id, ring=_ring(request), base_url=_base_url(request))
-    return Response(qr_png(url, scale=scale), media_type="image/png", headers={"X-Doorplate-Url": url})
+                 scale: Annotated[int, Query(ge=1, le=40, description="pixels per module")] = 8,
+                 force_local_url: ForceLocalUrl = False) -> Response:
+    url, headers = _printable_qr_url(request, conn, plate_id, force_local_url)
+    return Response(qr_png(url, scale=scale), media_type="image/png", headers=headers)
 
 
 @router.post("/v1/doorplates/{plate_id}/activate", summary="Mark a plate installed: issued → active "
