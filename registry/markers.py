@@ -19,7 +19,9 @@ Numbering (in the spirit of MZ/T 149-2020 and GB/T 17796-2009), one rule, here o
 
 `marker_number` builds a number and `parse_marker_number` reads one back (both refuse what the
 rule does not allow, with an error naming the field); the inspection package's validator uses
-them. Markers are entities: stable id, versioned (history), never deleted.
+them. Markers are entities: stable id, versioned (history), never deleted. A number is what is
+cut into the stone: when a division is re-coded its lines' codes change (registry.boundaries)
+but the markers keep their numbers, so an old marker's number may carry its line's former code.
 """
 from __future__ import annotations
 
