@@ -67,4 +67,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(adjustments.router)
     app.include_router(doorplates.router)
     app.include_router(search_routes.router)
+    from api.ogc import router as ogc_router  # OGC API – Features under /ogc
+
+    app.include_router(ogc_router)
     return app
