@@ -99,42 +99,52 @@ def client(conn: Connection, engine: Engine, app_settings: Settings):
         yield c
 
 
-@pytest.fixture()
-def township_address(conn: Connection):
-    """Insert an active address (人民路N号) in the first village of the township whose NBS code is
-    given — the registry's village and address codes are NBS-based — and return its id. For the
-    tests of the township codes the two authorities gave to different townships."""
-    import itertools
-
+def insert_township_address(conn: Connection, township_nbs: str, number: int, street: str = "人民路") -> int:
+    """Insert an active address ({street}{number}号) in the first village of the township whose NBS
+    code is given — the registry's village and address codes are NBS-based — and return its id."""
     from sqlalchemy import text
 
     from registry.text import compose_address
 
+    v = conn.execute(text("""
+        SELECT v.id, v.nbs_code, v.name, t.id AS township_id, t.name AS township, c.id AS county_id, c.name AS county
+        FROM divisions v JOIN divisions t ON t.id = v.parent_id JOIN divisions c ON c.id = t.parent_id
+        WHERE t.nbs_code = :t AND v.level = 'village' AND v.status = 'active' ORDER BY v.nbs_code LIMIT 1
+    """), {"t": township_nbs}).mappings().one()
+    street_id = conn.execute(text(
+        "SELECT id FROM place_names WHERE category = 'road' AND name = :n AND division_id = :d ORDER BY id LIMIT 1"),
+        {"n": street, "d": v["township_id"]}).scalar_one_or_none()
+    if street_id is None:
+        street_id = conn.execute(text("""
+            INSERT INTO place_names (category, name, division_id, county_id) VALUES ('road', :n, :d, :c)
+            RETURNING id"""), {"n": street, "d": v["township_id"], "c": v["county_id"]}).scalar_one()
+    seq = conn.execute(text("SELECT coalesce(max(local_seq), 0) + 1 FROM addresses WHERE division_id = :d"),
+                       {"d": v["id"]}).scalar_one()
+    full = compose_address(county=v["county"], township=v["township"], village=v["name"], street=street,
+                           number=f"{number}号")
+    return conn.execute(text("""
+        INSERT INTO addresses (division_id, street_id, number, number_main, full_text, code, local_seq, status, geom)
+        VALUES (:d, :s, :num, :main, :full, :code, :seq, 'active', ST_SetSRID(ST_MakePoint(120.09, 30.87), 4490))
+        RETURNING id
+    """), {"d": v["id"], "s": street_id, "num": f"{number}号", "main": number, "full": full,
+           "code": f"{v['nbs_code']}{seq:08d}", "seq": seq}).scalar_one()
+
+
+@pytest.fixture(scope="session")
+def township_address_builder():
+    """`insert_township_address` for fixtures with a connection of their own (module scope)."""
+    return insert_township_address
+
+
+@pytest.fixture()
+def township_address(conn: Connection):
+    """`insert_township_address` in the test's transaction, numbering the doors 1号, 2号 … unless told.
+    For the tests of the township codes the two authorities gave to different townships."""
+    import itertools
+
     numbers = itertools.count(1)
-    streets: dict[int, int] = {}
 
     def _make(township_nbs: str, number: int | None = None, street: str = "人民路") -> int:
-        v = conn.execute(text("""
-            SELECT v.id, v.nbs_code, v.name, t.id AS township_id, t.name AS township, c.id AS county_id,
-                   c.name AS county
-            FROM divisions v JOIN divisions t ON t.id = v.parent_id JOIN divisions c ON c.id = t.parent_id
-            WHERE t.nbs_code = :t AND v.level = 'village' AND v.status = 'active' ORDER BY v.nbs_code LIMIT 1
-        """), {"t": township_nbs}).mappings().one()
-        if v["township_id"] not in streets:
-            streets[v["township_id"]] = conn.execute(text("""
-                INSERT INTO place_names (category, name, division_id, county_id) VALUES ('road', :n, :d, :c)
-                RETURNING id"""), {"n": street, "d": v["township_id"], "c": v["county_id"]}).scalar_one()
-        n = number if number is not None else next(numbers)
-        seq = conn.execute(text("SELECT coalesce(max(local_seq), 0) + 1 FROM addresses WHERE division_id = :d"),
-                           {"d": v["id"]}).scalar_one()
-        full = compose_address(county=v["county"], township=v["township"], village=v["name"], street=street,
-                               number=f"{n}号")
-        return conn.execute(text("""
-            INSERT INTO addresses (division_id, street_id, number, number_main, full_text, code, local_seq, status,
-                                   geom)
-            VALUES (:d, :s, :num, :main, :full, :code, :seq, 'active', ST_SetSRID(ST_MakePoint(120.09, 30.87), 4490))
-            RETURNING id
-        """), {"d": v["id"], "s": streets[v["township_id"]], "num": f"{n}号", "main": n, "full": full,
-               "code": f"{v['nbs_code']}{seq:08d}", "seq": seq}).scalar_one()
+        return insert_township_address(conn, township_nbs, number if number is not None else next(numbers), street)
 
     return _make
