@@ -77,7 +77,8 @@ def issue(
     actor: Actor = "registry",
     authority: Authority = None,
 ) -> None:
-    """Issue plates, idempotently: addresses that already have a live plate keep it."""
+    """Issue plates, idempotently: addresses that already have a live plate keep it (retired addresses
+    get none); when nothing is left to issue it says so and records no change set."""
     from registry.doorplates import issue_plates
 
     started = time.perf_counter()

@@ -193,10 +193,13 @@ def issue_plates(
     params: dict[str, Any] = {}
     kinds = [kind] if kind else list(KINDS)
     if address_id is not None:
-        row = conn.execute(select(addresses.c.building, addresses.c.unit, addresses.c.room)
+        row = conn.execute(select(addresses.c.building, addresses.c.unit, addresses.c.room, addresses.c.status)
                            .where(addresses.c.id == address_id)).first() if address_id >= 1 else None
         if row is None:
             raise NotFound(f"地址 {address_id} 不存在 / address_id {address_id} not found", parameter="address_id")
+        if row.status == "retired":
+            raise Conflict(f"地址 {address_id} 已注销，不能签发门牌 / address {address_id} is retired: no plate is issued",
+                           parameter="address_id", address_status="retired")
         params["address_id"] = address_id
         # the address's own plate, and the plates of the building and unit it is in
         own = natural_kind(building=row.building, unit=row.unit, room=row.room)
@@ -269,8 +272,8 @@ def plate_record(row) -> dict[str, Any]:
         "kind": row["kind"],
         "kind_name": KIND_NAMES.get(row["kind"], row["kind"]),
         "status": row["status"],
-        "address_id": row["address_id"],
         "status_name": STATUS_NAMES.get(row["status"], row["status"]),
+        "address_id": row["address_id"],
         "replaced_by": ({"id": row["replaced_by_id"], "code": plate_code(row["replaced_by_id"])}
                         if row["replaced_by_id"] else None),
         "reason": row["reason"],
@@ -309,9 +312,9 @@ def plate_history(conn: Connection, plate_id: int) -> list[dict[str, Any]]:
 
 def get_plate(conn: Connection, plate_id: int) -> dict[str, Any]:
     out = plate_record(get_plate_row(conn, plate_id))
-    out["history"] = plate_history(conn, plate_id)
     out["address_status"] = conn.execute(select(addresses.c.status).where(addresses.c.id == out["address_id"])
                                          ).scalar_one_or_none()
+    out["history"] = plate_history(conn, plate_id)
     return out
 
 

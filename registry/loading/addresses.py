@@ -704,6 +704,7 @@ class AddressLoad:
             CREATE TEMP TABLE load_addr_retired ON COMMIT DROP AS
             WITH r AS (UPDATE addresses a SET status = 'retired', change_set_id = :cs, source = :source
                        WHERE a.division_id IN ({scope_sql}) AND a.status <> 'retired' AND {not_matched}
+                         AND a.change_set_id IS DISTINCT FROM :cs  -- the doors this load just inserted
                        RETURNING a.id)
             SELECT id FROM r""", **params)
         self.report.retired = self._x("SELECT count(*) FROM load_addr_retired").scalar_one()

@@ -162,6 +162,43 @@ def test_should_move_a_building_plate_to_another_flat_of_the_building_instead_of
     assert moved["status"] == "issued" and moved["address_id"] == second  # the building is still there
 
 
+def test_should_suspend_a_building_plate_with_its_last_flat_and_bring_it_back_with_any(conn, geography, ring):
+    tmp = geography
+    rows = [flat(room="301室"), flat(room="302室", lon=IN_A[0] + 0.0012)]
+    load(conn, write_csv(tmp / "a.csv", rows))
+    first, second = _address_id(conn, "", "301室"), _address_id(conn, "", "302室")
+    building, _ = _issue_one(conn, ring, first, kind="building")
+    activate_plate(conn, building, actor="tests")
+    # the whole building goes (another door of the village keeps the village in the file's scope)
+    report = load(conn, write_csv(tmp / "b.csv", [addr(number="99号")]), retire_missing=True)
+    assert report.retired == 2 and _plate(conn, building)["status"] == "suspended"
+
+    back = load(conn, write_csv(tmp / "c.csv", [addr(number="99号"), rows[1]]))  # only 302室 comes back
+
+    assert back.plates.get("plates_restored") == 1
+    plate = _plate(conn, building)
+    assert plate["status"] == "active" and plate["address_id"] == second
+
+
+def test_should_not_retire_the_doors_a_retiring_load_itself_adds(conn, geography):
+    load(conn, write_csv(geography / "a.csv", [addr(number="12号")]))
+    report = load(conn, write_csv(geography / "b.csv", [addr(number="14号", lon=IN_A[0] + 0.001)]),
+                  retire_missing=True)
+    assert (report.inserted, report.retired) == (1, 1)
+    status = dict(conn.execute(text("SELECT number, status FROM addresses")).all())
+    assert status == {"12号": "retired", "14号": "active"}
+
+
+def test_should_refuse_to_issue_a_plate_for_a_retired_address(conn, geography, ring):
+    from registry.errors import Conflict
+
+    load(conn, write_csv(geography / "a.csv", [addr(number="12号"), addr(number="14号", lon=IN_A[0] + 0.001)]))
+    retired = _address_id(conn, "12号")
+    load(conn, write_csv(geography / "b.csv", [addr(number="14号", lon=IN_A[0] + 0.001)]), retire_missing=True)
+    with pytest.raises(Conflict, match="已注销"):
+        issue_plates(conn, actor="tests", address_id=retired)
+
+
 def test_should_not_suspend_anything_on_a_dry_run(conn, geography, ring):
     tmp = geography
     load(conn, write_csv(tmp / "a.csv", [addr(number="12号"), addr(number="14号", lon=IN_A[0] + 0.001)]))
