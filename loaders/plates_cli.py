@@ -26,10 +26,13 @@ Actor = Annotated[str, typer.Option(help="who does it (recorded in the change se
 
 
 def authority_option(value: Optional[str]) -> Optional[str]:
-    """Typer callback of --authority / --code-authority: nbs2023 or mca2025 exactly, else exit 2."""
-    if value is not None and value not in AUTHORITIES:
+    """Typer callback of --authority / --code-authority: nbs2023 or mca2025 (any case), else exit 2:
+    `nbs` or `mca` are refused, not guessed (the API's `authority` follows the same rule)."""
+    if value is None:
+        return None
+    if value.strip().lower() not in AUTHORITIES:
         raise typer.BadParameter(f"应为 nbs2023 或 mca2025 / must be nbs2023 or mca2025, not {value!r}")
-    return value
+    return value.strip().lower()
 
 
 Authority = Annotated[Optional[str], typer.Option("--authority", metavar="nbs2023|mca2025",

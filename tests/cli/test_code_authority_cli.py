@@ -93,6 +93,12 @@ def test_should_refuse_an_unknown_authority_naming_the_valid_ones(plates_cli, co
     assert "--authority" in result.output and "nbs2023" in result.output and "mca2025" in result.output
 
 
+def test_should_read_the_authority_in_any_case(plates_cli, conn, two_townships):
+    result = plates_cli.invoke(app, ["plates", "issue", "--division", AMBIGUOUS, "--authority", "NBS2023"])
+    assert result.exit_code == 0, result.output
+    assert live_plate_for(conn, two_townships["康山街道"]) is not None
+
+
 # --- plates activate ---------------------------------------------------------------------------------
 def test_should_refuse_an_ambiguous_township_code_when_activating_plates(plates_cli, conn, two_townships):
     for address_id in two_townships.values():
