@@ -530,6 +530,7 @@ class EntityLoad:
                 WHERE t.division_id IN (SELECT DISTINCT division_id FROM {{stage}} WHERE division_id IS NOT NULL
                                         EXCEPT SELECT division_id FROM {{stage}} WHERE division_id IS NOT NULL AND NOT keyed)
                   AND t.status <> '{spec.retired_status}'
+                  AND t.change_set_id IS DISTINCT FROM :cs  -- what this load itself inserted
                   AND NOT EXISTS (SELECT 1 FROM {{match}} m WHERE m.target_id = t.id)""").rowcount
         if spec.after_apply:
             spec.after_apply(self)

@@ -121,3 +121,15 @@ def test_should_still_suggest_create_places_for_a_name_registered_nowhere(conn, 
     report = load(conn, write_csv(tmp_path / "in.csv", [addr(street="幸福路", number="3号", lon=IN_A[0])]))
     (issue,) = report.issues
     assert issue.code == "unknown_place" and "--create-places" in issue.message_en
+
+
+def test_should_not_retire_the_places_a_retiring_load_itself_adds(conn, world, tmp_path):
+    rows = [{"name": "人民路", "category": "road", "county_code": COUNTY, "township_code": TOWNSHIP,
+             "wkt": "LINESTRING(120.021 30.850, 120.039 30.850)"},
+            {"name": "新华路", "category": "道路", "county_code": COUNTY, "township_code": TOWNSHIP,
+             "wkt": "LINESTRING(120.021 30.852, 120.039 30.852)"}]
+    report = load_kind(conn, "place-names", write_csv(tmp_path / "p.csv", rows, header=PLACE_HEADER),
+                       retire_missing=True)
+    assert report.inserted == 1
+    status = dict(conn.execute(text("SELECT name, status FROM place_names WHERE name IN ('人民路', '新华路')")).all())
+    assert status == {"人民路": "active", "新华路": "active"}
