@@ -234,6 +234,20 @@ def test_should_show_a_plate_whose_address_was_retired_by_hand_as_retired(client
     assert res.status_code == 410 and res.json()["type"].endswith(":address-retired")
 
 
+def test_should_show_an_agency_the_suspended_plates_status_and_history(client, conn, make_address, plate_for, agency):
+    from registry.doorplates import follow_addresses
+
+    a = make_address()
+    pid, _, url = plate_for(a)
+    conn.execute(text("UPDATE addresses SET status = 'retired' WHERE id = :a"), {"a": a})
+    follow_addresses(conn, "SELECT CAST(:a AS bigint)", change_set_id=None, params={"a": a})
+    page = client.get(urlsplit(url).path, headers={**HTML, **agency})
+    assert page.status_code == 410 and 'id="plate-status"' in page.text and "suspended" in page.text
+    body = client.get(urlsplit(url).path, headers={**JSON, **agency}).json()
+    assert body["plate"]["status"] == "suspended" and body["address"]["status"] == "retired"
+    assert body["plate"]["history"][-1]["status"] == "suspended"
+
+
 # --- the page in a real headless Chromium (skipped without chromium / chromedriver) ------------------
 from test_scan_page_browser import CHROMEDRIVER, CHROMIUM, browser, live_url  # noqa: E402,F401
 
