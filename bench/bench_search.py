@@ -38,7 +38,11 @@ sys.path.insert(0, str(ROOT / "bench"))
 from httpload import keepalive_client  # noqa: E402
 
 DB_NAME = "registry_bench_search"
-TARGETS = {"recall1": 0.99, "recall1_class": 0.98, "recall5": 0.995, "above_trgm": 0.25, "p50": 1.0, "p99": 5.0,
+# issue 10: every class recall@1 ≥ 0.99, overall ≥ 0.995, recall@5 ≥ 0.999; confident wrong answers ≤ 0.2 %
+# over all classes and ≤ 0.5 % for streets the registry lacks; of the answers above the low-confidence
+# threshold, ≥ 99.8 % right (the calibration target of `low_confidence`).
+TARGETS = {"recall1": 0.995, "recall1_class": 0.99, "recall5": 0.999, "confident_wrong": 0.002,
+           "confident_wrong_unknown_street": 0.005, "confident_right": 0.998, "above_trgm": 0.25, "p50": 1.0, "p99": 5.0,
            "http_p99": 25.0, "batch": 5000, "reverse_p99": 5.0, "rss_mb": 1024, "startup": 20.0, "freshness": 1.0}
 
 
@@ -163,8 +167,9 @@ def ensure_trgm_index(engine) -> None:
 # --- measurements ---------------------------------------------------------------------------------
 def measure_engine(gaz, queries) -> tuple[dict, list[float]]:
     from registry.search.engine import Filters, run
+    from registry.search.rank import is_confident
 
-    per: dict[str, list[tuple[bool, bool]]] = defaultdict(list)
+    per: dict[str, list[tuple]] = defaultdict(list)
     times: list[float] = []
     misses: dict[str, list[str]] = defaultdict(list)
     f = Filters()
@@ -175,10 +180,14 @@ def measure_engine(gaz, queries) -> tuple[dict, list[float]]:
         top = [(h.kind, h.eid) for h in o.hits[:5]]
         hit1 = bool(top) and top[0] == (bq.kind, bq.id)
         hit5 = (bq.kind, bq.id) in top
-        per[bq.cls].append((hit1, hit5))
+        # a confident wrong answer: the first result is not the one meant and not marked low_confidence
+        confident = bool(o.hits) and is_confident(o.hits[0])  # what the API says as low_confidence=false
+        confident_wrong = confident and not hit1
+        per[bq.cls].append((hit1, hit5, confident_wrong, confident))
         if not hit1 and len(misses[bq.cls]) < 6:
             got = o.hits[0] if o.hits else None
-            misses[bq.cls].append(f"{bq.q!r} -> {got.kind + ':' + str(got.eid) + ' ' + str(got.score) if got else None}"
+            misses[bq.cls].append(f"{'CONFIDENT ' if confident_wrong else ''}{bq.q!r} -> "
+                                  f"{got.kind + ':' + str(got.eid) + ' ' + str(got.score) if got else None}"
                                   f" (want {bq.kind}:{bq.id}) {bq.note}")
     return {"per": per, "misses": misses}, times
 
@@ -206,7 +215,7 @@ def measure_trgm(engine, queries, limit_seconds: float) -> tuple[dict, list[floa
                 ids = []
             times.append((time.perf_counter() - t0) * 1000)
             ok = bq.kind == "address"
-            per[bq.cls].append((ok and bool(ids) and ids[0] == bq.id, ok and bq.id in ids))
+            per[bq.cls].append((ok and bool(ids) and ids[0] == bq.id, ok and bq.id in ids, False, False))
         c.rollback()
     return {"per": per}, times
 
@@ -396,17 +405,30 @@ def http_batch(url: str, port: int, queries) -> float:
 
 
 # --- report ---------------------------------------------------------------------------------------
-def recall(per: dict[str, list[tuple[bool, bool]]], classes) -> dict:
+def recall(per: dict[str, list[tuple]], classes) -> dict:
+    """Per class and overall: (recall@1, recall@5, n, share of confident wrong answers).
+    `overall` leaves out the inherently ambiguous queries (their own row)."""
+    def row(v):
+        if not v:
+            return float("nan"), float("nan"), 0, float("nan")
+        return (sum(x[0] for x in v) / len(v), sum(x[1] for x in v) / len(v), len(v), sum(x[2] for x in v) / len(v))
+
     out = {}
-    allv: list[tuple[bool, bool]] = []
+    allv: list[tuple] = []
     for cls in classes:
         v = per.get(cls, [])
-        allv += v
-        out[cls] = (sum(a for a, _ in v) / len(v) if v else float("nan"),
-                    sum(b for _, b in v) / len(v) if v else float("nan"), len(v))
-    out["overall"] = (sum(a for a, _ in allv) / len(allv) if allv else float("nan"),
-                      sum(b for _, b in allv) / len(allv) if allv else float("nan"), len(allv))
+        if cls != "ambiguous":
+            allv += v
+        out[cls] = row(v)
+    out["overall"] = row(allv)
     return out
+
+
+def calibration(per: dict[str, list[tuple]]) -> tuple[float, int]:
+    """Of the first answers above the low-confidence threshold, the share that is right (all classes)."""
+    confident = [x[0] for v in per.values() for x in v if x[3]]
+    right = sum(confident)
+    return (right / len(confident) if confident else float("nan")), len(confident)
 
 
 def main() -> None:
@@ -469,12 +491,17 @@ def main() -> None:
     print()
     print(f"search bench — {n_addr:,} addresses, {len(gaz.places):,} place names, {len(queries):,} queries "
           f"({args.per_class}/class), {os.cpu_count()} cores")
-    print(f"{'class':<16} {'n':>5} {'recall@1':>9} {'recall@5':>9} {'pg_trgm@1':>10} {'pg_trgm@5':>10}")
+    print(f"{'class':<16} {'n':>5} {'recall@1':>9} {'recall@5':>9} {'conf.wrong':>10} {'pg_trgm@1':>10} "
+          f"{'pg_trgm@5':>10}")
     for cls in list(CLASSES) + ["overall"]:
-        r1, r5, n = rec[cls]
+        r1, r5, n, cw = rec[cls]
         t1, t5 = (trgm_rec[cls][0], trgm_rec[cls][1]) if trgm_rec else (float("nan"), float("nan"))
-        mark = "" if cls == "overall" or r1 >= TARGETS["recall1_class"] else "  < 0.98"
-        print(f"{cls:<16} {n:>5} {r1:>9.3f} {r5:>9.3f} {t1:>10.3f} {t5:>10.3f}{mark}")
+        mark = "" if cls in ("overall", "ambiguous") or not n or r1 >= TARGETS["recall1_class"] else "  < 0.99"
+        print(f"{cls:<16} {n:>5} {r1:>9.3f} {r5:>9.3f} {cw:>10.2%} {t1:>10.3f} {t5:>10.3f}{mark}")
+    cal, n_conf = calibration(eng_res["per"])
+    print(f"confident answers (score ≥ low_confidence threshold) that are right: {cal:.2%} of {n_conf:,} "
+          f"(target ≥ {TARGETS['confident_right']:.1%}); confident wrong overall ≤ {TARGETS['confident_wrong']:.1%}, "
+          f"unknown_street ≤ {TARGETS['confident_wrong_unknown_street']:.1%}")
     print()
     rows = [("engine p50 / p99 (ms)", f"{pct(eng_times, .5):.3f} / {pct(eng_times, .99):.3f}", "≤ 1 / ≤ 5"),
             ("pg_trgm p50 / p99 (ms)", f"{pct(trgm_times, .5):.1f} / {pct(trgm_times, .99):.1f} "

@@ -5,6 +5,19 @@ when, with perfect knowledge of the registry, it names exactly one record: level
 only while what is left is still unique, and an ambiguous name gets the smallest division
 prefix (county, then township, then village) that makes it unique. The generator uses its own
 means (pypinyin, OpenCC s2t, its own typo and numeral writers), not the engine's.
+
+Perturbations (issue 10) follow one fixed model that knows nothing of the engine: a typo is a
+homophone (by pypinyin's exact reading), a wrong, dropped, doubled or swapped character at any
+position of the name, its generic included; a dialect confusion swaps one of z/zh, c/ch, s/sh,
+an/ang, en/eng, in/ing, n/l in one syllable of a name typed as pinyin; a look-alike replaces one
+character by one of its 形近字 (the kept table, data/reference/lookalike_chars_pycorrector.txt).
+A perturbed query that another record explains as well as the intended one (another name at
+the same edit distance or with the same reading, a typo that is itself a name, a numeral that
+joins the door number) is not dropped: it goes to the class `ambiguous`, reported on its own
+row. The class `unknown_street` writes a street the registry does not have (the specific part
+replaced by two random characters, no name within one edit of it): the right answer is the
+division written (the township, or the village when it is written), `partial`; a door is a
+confident wrong answer.
 """
 from __future__ import annotations
 
@@ -16,12 +29,15 @@ from dataclasses import dataclass
 import numpy as np
 from pypinyin import Style, lazy_pinyin
 
+from pypinyin.pinyin_dict import pinyin_dict
+
 from registry.search.gazetteer import Gazetteer
-from registry.text import homophone_key
 
 CLASSES = ("full", "missing_levels", "village_short", "typo", "pinyin", "initials", "mixed_pinyin", "traditional",
            "fullwidth", "numerals", "subaddress", "noise", "former", "places", "combined", "number_variants",
-           "missing_number")
+           "missing_number", "unknown_street", "dialect_pinyin", "lookalike", "division_former", "ambiguous")
+# TODO(issue 10): `division_former` draws on the divisions' former names in the gazetteer (renamed or
+# merged townships); it stays empty until the division adjustments are loaded into the bench city.
 
 
 @dataclass
@@ -145,10 +161,8 @@ class Truth:
         }
         self.name_list = sorted(self.all_names)
         self.by_sound: dict[str, set[str]] = defaultdict(set)
-        self.by_fold: dict[str, set[str]] = defaultdict(set)
         for n in self.name_list:
             self.by_sound["".join(lazy_pinyin(n))].add(n)
-            self.by_fold[homophone_key(n)].add(n)
 
     def elsewhere(self, name: str, kind: str) -> bool:
         """The name also names something of another kind."""
@@ -161,8 +175,8 @@ class Truth:
 
         if len(self.by_sound.get("".join(lazy_pinyin(intended)), ())) > 1:
             return True
-        # another name that sounds like the typo (by the registry's own homophone rules)
-        if any(n != intended for n in self.by_fold.get(homophone_key(typo), ())):
+        # another name that reads exactly like the typo
+        if any(n != intended for n in self.by_sound.get("".join(lazy_pinyin(typo)), ())):
             return True
         d = DamerauLevenshtein.distance(typo, intended)
         close = process.extract(typo, self.name_list, scorer=DamerauLevenshtein.distance, score_cutoff=d, limit=None)
@@ -319,6 +333,8 @@ class Generator:
     def generate(self, per_class: int) -> list[BenchQuery]:
         out: list[BenchQuery] = []
         for cls in CLASSES:
+            if cls == "ambiguous":
+                continue
             fn = getattr(self, f"q_{cls}")
             made, tries = 0, 0
             while made < per_class and tries < per_class * 20:
@@ -326,8 +342,9 @@ class Generator:
                 q = fn()
                 if q is not None:
                     out.append(q)
-                    made += 1
+                    made += q.cls == cls  # an inherently ambiguous query is kept, on its own row
         return out
+
 
     def _any_row(self, kinds=("street", "flat", "natural")) -> int | None:
         return self._pick(self.rng.choice([k for k in kinds if self.rows.get(k)] or ["street"]))
@@ -382,12 +399,12 @@ class Generator:
             prefix = self.t.prefix(i, "county")
         return BenchQuery("village_short", prefix + name + rest, *self._expect(i))
 
-    def _typo(self, name: str) -> tuple[str, str] | None:
+    def _typo(self, name: str) -> tuple[str, str, bool] | None:
+        """(typo, kind, inherently ambiguous) by the fixed model: any position, the generic too."""
         kinds = ["homophone"] + (["wrong", "drop", "extra", "swap"] if len(name) >= 3 else [])
         kind = self.rng.choice(kinds)
         chars = list(name)
-        # leave the generic (last character) mostly alone: people mistype the specific part
-        k = self.rng.randrange(max(1, len(chars) - 1))
+        k = self.rng.randrange(len(chars))
         if kind == "homophone":
             pool = [c for c in self.homophones.get(lazy_pinyin(chars[k])[0], []) if c != chars[k]]
             if not pool:
@@ -405,11 +422,15 @@ class Generator:
                 return None
             chars[k], chars[k + 1] = chars[k + 1], chars[k]
         out = "".join(chars)
-        if out[-1] in "零一二三四五六七八九十百千两":
-            return None  # a numeral moved next to the door number reads as part of it (村四1幢 → 41幢)
-        if out == name or out in self.t.all_names or self.t.typo_ambiguous(out, name):
+        if out == name:
             return None
-        return out, kind
+        return out, kind, self._ambiguous(out, name)
+
+    def _ambiguous(self, out: str, name: str) -> bool:
+        # a numeral next to the door number reads as part of it (村四1幢 → 41幢); a typo that is a
+        # name itself, or as close to another name: the text names more than one record
+        return (out[-1] in "零一二三四五六七八九十百千两" or out in self.t.all_names
+                or self.t.typo_ambiguous(out, name))
 
     def q_typo(self):
         i = self._any_row(("street", "flat"))
@@ -425,13 +446,14 @@ class Generator:
             t = self._typo(town)
             if t is None:
                 return None
-            return BenchQuery("typo", county + t[0] + name + rest, *self._expect(i), note="township:" + t[1])
+            return BenchQuery("ambiguous" if t[2] else "typo", county + t[0] + name + rest, *self._expect(i),
+                              note="typo township:" + t[1])
         t = self._typo(name)
         if t is None:
             return None
         if not prefix:
             prefix = self.t.prefix(i, "county")
-        return BenchQuery("typo", prefix + t[0] + rest, *self._expect(i), note=t[1])
+        return BenchQuery("ambiguous" if t[2] else "typo", prefix + t[0] + rest, *self._expect(i), note="typo " + t[1])
 
     def q_pinyin(self):
         i = self._pick("street")
@@ -637,7 +659,7 @@ class Generator:
             return None
         short = county[:-1] if len(county) > 2 else county
         q = short + town + t[0] + cn_number(p["main"]) + "号" + self.rng.choice(["附近", "旁边", "(超市)", ""])
-        return BenchQuery("combined", traditional(q), *self._expect(i), note=t[1])
+        return BenchQuery("ambiguous" if t[2] else "combined", traditional(q), *self._expect(i), note="combined " + t[1])
 
     def q_number_variants(self):
         rows = self.rows.get("street") or []
@@ -679,6 +701,163 @@ class Generator:
         mains = self.gaz.addresses.col["main"][self.gaz.addresses.gather("street", sid).base]
         missing = int(mains.max()) + self.rng.randrange(200, 900) if len(mains) else 999
         return BenchQuery("missing_number", prefix + street.name + f"{missing}号", "place", sid)
+
+    # -- issue 10: streets the registry lacks, dialect pinyin, look-alikes, former divisions ---------
+    _STREET_GENERICS = ("大道", "大街", "公路", "中路", "东路", "西路", "南路", "北路", "路", "街", "巷", "弄")
+
+    def q_unknown_street(self):
+        """A street the registry does not have, in a division it has: 东林镇碑匆路145号."""
+        i = self._pick("street")
+        if i is None:
+            return None
+        p = self._parts(i)
+        name = self.gaz.places[p["street"]].name
+        generic = next((g for g in self._STREET_GENERICS if name.endswith(g) and len(name) > len(g)), None)
+        if generic is None:
+            return None
+        pool = self._name_chars()
+        new = self.rng.choice(pool) + self.rng.choice(pool) + generic
+        if new in self.t.all_names or self._near_name(new):
+            return None
+        county = self.gaz.divisions[int(self.t.county[i])]
+        town = self.gaz.divisions[int(self.t.township[i])]
+        village = self.gaz.divisions[int(self.t.village[i])]
+        style = self.rng.choice(["county+township", "township", "county+township+village"])
+        prefix = {"county+township": county.name + town.name, "township": town.name,
+                  "county+township+village": county.name + town.name + village.name}[style]
+        if style == "township" and sum(1 for d in self.gaz.divisions.values() if d.name == town.name) > 1:
+            prefix = county.name + town.name
+        want = village if style.endswith("village") else town
+        door = _door(p["main"], p["sub"], p["pre"], p["suf"])
+        return BenchQuery("unknown_street", prefix + new + door, "division", want.id, note=f"{style} (was {name})")
+
+    def _name_chars(self) -> list[str]:
+        if not hasattr(self, "_chars"):
+            self._chars = sorted({c for cs in self.homophones.values() for c in cs} - set("零一二三四五六七八九十百千两"))
+        return self._chars
+
+    def _near_name(self, text: str) -> bool:
+        from rapidfuzz import process
+        from rapidfuzz.distance import DamerauLevenshtein
+
+        return bool(process.extract(text, self.t.name_list, scorer=DamerauLevenshtein.distance, score_cutoff=1,
+                                    limit=1))
+
+    def q_dialect_pinyin(self):
+        """A street typed as pinyin with one Zhejiang confusion: zhongshan → zongshan, renmin → renming."""
+        i = self._pick("street")
+        if i is None:
+            return None
+        p = self._parts(i)
+        if p["pre"] or p["suf"] or p["compound"] or p["bld"]:
+            return None
+        prefix = self._scoped(i, "door_pinyin")
+        if prefix is None:
+            return None
+        name = self.gaz.places[p["street"]].name
+        syl = lazy_pinyin(name)
+        options = []
+        for k, s in enumerate(syl):
+            for t, rule in _dialect_variants(s):
+                if t in _SYLLABLES:
+                    options.append((k, t, rule))
+        if not options:
+            return None
+        k, t, rule = self.rng.choice(options)
+        typed = syl[:k] + [t] + syl[k + 1:]
+        sep = self.rng.choice(["", " "])
+        text = sep.join(typed)
+        door = f"{p['main']}" + (f"-{p['sub']}" if p["sub"] else "")
+        joined = "".join(typed)
+        ambiguous = (bool(self.t.by_sound.get(joined, set()) - {name}) or len(self.t.by_sound.get("".join(syl), ())) > 1
+                     or bool(self._dialect_names().get(joined, set()) - {name}))
+        return BenchQuery("ambiguous" if ambiguous else "dialect_pinyin", prefix + text + " " + door,
+                          *self._expect(i), note=f"dialect {rule}")
+
+    def _dialect_names(self) -> dict[str, set[str]]:
+        """Every name's pinyin with one dialect confusion → the names (xingandadao: 新港大道 and 新安大道)."""
+        if not hasattr(self, "_dialect_map"):
+            out: dict[str, set[str]] = defaultdict(set)
+            for n in self.t.name_list:
+                syl = lazy_pinyin(n)
+                for k, s in enumerate(syl):
+                    for t, _ in _dialect_variants(s):
+                        out["".join(syl[:k] + [t] + syl[k + 1:])].add(n)
+            self._dialect_map = out
+        return self._dialect_map
+
+    def q_lookalike(self):
+        """One character of the container's name replaced by a look-alike (未/末, 己/已)."""
+        from registry.text.lookalike import lookalike_table
+
+        i = self._any_row(("street", "flat"))
+        if i is None:
+            return None
+        prefix = self._scoped(i)
+        if prefix is None:
+            return None
+        name, rest = self._tail(i)
+        table = lookalike_table()
+        spots = [k for k, c in enumerate(name) if c in table]
+        if not spots:
+            return None
+        k = self.rng.choice(spots)
+        out = name[:k] + self.rng.choice(sorted(table[name[k]])) + name[k + 1:]
+        if not prefix:
+            prefix = self.t.prefix(i, "county")
+        cls = "ambiguous" if self._ambiguous(out, name) else "lookalike"
+        return BenchQuery(cls, prefix + out + rest, *self._expect(i), note=f"lookalike {name[k]}→{out[k]}")
+
+    def q_division_former(self):
+        """A township written by a former name (a renamed or merged township)."""
+        formers = [(e.text, e.eid) for e in self.gaz.names.entries
+                   if e.alive and e.how == "former" and e.kind == "division"
+                   and self.gaz.divisions.get(e.eid) is not None and self.gaz.divisions[e.eid].level == "township"]
+        if not formers:
+            return None
+        former, tid = self.rng.choice(formers)
+        rows = [i for i in self.rows["street"][:20000] if int(self.t.township[i]) == tid]
+        if not rows or former in self.t.all_names:
+            return None
+        i = self.rng.choice(rows)
+        if self.t.unique_scope(i) not in ("city", "county", "township"):
+            return None
+        county = self.gaz.divisions[int(self.t.county[i])].name
+        name, rest = self._tail(i)
+        return BenchQuery("division_former", county + former + name + rest, *self._expect(i), note=former)
+
+
+def _dialect_variants(s: str) -> list[tuple[str, str]]:
+    """The syllable with one Zhejiang confusion applied, each way: zhong → zong, san → sang, nan → lan."""
+    out = []
+    for long, short in (("zh", "z"), ("ch", "c"), ("sh", "s")):
+        if s.startswith(long):
+            out.append((short + s[2:], f"{long}→{short}"))
+        elif s.startswith(short):
+            out.append((long + s[1:], f"{short}→{long}"))
+    if s[:1] == "n" and s[:2] != "ng":
+        out.append(("l" + s[1:], "n→l"))
+    elif s[:1] == "l":
+        out.append(("n" + s[1:], "l→n"))
+    for long, short in (("ang", "an"), ("eng", "en"), ("ing", "in")):
+        if s.endswith(long):
+            out.append((s[:-len(long)] + short, f"{long}→{short}"))
+        elif s.endswith(short):
+            out.append((s[:-len(short)] + long, f"{short}→{long}"))
+    return out
+
+
+def _syllables() -> frozenset[str]:
+    out = set()
+    for readings in pinyin_dict.values():
+        for r in readings.split(","):
+            r = "".join(c for c in unicodedata.normalize("NFKD", r) if not unicodedata.combining(c))
+            if r.isascii() and r.isalpha():
+                out.add(r)
+    return frozenset(out)
+
+
+_SYLLABLES = _syllables()
 
 
 def nfkc(s: str) -> str:

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 
 from registry.search.gazetteer import CITY_PREFIX, Gazetteer
-from registry.search.parse import Match, scan
+from registry.search.parse import EDIT_MODES, Match, scan
 from registry.search.query import PreparedQuery, prepare
 from registry.search.rank import (LOW_CONFIDENCE, PARTIAL_FACTOR, TAIL_WEIGHT, Hit, address_id, apply_distance,
                                   describe, finalize, free_of, order, rec_fields, to_dict)
@@ -124,13 +124,26 @@ def _upper_bound(pq: PreparedQuery, m: Match, dset, doors_possible: bool, door_a
     return min(bound, 1.0)
 
 
+def _straddles_division(m: Match, spans: list[tuple[int, int, int]]) -> bool:
+    """An edit over characters that name a division exactly (道金泉 of 凤凰街道金泉社区, 爱山街道 read
+    as 龙山街道): the characters are that division's, not a typo of another name."""
+    for a, b, eid in spans:
+        if m.start < b and a < m.end and not (m.kind == "division" and m.eid == eid):
+            return True
+    return False
+
+
 def interpret(gaz: Gazetteer, pq: PreparedQuery, matches: list[Match], filters: Filters) -> list[Hit]:
+    div_spans = [(m.start, m.end, m.eid) for m in matches if m.kind == "division" and m.mode == "exact"
+                 and m.atoms >= 3 and m.how in ("name", "full", "variant", "former")]
+    if div_spans:
+        matches = [m for m in matches if m.mode not in EDIT_MODES or not _straddles_division(m, div_spans)]
     # Per entity, its best match without edits and its best with: 翠苑园花 is 翠苑花园 swapped even
     # though its specific part 翠苑 matches exactly; the finalize step decides which explains more.
     groups: dict[tuple[str, int], list[Match | None]] = {}
     for m in matches:
         g = groups.setdefault((m.kind, m.eid), [None, None])
-        k = 1 if m.mode == "edit" else 0
+        k = 1 if m.mode in EDIT_MODES else 0
         old = g[k]
         if old is None or (m.weight, m.score) > (old.weight, old.score):
             g[k] = m
@@ -147,7 +160,9 @@ def interpret(gaz: Gazetteer, pq: PreparedQuery, matches: list[Match], filters: 
         options = [m for m in (clean, edit) if m is not None and not _shadowed(m, exact)]
         if not options:
             continue
-        ck = container_kind(store, kind, eid) if door_query and kind in ("place", "division") else None
+        # a village's bare specific (定安 of 定安村) names the village, not a container of doors
+        ck = container_kind(store, kind, eid) if door_query and kind in ("place", "division") and any(
+            m.how != "specific" for m in options) else None
         dset = _division_set(gaz, kind, eid)
         bound = max(_upper_bound(pq, m, dset, ck is not None, door_atoms, div_matches, place_matches)
                     for m in options)
@@ -169,6 +184,10 @@ def interpret(gaz: Gazetteer, pq: PreparedQuery, matches: list[Match], filters: 
                     hits.append(Hit("address", address_id(gaz, ref), m, ref=ref, doors=doors,
                                     partial=bool(doors.missing), division_set=gaz.chain_set(village),
                                     street=street, compound=compound, village=village, lon=lon, lat=lat))
+                if ck == "village":  # the village itself too: the answer when the door is not the one written
+                    hit = _entity_hit(gaz, m, partial=True)
+                    if hit is not None:
+                        hits.append(hit)
             else:
                 hit = _entity_hit(gaz, m, partial=door_query and kind in ("place", "division"))
                 if hit is not None:

@@ -42,6 +42,14 @@ def fold(s: str) -> str:
     return fold_syllable(s)
 
 
+def dialect_letters(letters: str) -> str:
+    """A segmentation-free key for pinyin typed with Zhejiang confusions, applied alike to a
+    name's letters and to the letters typed: zh/ch/sh → z/c/s, ng → n, n → l, so zongsanlu,
+    zhongshanlu and zhongsanlu collide, and so do xinganlu and xinganglu (whatever the
+    syllable boundaries). Only a candidate key: a match through it scores below an exact reading."""
+    return letters.replace("zh", "z").replace("ch", "c").replace("sh", "s").replace("ng", "n").replace("n", "l")
+
+
 _char_cache: dict[str, str] = {}
 
 

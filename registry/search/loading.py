@@ -21,6 +21,7 @@ from sqlalchemy import Connection, text
 from registry.search.gazetteer import (STATUS_CODES, AddressStore, Div, Gazetteer, Item,
                                        Place, Rec)
 from registry.search.names import NameIndex
+from registry.settings import get_settings
 from registry.text import InvalidText, parse_house_number, village_name_variants
 
 log = logging.getLogger(__name__)
@@ -179,6 +180,7 @@ def load_gazetteer(conn: Connection, *, text_keys: bool | str = True) -> Gazette
     places, aliases = load_places(conn)
     facilities, heritage = load_items(conn)
     names = NameIndex()
+    names.dialect = get_settings().search_dialect_pinyin  # REGISTRY_SEARCH_DIALECT_PINYIN
     gaz = Gazetteer(divisions, places, facilities, heritage, names, None, successors)  # type: ignore[arg-type]
     gaz.by_code = _codes(divisions)
     add_former_codes(conn, gaz.by_code, divisions)
@@ -317,9 +319,9 @@ def division_forms_of(full_name: str, d: Div | None) -> list[tuple[str, str]]:
         for i, v in enumerate(variants):
             how = "full" if v == full_name else ("name" if d is not None and v == d.name else None)
             if how is None:
-                if not any(v.endswith(s) for s in ("村", "社区", "居委会", "委员会", "村委会")):
-                    continue  # the bare 祝良 of 祝良村: names far more hamlets and streets than villages
-                how = "variant"
+                # the bare 祝良 of 祝良村 names far more hamlets and streets than villages: it is kept
+                # as a specific part (月河街道浮星桥 → 浮星桥社区), below a hamlet or street named so
+                how = "variant" if any(v.endswith(s) for s in ("村", "社区", "居委会", "委员会", "村委会")) else "specific"
             forms.append((v, how))
         return forms
     forms.append((full_name, "name"))
@@ -430,8 +432,26 @@ def load_items(conn: Connection, kind: str | None = None, ids: list[int] | None 
 
 def index_item(gaz: Gazetteer, it: Item) -> None:
     gaz.names.add(it.kind, it.id, it.name, "name")
+    rest = item_name_less_prefix(gaz, it)
+    if rest:
+        gaz.names.add(it.kind, it.id, rest, "specific")  # 婚姻登记处 for 吴兴区婚姻登记处
     for name in it.former:
         gaz.names.add(it.kind, it.id, name, "former")
+
+
+def item_name_less_prefix(gaz: Gazetteer, it: Item) -> str | None:
+    """A facility's name less the division name it starts with (吴兴区婚姻登记处 → 婚姻登记处,
+    月河街道浮星桥社区居家养老服务照料中心 → 浮星桥社区居家养老服务照料中心): people leave it out."""
+    best = ""
+    for did in gaz.chain_of(it.division_id) if it.division_id else ():
+        d = gaz.divisions.get(did)
+        if d is None or d.level == "province":
+            continue
+        for form in {d.name, d.full_name}:
+            if len(form) > len(best) and it.name.startswith(form):
+                best = form
+    rest = it.name[len(best):]
+    return rest if best and len(rest) >= 3 else None
 
 
 def _f(v) -> float:

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from registry.search.keys import fold, is_han, name_readings
+from registry.search.keys import dialect_letters, fold, is_han, name_readings
 from registry.text import normalize
+from registry.text.components import name_generic
 
 # How standard a written form is (multiplies the match score).
 BASE = {
@@ -52,6 +53,7 @@ class Entry:
     freadings: list[tuple[str, ...]]  # folded syllables
     alive: bool = True
     note: str = ""  # for former names: the period or the old entity
+    generic: str | None = None  # the generic it ends with (registry.text.components.name_generic)
 
 
 class NameIndex:
@@ -66,6 +68,9 @@ class NameIndex:
         self.initial_prefixes: set[str] = set()
         self.deletions: dict[str, list[int]] = {}
         self.letters: dict[str, list[int]] = {}  # concatenated pinyin (renminlu), for typed latin
+        self.dialect_letters: dict[str, list[int]] = {}  # the same under keys.dialect_letters
+        # REGISTRY_SEARCH_DIALECT_PINYIN: forgive z/zh, c/ch, s/sh, an/ang, en/eng, in/ing, n/l
+        self.dialect = True
         self.max_len = 2
         self.version = 0  # bumped on every change (autocomplete rebuilds its sorted keys)
 
@@ -102,7 +107,7 @@ class NameIndex:
         readings, freadings = cached
         n = len(self.entries)
         self.version += 1
-        self.entries.append(Entry(kind, eid, text, how, BASE[how], readings, freadings, True, note))
+        self.entries.append(Entry(kind, eid, text, how, BASE[how], readings, freadings, True, note, name_generic(text)))
         self.by_entity.setdefault(key, []).append(n)
         self.max_len = max(self.max_len, len(text))
         _put(self.chars, text, n)
@@ -114,6 +119,8 @@ class NameIndex:
             _put(self.sound, SEP.join(fr), n)
         for letters in {"".join(r) for r in readings[:3]}:
             _put(self.letters, letters, n)
+        for letters in {dialect_letters("".join(r)) for r in readings[:3]}:
+            _put(self.dialect_letters, letters, n)
         inits = {"".join(s[0] for s in r) for r in readings[:2]}  # the usual readings only
         for ini in inits:
             _put(self.initials, ini, n)

@@ -17,7 +17,19 @@ A match's score is the entry's base score (standard name 1.0, former name 0.97, 
 similarity of the aligned units: 1 for the same character, 0.97 for a typed syllable, 0.9 for
 a homophone, 0.8 for a sound-alike, 0.85 for an initial (`unit_similarity`); a match with
 edits scores 1 − 0.5 × (optimal-string-alignment distance) / (name length), so a dropped,
-extra, wrong or swapped character in a 4-character name scores 0.875.
+extra, wrong or swapped character in a 4-character name scores 0.875. A look-alike character
+(形近字, registry.text.lookalike: 己/已, 未/末) counts LOOKALIKE_EDIT of an edit: below a
+homophone, above a wrong character.
+
+Sound-alikes are the dialect confusions of Zhejiang (z/zh, c/ch, s/sh, an/ang, en/eng, in/ing,
+n/l: `registry.text.fold_syllable`); typed pinyin with them is also looked up letter by letter
+under `keys.dialect_letters`, scoring DIALECT_LETTERS (an exact reading scores 0.96). With
+`NameIndex.dialect` off (REGISTRY_SEARCH_DIALECT_PINYIN=false) only exact readings match.
+
+A span may match only a name of a compatible kind (`compatible_kind`): when both the query's
+span and the name end in a generic of a township, village, street or compound, the kinds must
+agree (or one generic end the other), so 织里镇 is never read as the street 织里路 by one edit of
+its generic, nor the 凤凰街 of 凤凰街道 as the street 凤凰街.
 """
 from __future__ import annotations
 
@@ -25,13 +37,58 @@ from dataclasses import dataclass
 
 from rapidfuzz.distance import OSA
 
-from registry.search.keys import fold, segmentable_bounds
+from registry.search.keys import dialect_letters, fold, segmentable_bounds
 from registry.search.names import SEP, Entry, NameIndex
 from registry.search.query import PreparedQuery, Unit
+from registry.text.components import GENERIC_KINDS
+from registry.text.lookalike import is_lookalike
 
 EDIT_COST = 0.5
 MIN_SCORE = 0.55
 FUZZY_MAX_SPAN = 9
+LOOKALIKE_EDIT = 0.6  # a look-alike substitution, in edits (a wrong character is 1)
+DIALECT_LETTERS = 0.88  # typed pinyin matched only under the dialect letter key
+HOMOPHONE_SIM, SOUNDALIKE_SIM = 0.9, 0.8  # a Han character of the same / a dialect-confused reading
+TYPED_SIM, TYPED_SOUNDALIKE_SIM, INITIAL_SIM = 0.97, 0.88, 0.85
+# Kinds that a generic makes certain: a township's 镇/乡/街道, a village's 村/社区, a street's 路/街,
+# a compound's 小区/花园/苑 (a natural village's 浜/桥/港 also name bridges and rivers: not certain).
+EDIT_MODES = frozenset({"edit", "lookalike"})
+STRICT_KINDS = frozenset({"county", "township", "village", "street", "compound"})
+
+# Generics that say a query span's kind: not the county's 区/县/市 (小区 typed 百合俞区 ends in 区)
+# nor one-character compound endings (苑, 园, 府, 城 end other names too).
+_SPAN_GENERICS = [g for g in GENERIC_KINDS if GENERIC_KINDS[g] in STRICT_KINDS and GENERIC_KINDS[g] != "county"
+                  and not (GENERIC_KINDS[g] == "compound" and len(g) < 2)]
+# character → (generic, position of that character in it + 1), longest generics first
+_GENERIC_AT: dict[str, list[tuple[str, int]]] = {}
+for _g in sorted(_SPAN_GENERICS, key=lambda g: -len(g)):
+    for _k, _c in enumerate(_g):
+        _GENERIC_AT.setdefault(_c, []).append((_g, _k + 1))
+
+
+def span_generic(text: str, start: int, end: int) -> str | None:
+    """The generic that ends the query's span text[start:end], or runs on past its end (the 凤凰街
+    of 凤凰街道 ends in a township's 街道): it says what kind of name the span is shaped like."""
+    if end - start < 2:
+        return None
+    for g, k in _GENERIC_AT.get(text[end - 1], ()):
+        a = end - k
+        if a > start and text.startswith(g, a):
+            return g
+    return None
+
+
+def compatible_kind(query_generic: str | None, entry: Entry) -> bool:
+    """A span may match only a name of a compatible kind: 织里镇 (township) is not 织里路 (street),
+    金泉社区 (village) not 金泉小区 (compound). Generics one of which ends the other are compatible:
+    a typo in a longer generic (阳岸欣村 for 阳岸新村) leaves a shorter one."""
+    g = entry.generic
+    if query_generic is None or g is None or query_generic == g:
+        return True
+    qk, ek = GENERIC_KINDS[query_generic], GENERIC_KINDS[g]
+    if qk == ek or qk not in STRICT_KINDS or ek not in STRICT_KINDS:
+        return True
+    return g.endswith(query_generic) or query_generic.endswith(g)
 
 
 @dataclass(slots=True)
@@ -46,6 +103,7 @@ class Match:
     how: str  # the entry's form: name, full, short, former, alias …
     text: str  # the query's text of the span
     name: str  # the entry's text
+    edits: float = 0.0  # the edit distance of an edit match (a look-alike counts LOOKALIKE_EDIT)
 
     @property
     def atoms(self) -> int:
@@ -59,36 +117,36 @@ class Match:
         return self.start < end and start < self.end
 
 
-def unit_similarity(u: Unit, char: str, syl: str) -> float:
+def unit_similarity(u: Unit, char: str, syl: str, dialect: bool = True) -> float:
     if u.kind == "han":
         if u.char == char:
             return 1.0
         if u.syl == syl:
-            return 0.9
-        if u.fsyl == fold(syl):
-            return 0.8
+            return HOMOPHONE_SIM
+        if dialect and u.fsyl == fold(syl):
+            return SOUNDALIKE_SIM
         return 0.0
     if u.kind == "py":
         if u.syl == syl:
-            return 0.97
-        if u.fsyl == fold(syl):
-            return 0.88
+            return TYPED_SIM
+        if dialect and u.fsyl == fold(syl):
+            return TYPED_SOUNDALIKE_SIM
         return 0.0
-    return 0.85 if syl[:1] == u.syl else 0.0
+    return INITIAL_SIM if syl[:1] == u.syl else 0.0
 
 
 def _cost(sim: float) -> float:
     return 1.0 - sim if sim > 0 else EDIT_COST + 0.5 * EDIT_COST  # a wrong character: 0.75
 
 
-def compare_same_length(units: list[Unit], entry: Entry) -> tuple[float, str]:
+def compare_same_length(units: list[Unit], entry: Entry, dialect: bool = True) -> tuple[float, str]:
     best, how = 0.0, "exact"
     text = entry.text
     for reading in entry.readings or [tuple(text)]:
         cost = 0.0
         kinds = set()
         for u, c, s in zip(units, text, reading):
-            sim = unit_similarity(u, c, s)
+            sim = unit_similarity(u, c, s, dialect)
             cost += _cost(sim)
             if sim < 1.0:
                 kinds.add("initials" if u.kind == "ini" else "pinyin" if u.kind == "py"
@@ -107,16 +165,25 @@ def scan(pq: PreparedQuery, names: NameIndex, fuzzy: str = "gaps") -> list[Match
     entries = names.entries
     text = pq.text
 
-    def add(units: list[Unit], i: int, j: int, n: int, score: float, mode: str) -> None:
+    generics: dict[tuple[int, int], str | None] = {}
+    dialect = names.dialect
+
+    def add(units: list[Unit], i: int, j: int, n: int, score: float, mode: str, edits: float = 0.0) -> None:
         if score < MIN_SCORE:
             return
         e = entries[n]
         score *= e.base
         start, end = units[i].start, units[j - 1].end
+        if e.generic is not None:
+            sg = generics.get((start, end), 0)
+            if sg == 0:
+                sg = generics[(start, end)] = span_generic(text, start, end)
+            if not compatible_kind(sg, e):
+                return
         key = (start, end, n)
         old = found.get(key)
         if old is None or old.score < score:
-            found[key] = Match(start, end, n, e.kind, e.eid, score, mode, e.how, text[start:end], e.text)
+            found[key] = Match(start, end, n, e.kind, e.eid, score, mode, e.how, text[start:end], e.text, edits)
 
     max_len = names.max_len
     for run in pq.runs:
@@ -167,16 +234,16 @@ def scan(pq: PreparedQuery, names: NameIndex, fuzzy: str = "gaps") -> list[Match
                             e = entries[n]
                             r = same.get(e.text)
                             if r is None:
-                                r = same[e.text] = compare_same_length(span, e)
+                                r = same[e.text] = compare_same_length(span, e, dialect)
                             add(units, i, j + 1, n, r[0], r[1])
         if has_ini or any(u.kind == "py" for u in units):
-            _latin(pq, run.units, names, found, add)
+            _latin(pq, run.units, names, found, add, dialect)
         if fuzzy != "none":
             _fuzzy(run.units, names, found, add, fuzzy == "all")
     return list(found.values())
 
 
-def _latin(pq: PreparedQuery, units: list[Unit], names: NameIndex, found: dict, add) -> None:
+def _latin(pq: PreparedQuery, units: list[Unit], names: NameIndex, found: dict, add, dialect: bool = True) -> None:
     """Typed latin: whole pinyin spellings at the letter level (changanlu is chang'an lu as
     well as chan'gan lu, so no segmentation is trusted), and initials letter by letter."""
     entries = names.entries
@@ -229,6 +296,10 @@ def _latin(pq: PreparedQuery, units: list[Unit], names: NameIndex, found: dict, 
             if not ends_ok[b]:
                 continue
             lst = names.letters.get(L[a:b])
+            via_dialect = False
+            if not lst and dialect and b - a >= 4:
+                lst = names.dialect_letters.get(dialect_letters(L[a:b]))
+                via_dialect = True
             if not lst:
                 continue
             k1 = pos[b - 1][0]
@@ -243,6 +314,8 @@ def _latin(pq: PreparedQuery, units: list[Unit], names: NameIndex, found: dict, 
                 hans = [u.char for u in span if u.kind == "han"]
                 it = iter(e.text)
                 score = 0.96 if all(c in it for c in hans) else 0.85
+                if via_dialect:
+                    score = min(score, DIALECT_LETTERS)
                 key = (units[k0].start, units[k1].end, n_)
                 old = found.get(key)
                 if old is None or old.score < score * e.base:
@@ -279,7 +352,7 @@ def _latin(pq: PreparedQuery, units: list[Unit], names: NameIndex, found: dict, 
                 span = iu[i:j + 1]
                 for n_ in names.live(names.initials.get(key)):
                     if len(entries[n_].text) == len(span):
-                        score, mode = compare_same_length(span, entries[n_])
+                        score, mode = compare_same_length(span, entries[n_], dialect)
                         add(iu, i, j + 1, n_, score, mode)
 
 
@@ -299,11 +372,10 @@ def _fuzzy(units: list[Unit], names: NameIndex, found: dict, add, everywhere: bo
             return
     seen: set[tuple[int, int, int]] = set()
     entries = names.entries
-    # entries already found without edits, with their spans: a longer span around them only
-    # adds a neighbour's character (道沈家路), it is not a typo
+    # entries already found without edits, with their spans
     clean: dict[int, list[tuple[int, int]]] = {}
     for m in found.values():
-        if m.mode != "edit":
+        if m.mode not in EDIT_MODES:
             clean.setdefault(m.entry, []).append((m.start, m.end))
     for i in range(n_units):
         for j in range(i + 2, min(n_units, i + FUZZY_MAX_SPAN) + 1):
@@ -326,8 +398,15 @@ def _fuzzy(units: list[Unit], names: NameIndex, found: dict, add, everywhere: bo
                 key = (span[0].start, span[-1].end, n)
                 if key in found:
                     continue
-                if any(key[0] <= a and b <= key[1] for a, b in clean.get(n, ())):
+                # around a clean match of the same name (道沈家路), or shifted over it (泉社区报 for
+                # 金泉社区 read exactly): a neighbour's character, not a typo
+                if any(key[0] < b and a < key[1] for a, b in clean.get(n, ())):
                     continue
                 name = entries[n].text
                 d = OSA.distance(t, name)  # optimal string alignment: a swap is one edit
-                add(units, i, j, n, 1.0 - EDIT_COST * d / len(name), "edit")
+                mode = "edit"
+                if d and len(t) == len(name):
+                    diff = [(a, b) for a, b in zip(t, name) if a != b]
+                    if len(diff) == d and all(is_lookalike(a, b) for a, b in diff):
+                        d, mode = d * LOOKALIKE_EDIT, "lookalike"  # 形近字: 己/已, 未/末
+                add(units, i, j, n, 1.0 - EDIT_COST * d / len(name), mode, d)

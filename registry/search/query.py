@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from registry.search.keys import char_syllable, fold, is_han, latin_units, strip_latin_tones
 from registry.text import chinese_to_int, normalize
+from registry.text.house_number import NumberPart, scan_number_parts
 
 NUMBER_KINDS = ("number", "group", "building", "unit", "room", "floor")
 
@@ -26,15 +27,6 @@ class Unit:
     syl: str
     fsyl: str
     init: str
-
-
-@dataclass(slots=True)
-class NumberPart:
-    kind: str  # number | group | building | unit | room | floor
-    start: int
-    end: int
-    text: str
-    value: object  # number: (main, sub, prefix, suffix); building: int or letter; room: str; others int
 
 
 @dataclass(slots=True)
@@ -78,83 +70,6 @@ def _strip_tone_digits(text: str) -> str:
         return m.group(0) if not units or units[-1][3] != "py" else m.group(1) + " "
 
     return _TONE.sub(repl, text)
-
-
-_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
-    ("bur", re.compile(r"(\d+)-(\d+)-(\d+)室?(?![\d-])")),
-    ("building", re.compile(r"第?(\d+)号楼")),
-    ("building", re.compile(r"第?(\d+)幢")),
-    ("unit", re.compile(r"第?(\d+)单元")),
-    ("room", re.compile(r"([a-z]?\d+[a-z]?)室")),
-    ("group", re.compile(r"第?(\d+)(?:村民小组|小组|组)")),
-    ("number", re.compile(r"(附)?(\d+)([甲乙丙丁])?(?:号之(\d+)|号-(\d+)|-(\d+)号?|之(\d+)号?|号)")),
-    ("floor", re.compile(r"第?(\d+)(?:楼|层)")),
-    ("bare", re.compile(r"(\d+)")),
-]
-_LETTER_BUILDING = re.compile(r"([a-z])幢")
-
-
-def _number_value(m: re.Match[str]) -> tuple[int, int, int, int]:
-    prefix, main, suffix = m.group(1), int(m.group(2)), m.group(3)
-    sub = next((int(g) for g in m.groups()[3:] if g), 0)
-    return main, sub, 1 if prefix else 0, "甲乙丙丁".index(suffix) + 1 if suffix else 0
-
-
-def _scan_numbers(s: str) -> list[NumberPart]:
-    parts: list[NumberPart] = []
-    i, n = 0, len(s)
-    while i < n:
-        c = s[i]
-        starts_number = c.isdigit() or (c in "附第" and i + 1 < n and s[i + 1].isdigit())
-        if not starts_number and c.isascii() and c.isalpha() and i + 1 < n and s[i + 1] == "幢" \
-                and (i == 0 or not (s[i - 1].isascii() and s[i - 1].isalpha())):
-            parts.append(NumberPart("building", i, i + 2, s[i:i + 2], c.upper()))
-            i += 2
-            continue
-        if not starts_number:
-            i += 1
-            continue
-        for kind, pat in _PATTERNS:
-            m = pat.match(s, i)
-            if not m:
-                continue
-            prev = parts[-1].kind if parts and parts[-1].end == i else (parts[-1].kind if parts else None)
-            if kind == "bur":
-                a, b, r = m.group(1), m.group(2), m.group(3)
-                parts += [NumberPart("building", m.start(1), m.start(2), a, int(a)),
-                          NumberPart("unit", m.start(2), m.start(3), b, int(b)),
-                          NumberPart("room", m.start(3), m.end(), r, str(int(r)))]
-            elif kind == "building":
-                parts.append(NumberPart("building", i, m.end(), m.group(0), int(m.group(1))))
-            elif kind in ("unit", "group"):
-                parts.append(NumberPart(kind, i, m.end(), m.group(0), int(m.group(1))))
-            elif kind == "room":
-                parts.append(NumberPart("room", i, m.end(), m.group(0), _room_text(m.group(1))))
-            elif kind == "number":
-                parts.append(NumberPart("number", i, m.end(), m.group(0), _number_value(m)))
-            elif kind == "floor":
-                parts.append(NumberPart("floor", i, m.end(), m.group(0), int(m.group(1))))
-            else:  # a bare number means what its neighbour suggests
-                value = m.group(1)
-                if prev in ("building", "unit", "floor"):
-                    parts.append(NumberPart("room", i, m.end(), value, _room_text(value)))
-                elif prev == "number" and i == parts[-1].end:
-                    parts.append(NumberPart("building", i, m.end(), value, int(value)))
-                else:
-                    parts.append(NumberPart("number", i, m.end(), value, (int(value), 0, 0, 0)))
-            i = m.end()
-            break
-        else:  # pragma: no cover - bare always matches a digit
-            i += 1
-    return parts
-
-
-def _room_text(text: str) -> str:
-    text = text.upper()
-    digits = text.strip("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
-    if digits.isdigit() and digits == text:
-        return str(int(digits))
-    return text
 
 
 _HAN_INFO: dict[str, tuple[str, str, str]] = {}  # char -> (syllable, folded, initial)
@@ -218,7 +133,7 @@ def prepare(raw: str) -> PreparedQuery:
     if latin:
         text = strip_latin_tones(text)
         text = _LATIN_SUFFIX.sub(lambda m: _LATIN_SUFFIX_MAP[m.group(1)], text)
-    numbers = _scan_numbers(text)
+    numbers = scan_number_parts(text)  # the one number grammar (registry.text.house_number)
     # Floors: with no building, 3楼 is building 3 (3号楼) as often as not; keep both readings
     # by recording it as a floor and letting the resolver try the building.
     runs: list[Run] = []

@@ -15,9 +15,23 @@ components, addok-style:
 score = coverage × 0.5^(divisions named that contradict it) × (0.8 if partial): a door in another
 county than the one named ranks below that county's street without the door.
 
+Precision rules (issue 10), each noted in the result's `explain.rules` and its components:
+
+- a part of the query shaped like a whole name (a specific of two or more characters and the
+  generic of a township, village, street or compound: 佩林路, 报结街) that no chosen name explains
+  counts against the answer: a door is then not the door written (its score × UNEXPLAINED_DOOR_FACTOR,
+  component `unexplained_name`), and a division or place becomes `partial` (× UNEXPLAINED_NAME_FACTOR):
+  the answer is the deepest level that did match, never a door elsewhere;
+- a door in another division than one written (a contradiction) loses its confidence: its score
+  is capped at CONTRADICTED_DOOR_CAP, below LOW_CONFIDENCE;
+- a result found through a name read with DOUBTFUL_NAME_EDITS edits or more (坪茶路 → 茶园路; the
+  unexplained characters glued to the span count as edits: 郑师北路 → 塘北路) is a guess, not an
+  answer to act on: capped at DOUBTFUL_NAME_CAP, and a door is scored as one with an unexplained name.
+
 A result with score < LOW_CONFIDENCE is marked `low_confidence`: it is the best the registry
 has, but not a match to act on without a look. Two results of one kind within
-AMBIGUITY_GAP of each other are marked `ambiguous` (e.g. 人民路123号 in three counties).
+AMBIGUITY_GAP of each other are marked `ambiguous` (e.g. 人民路123号 in three counties), and
+low_confidence too (`is_confident`).
 """
 from __future__ import annotations
 
@@ -25,11 +39,24 @@ import math
 from dataclasses import dataclass, field
 
 from registry.search.gazetteer import Gazetteer, Rec
-from registry.search.parse import Match
+from registry.search.parse import EDIT_MODES, Match
+from registry.text.components import GENERIC_KINDS
 from registry.search.query import PreparedQuery
 from registry.search.resolve import Doors
 
 LOW_CONFIDENCE = 0.6
+UNEXPLAINED_DOOR_FACTOR = 0.3
+UNEXPLAINED_NAME_FACTOR = 0.8
+CONTRADICTED_DOOR_CAP = 0.55
+DOUBTFUL_NAME_EDITS = 2  # a name read with this many edits (or more) is a guess: 坪茶路 for 茶园路
+DOUBTFUL_NAME_CAP = 0.55
+NAME_SHAPE_KINDS = frozenset({"township", "village", "street", "compound"})
+NAME_SHAPE_MIN_SPECIFIC = 2
+# generics of those kinds, by their last character (the name-shape test looks at segment ends)
+_SHAPE_GENERICS: dict[str, list[str]] = {}
+for _g in sorted(GENERIC_KINDS, key=lambda g: -len(g)):
+    if GENERIC_KINDS[_g] in NAME_SHAPE_KINDS:
+        _SHAPE_GENERICS.setdefault(_g[-1], []).append(_g)
 AMBIGUITY_GAP = 0.01
 PARTIAL_FACTOR = 0.8
 CONTRADICTION_FACTOR = 0.5
@@ -38,7 +65,7 @@ KIND_RANK = {"address": 0, "place": 1, "facility": 2, "heritage": 2, "division":
 LEVEL_OF_CATEGORY = {"road": "street", "street": "street", "compound": "compound",
                      "natural_village": "natural_village"}
 HOW_LABEL = {"exact": "精确 exact", "pinyin": "拼音 pinyin", "homophone": "同音 homophone",
-             "initials": "首字母 initials", "edit": "近似 edit"}
+             "initials": "首字母 initials", "edit": "近似 edit", "lookalike": "形近字 look-alike"}
 
 
 @dataclass
@@ -62,6 +89,8 @@ class Hit:
     reasons: list[str] = field(default_factory=list)
     former: list[dict] = field(default_factory=list)
     ambiguous: int = 0
+    unexplained: list[str] = field(default_factory=list)  # name-shaped parts no chosen name explains
+    rules: list[dict] = field(default_factory=list)  # precision rules that changed the score
     name_gap: int = 0  # characters outside number parts that no chosen name explains
     coverage: float = 0.0
     door_query: bool = False
@@ -83,6 +112,44 @@ def free_of(spans: list[tuple[int, int]], start: int, end: int) -> bool:
         if start < b and a < end:
             return False
     return True
+
+
+def unexplained_names(text: str, covered: list[tuple[int, int]]) -> list[str]:
+    """Parts of the query outside `covered` shaped like a whole name: 报结街 in 金泉社区报结街1号
+    when nothing explains it (a specific of NAME_SHAPE_MIN_SPECIFIC+ characters and a generic)."""
+    n = len(text)
+    mask = bytearray(n)
+    for a, b in covered:
+        mask[a:b] = b"\x01" * (b - a)
+    out: list[str] = []
+    i = 0
+    while i < n:
+        if mask[i]:
+            i += 1
+            continue
+        j = i
+        while j < n and not mask[j]:
+            j += 1
+        # the longest piece of the segment, from its start, that ends in a generic
+        for p in range(j, i + NAME_SHAPE_MIN_SPECIFIC, -1):
+            g = next((g for g in _SHAPE_GENERICS.get(text[p - 1], ()) if text.startswith(g, p - len(g))
+                      and p - len(g) - i >= NAME_SHAPE_MIN_SPECIFIC), None)
+            if g is not None:
+                out.append(text[i:p])
+                break
+        i = j
+    return out
+
+
+def _glued(text: str, m: Match, covered: list[tuple[int, int]]) -> int:
+    """Han characters right before or after an edit match that nothing explains: they belong to
+    the name written (郑师北路 read as 师北路 → 塘北路 is two edits, not one)."""
+    n = 0
+    for step, pos in ((-1, m.start - 1), (1, m.end)):
+        while 0 <= pos < len(text) and "\u4e00" <= text[pos] <= "\u9fff" and free_of(covered, pos, pos + 1):
+            n += 1
+            pos += step
+    return n
 
 
 def finalize(gaz: Gazetteer, pq: PreparedQuery, hit: Hit, others: list[Match]) -> None:
@@ -142,7 +209,35 @@ def finalize(gaz: Gazetteer, pq: PreparedQuery, hit: Hit, others: list[Match]) -
     coverage = min(coverage, 1.0)
     if pq.has_door_parts and hit.kind != "address":
         hit.partial = True  # the query names a door this result cannot have
+    factor = 1.0
+    rules: list[dict] = []
+    covered = spans + bad + [(p.start, p.end) for p in pq.numbers]
+    unexplained = unexplained_names(pq.text, covered) if len(covered) < pq.atoms else []
+    if unexplained:
+        if is_address:
+            factor = UNEXPLAINED_DOOR_FACTOR
+            rules.append({"rule": "unexplained_name", "text": unexplained, "factor": UNEXPLAINED_DOOR_FACTOR,
+                          "note": "写明的名称未找到，这不是所写的门牌 / a name written is not found: not the door written"})
+        else:
+            factor = UNEXPLAINED_NAME_FACTOR
+            hit.partial = True
+            rules.append({"rule": "unexplained_name", "text": unexplained, "factor": UNEXPLAINED_NAME_FACTOR,
+                          "note": "写明的名称未找到，返回上一级 / a name written is not found: partial"})
     score = coverage * (CONTRADICTION_FACTOR ** len(contradictions)) * (PARTIAL_FACTOR if hit.partial else 1.0)
+    score *= factor
+    edits = c.edits + _glued(pq.text, c, covered) if c is not None and c.mode in EDIT_MODES else 0
+    if edits >= DOUBTFUL_NAME_EDITS:
+        before = score
+        score = min(score * (UNEXPLAINED_DOOR_FACTOR if is_address else 1.0), DOUBTFUL_NAME_CAP)
+        rules.append({"rule": "doubtful_name", "cap": DOUBTFUL_NAME_CAP, "before": round(before, 4), "edits": edits,
+                      "note": f"“{c.text}”与“{c.name}”相差 {edits:g} 处，只是猜测 / “{c.text}” is {edits:g} edits "
+                              f"from “{c.name}”: a guess"})
+    if is_address and contradictions and score > CONTRADICTED_DOOR_CAP:
+        rules.append({"rule": "contradicted_door", "cap": CONTRADICTED_DOOR_CAP, "before": round(score, 4),
+                      "note": "门牌在所写区划之外 / the door lies outside a division written"})
+        score = CONTRADICTED_DOOR_CAP
+    hit.unexplained = unexplained
+    hit.rules = rules
     hit.name_gap = max(pq.atoms - number_atoms - named, 0)
     hit.score = round(score, 4)
     hit.rank = score
@@ -184,6 +279,8 @@ def describe(gaz: Gazetteer, hit: Hit) -> None:
         "coverage": round(hit.coverage, 3),
         **hit.components,  # distance, when near= was given
     }
+    for r in hit.rules:
+        hit.components[r["rule"]] = r.get("factor", r.get("cap"))
     hit.levels = levels
     for m in chosen:
         if m.how == "former":
@@ -250,7 +347,13 @@ def reason(gaz: Gazetteer, hit: Hit) -> str:
             parts.append(f"“{f['name']}”是“{f['current']}”的别名 / “{f['name']}” is an alias of “{f['current']}”")
         else:
             parts.append(f"“{f['name']}”是曾用名，今为“{f['current']}” / former name “{f['name']}”, today “{f['current']}”")
-    if hit.partial:
+    if hit.unexplained:
+        names = "、".join(hit.unexplained)
+        if hit.kind == "address":
+            parts.append(f"“{names}”未找到，不是所写的门牌 / “{names}” not found: not the door written")
+        else:
+            parts.append(f"“{names}”未找到，返回上一级 / “{names}” not found: partial match at this level")
+    if hit.partial and not hit.unexplained:
         missing = hit.doors.missing if hit.doors is not None else []
         finer = hit.doors.finer_only if hit.doors is not None else 0
         if missing:
@@ -296,7 +399,7 @@ def to_dict(gaz: Gazetteer, hit: Hit, *, explain: bool = False) -> dict:
         out.update(name=it.name, category=it.category, address=it.address_text or ((d.prefix if d else "") + it.name),
                    code=None, division=_div_ref(d), lon=_num(it.lon), lat=_num(it.lat))
     out["score"] = hit.score
-    out["low_confidence"] = hit.score < LOW_CONFIDENCE
+    out["low_confidence"] = not is_confident(hit)
     match = {"levels": hit.levels, "reason": reason(gaz, hit), "components": hit.components,
              "partial": hit.partial}
     if hit.ambiguous:
@@ -308,10 +411,18 @@ def to_dict(gaz: Gazetteer, hit: Hit, *, explain: bool = False) -> dict:
         out["explain"] = {
             "chosen": [_match_dict(m) for m in hit.chosen],
             "contradictions": [_match_dict(m) for m in hit.contradictions],
+            "rules": hit.rules,
             "doors": None if hit.doors is None else {"levels": hit.doors.levels, "missing": hit.doors.missing,
                                                     "finer_only": hit.doors.finer_only},
         }
     return out
+
+
+def is_confident(hit: Hit) -> bool:
+    """An answer to act on: scored at least LOW_CONFIDENCE and not one of several equally likely
+    results (人民路123号 in three counties is an answer a third of the time). The calibration
+    target, measured by bench/bench_search.py: ≥ 99.8 % of confident answers are right."""
+    return hit.score >= LOW_CONFIDENCE and hit.ambiguous <= 1
 
 
 def _match_dict(m: Match) -> dict:

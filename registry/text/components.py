@@ -21,11 +21,10 @@ How a cut is chosen, scanning left to right from the current position:
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from .errors import InvalidText
-from .house_number import parse_house_number
+from .house_number import NumberPart, match_number_part, parse_house_number
 from .normalize import fold_village_suffix, normalize
 
 KINDS = ("province", "city", "county", "township", "village", "street", "compound",
@@ -73,22 +72,45 @@ _GENERICS: list[tuple[str, str, int, str]] = [
     # 府/园/城 end many compound names but also 雉城, so demand two characters.
     ("府", "compound", 2, ""), ("园", "compound", 2, ""), ("城", "compound", 2, ""),
 ]
+#: generic → the kind of name it ends (路 → street, 镇 → township, 社区 → village …).
+GENERIC_KINDS: dict[str, str] = {g: kind for g, kind, _, _ in _GENERICS}
+#: Generics longest first (街道 before 街), for suffix tests.
+GENERICS_LONGEST_FIRST: tuple[str, ...] = tuple(sorted(GENERIC_KINDS, key=lambda g: (-len(g), g)))
+
+
+def name_generic(name: str) -> str | None:
+    """The generic a name ends with, the longest known (凤凰街道 → 街道, 凤凰街 → 街, 阳岸新村 → 新村);
+    None when it has none (the specific is never empty)."""
+    for g in GENERICS_LONGEST_FIRST:
+        if len(name) > len(g) and name.endswith(g):
+            return g
+    return None
+
+
+def name_kind(name: str) -> str | None:
+    """The kind a name's generic says it is: 织里镇 → township, 织里路 → street, 织里 → None."""
+    g = name_generic(name)
+    return GENERIC_KINDS[g] if g is not None else None
+
+
 _BY_FIRST: dict[str, list[tuple[str, str, int, str]]] = {}
 for _entry in sorted(_GENERICS, key=lambda e: -len(e[0])):
     _BY_FIRST.setdefault(_entry[0][0], []).append(_entry)
 
-_NUMBER_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
-    ("building_unit_room", re.compile(r"(\d+)-(\d+)-(\d+)室?(?![\d-])")),
-    ("building", re.compile(r"第?(\d+)(?:号楼|号幢|幢)|([a-z])幢")),
-    ("unit", re.compile(r"第?(\d+)单元")),
-    ("room", re.compile(r"([a-z]?\d+[a-z]?)室")),
-    ("group", re.compile(r"第?(\d+)(?:村民小组|小组|组)")),
-    ("number", re.compile(r"附?\d+[甲乙丙丁]?(?:号之\d+|号-\d+|-\d+号|之\d+号|号)")),
-    ("floor", re.compile(r"第?(\d+)(?:楼|层)")),
-    ("lane", re.compile(r"(\d+)[弄巷]")),
-    ("bare", re.compile(r"(\d+(?:-\d+)?)$")),
-]
-_NUMBER_START = re.compile("|".join(f"(?:{p.pattern})" for _, p in _NUMBER_PATTERNS))
+def _number_here(text: str, pos: int) -> list[NumberPart]:
+    """The number parts of the one grammar (registry.text.house_number) that start at `pos`; a
+    bare number (12, 12-1 with no 号) counts only at the end of the text (人民路12)."""
+    parts = match_number_part(text, pos)
+    if parts and parts[0].kind == "number" and "号" not in parts[0].text and parts[0].end != len(text):
+        return []
+    return parts
+
+
+def _next_number(text: str, start: int) -> int | None:
+    for i in range(start, len(text)):
+        if (text[i].isdigit() or text[i] in "附第" or text[i].isascii()) and _number_here(text, i):
+            return i
+    return None
 
 
 class _State:
@@ -146,23 +168,19 @@ def _name_component(text: str, pos: int, end: int, state: _State) -> Component |
     return None
 
 
-def _number_components(kind: str, m: re.Match[str], previous: Component | None) -> list[Component]:
-    text = m.group(0)
-    if kind == "building_unit_room":
-        return [Component("building", m[1], int(m[1])), Component("unit", m[2], int(m[2])),
-                Component("room", m[3], m[3])]
-    if kind == "building":
-        return [Component("building", text, int(m[1]) if m[1] else m[2].upper())]
-    if kind in ("unit", "group", "floor"):
-        return [Component(kind, text, int(m[1]))]
-    if kind == "room":
-        return [Component("room", text, m[1].upper())]
-    if kind == "lane":
+def _number_components(parts: list[NumberPart], previous: Component | None) -> list[Component]:
+    p = parts[0]
+    if len(parts) == 3:  # 3-2-301
+        return [Component(q.kind, q.text, q.value) for q in parts]
+    text = p.text
+    if p.kind in ("building", "unit", "group", "floor", "room"):
+        return [Component(p.kind, text, p.value)]
+    if p.kind == "lane":
         if previous is not None and previous.kind == "street":
             # 人民路3弄 is addressed as a street of its own.
             return [Component("street", previous.text + text)]
         return [Component("unknown", text)]
-    if kind == "bare":
+    if "号" not in text:
         # A trailing bare number means what its neighbour suggests.
         before = previous.kind if previous else None
         if before in ("building", "unit", "floor"):
@@ -187,20 +205,17 @@ def tokenize_address(text: str) -> list[Component]:
     state = _State()
     pos = 0
     while pos < len(text):
-        for kind, pattern in _NUMBER_PATTERNS:
-            m = pattern.match(text, pos)
-            if m:
-                previous = out[-1] if out else None
-                new = _number_components(kind, m, previous)
-                if kind == "lane" and new[0].kind == "street":
-                    out.pop()
-                out.extend(new)
-                state.record(new[-1].kind)
-                pos = m.end()
-                break
+        parts = _number_here(text, pos)
+        if parts:
+            new = _number_components(parts, out[-1] if out else None)
+            if parts[0].kind == "lane" and new[0].kind == "street":
+                out.pop()
+            out.extend(new)
+            state.record(new[-1].kind)
+            pos = parts[-1].end
         else:
-            nxt = _NUMBER_START.search(text, pos + 1)
-            end = nxt.start() if nxt else len(text)
+            nxt = _next_number(text, pos + 1)
+            end = nxt if nxt is not None else len(text)
             comp = _name_component(text, pos, end, state)
             if comp is None:
                 comp = Component("unknown", text[pos:end])

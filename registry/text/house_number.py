@@ -166,3 +166,137 @@ def parse_room(text: str) -> str:
     if len(digits) > 6:
         raise InvalidRoom(text, "位数太多", "too many digits")
     return f"{m[1].upper()}{digits}{m[3].upper()}"
+
+
+# ------------------------------------------------------------------ the number grammar
+#
+# One grammar for the number parts of an address, used by the search (registry.search.query),
+# the tokenizer (registry.text.components), the loader and the doorplates (through the parse_*
+# functions above, which read one part each). It reads normalized text (registry.text.normalize:
+# Arabic digits in number positions, 幢 for 栋/座, lower-case latin):
+#
+#   5-2-301 / 5-2-301室      building 5, unit 2, room 301
+#   5号楼 / 5号幢 / 5幢 / 第5幢  building 5;  a幢  building A
+#   2单元 / 第2单元           unit 2
+#   301室 / b301室            room "301" / "B301"
+#   3组 / 3小组 / 3村民小组     villagers' group 3
+#   12号 / 12-1号 / 12号之1 / 12号-1 / 12之1号 / 附5号 / 12甲号   door (main, sub, 附, 甲乙丙丁)
+#   12弄 / 12巷               lane 12 (人民路12弄 is a street of its own)
+#   3楼 / 3层                 floor 3
+#   12                        bare: what its neighbour suggests (`bare_kind`)
+
+@dataclass(slots=True)
+class NumberPart:
+    """One number part found in a text: kind, character span, text and value.
+
+    ``value``: for ``number`` a tuple (main, sub, 附 1/0, 甲乙丙丁 1–4 or 0); for ``building`` an
+    int or a letter; for ``room`` the label (str, upper-case, leading zeros kept); an int otherwise.
+    """
+
+    kind: str  # number | group | building | unit | room | floor | lane
+    start: int
+    end: int
+    text: str
+    value: object
+
+
+NUMBER_PART_KINDS = ("number", "group", "building", "unit", "room", "floor", "lane")
+
+_GRAMMAR: list[tuple[str, re.Pattern[str]]] = [
+    ("bur", re.compile(r"(\d+)-(\d+)-(\d+)室?(?![\d-])")),
+    ("building", re.compile(r"第?(\d+)(?:号楼|号幢|幢)")),
+    ("unit", re.compile(r"第?(\d+)单元")),
+    ("room", re.compile(r"([a-z]?\d+[a-z]?)室")),
+    ("group", re.compile(r"第?(\d+)(?:村民小组|小组|组)")),
+    ("number", re.compile(r"(附)?(\d+)([甲乙丙丁])?(?:号之(\d+)|号-(\d+)|-(\d+)号?|之(\d+)号?|号)")),
+    ("floor", re.compile(r"第?(\d+)(?:楼|层)")),
+    ("lane", re.compile(r"(\d+)[弄巷]")),
+    ("bare", re.compile(r"(\d+)")),
+]
+
+
+def _door_value(m: re.Match[str]) -> tuple[int, int, int, int]:
+    prefix, main, suffix = m.group(1), int(m.group(2)), m.group(3)
+    sub = next((int(g) for g in m.groups()[3:] if g), 0)
+    return main, sub, 1 if prefix else 0, "甲乙丙丁".index(suffix) + 1 if suffix else 0
+
+
+def room_label(text: str) -> str:
+    """A room's label: upper-case, leading zeros kept (as `parse_room`: 0301 and B301 are real
+    labels; the search compares all-digit labels as numbers)."""
+    return text.upper()
+
+
+def bare_kind(previous: str | None, adjacent: bool) -> str:
+    """What a bare number means after `previous` (the kind of the part before it; `adjacent`:
+    with nothing between): a room after a building, unit or floor (5幢301), a building right
+    after a door (12号3 → building 3), else a door number."""
+    if previous in ("building", "unit", "floor"):
+        return "room"
+    if previous == "number" and adjacent:
+        return "building"
+    return "number"
+
+
+def match_number_part(s: str, i: int, previous: NumberPart | None = None) -> list[NumberPart]:
+    """The number parts that start at s[i] (empty if none does): one part, or three for 5-2-301."""
+    if s[i].isascii() and s[i].isalpha():
+        if i + 1 < len(s) and s[i + 1] == "幢" and (i == 0 or not (s[i - 1].isascii() and s[i - 1].isalpha())):
+            return [NumberPart("building", i, i + 2, s[i:i + 2], s[i].upper())]
+        return []
+    if not (s[i].isdigit() or (s[i] in "附第" and i + 1 < len(s) and s[i + 1].isdigit())):
+        return []
+    for kind, pat in _GRAMMAR:
+        m = pat.match(s, i)
+        if not m:
+            continue
+        g1 = m.group(1)
+        if kind == "bur":
+            a, b, r = m.group(1), m.group(2), m.group(3)
+            return [NumberPart("building", m.start(1), m.start(2), a, int(a)),
+                    NumberPart("unit", m.start(2), m.start(3), b, int(b)),
+                    NumberPart("room", m.start(3), m.end(), r, room_label(r))]
+        if kind == "number":
+            return [NumberPart("number", i, m.end(), m.group(0), _door_value(m))]
+        if kind == "room":
+            return [NumberPart("room", i, m.end(), m.group(0), room_label(g1))]
+        if kind == "bare":
+            kind = bare_kind(previous.kind if previous else None, previous is not None and previous.end == i)
+            if kind == "room":
+                return [NumberPart("room", i, m.end(), g1, room_label(g1))]
+            if kind == "number":
+                return [NumberPart("number", i, m.end(), g1, (int(g1), 0, 0, 0))]
+        return [NumberPart(kind, i, m.end(), m.group(0), int(g1))]
+    return []  # pragma: no cover - bare matches any digit
+
+
+def scan_number_parts(s: str) -> list[NumberPart]:
+    """Every number part of a normalized text, left to right."""
+    parts: list[NumberPart] = []
+    i, n = 0, len(s)
+    while i < n:
+        found = match_number_part(s, i, parts[-1] if parts else None)
+        if found:
+            parts += found
+            i = found[-1].end
+        else:
+            i += 1
+    return parts
+
+
+def parse_sub_address(text: str) -> dict[str, object]:
+    """The number parts of a text by kind (the first of each): ``5幢2单元301室`` →
+    {"building": 5, "unit": 2, "room": "301"}; ``人民路12号`` → {"number": HouseNumber(12)}.
+    Chinese numerals, full-width digits and 栋/座 are read as the search reads them."""
+    from .normalize import normalize
+
+    out: dict[str, object] = {}
+    for p in scan_number_parts(normalize(text)):
+        if p.kind in out:
+            continue
+        if p.kind == "number":
+            main, sub, pre, suf = p.value  # type: ignore[misc]
+            out["number"] = HouseNumber(main, sub or None, "附" if pre else None, "甲乙丙丁"[suf - 1] if suf else None)
+        else:
+            out[p.kind] = p.value
+    return out

@@ -82,7 +82,7 @@ def test_should_find_homophone_of_township(gaz, town, q):
 
 
 @pytest.mark.parametrize("q,how", [
-    ("吴兴区人敏路123号", "homophone"), ("吴兴区仁民路123号", "homophone"), ("吴兴区入民路123号", "edit"),
+    ("吴兴区人敏路123号", "homophone"), ("吴兴区仁民路123号", "homophone"), ("吴兴区入民路123号", "look-alike"),  # 入/人: 形近字
     ("吴兴区人路123号", "edit"), ("吴兴区人民民路123号", "edit"), ("吴兴区民人路123号", "edit"),
 ])
 def test_should_find_a_street_with_a_typo(gaz, town, q, how):

@@ -124,3 +124,61 @@ def test_should_parse_group_forms(text, value):
 def test_should_raise_a_typed_error_on_garbage_parts(parser, error, garbage):
     with pytest.raises(error):
         parser(garbage)
+
+
+# --- the one number grammar (issue 10): search, tokenizer and loader read numbers alike ----------
+from registry.search.query import prepare  # noqa: E402
+from registry.text import tokenize_address  # noqa: E402
+from registry.text.house_number import parse_sub_address, scan_number_parts  # noqa: E402
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("5幢2单元301室", {"building": 5, "unit": 2, "room": "301"}),
+    ("5号幢2单元301室", {"building": 5, "unit": 2, "room": "301"}),
+    ("5号楼2单元301", {"building": 5, "unit": 2, "room": "301"}),
+    ("5栋2单元301室", {"building": 5, "unit": 2, "room": "301"}),
+    ("5座2单元301室", {"building": 5, "unit": 2, "room": "301"}),
+    ("5-2-301", {"building": 5, "unit": 2, "room": "301"}),
+    ("五幢二单元三零一室", {"building": 5, "unit": 2, "room": "301"}),
+    ("第五幢第二单元", {"building": 5, "unit": 2}),
+    ("A幢101室", {"building": "A", "room": "101"}),
+    ("3组12号", {"group": 3, "number": HouseNumber(12)}),
+    ("三村民小组十二号", {"group": 3, "number": HouseNumber(12)}),
+    ("人民路12弄5号", {"lane": 12, "number": HouseNumber(5)}),
+    ("人民路一百二十三号", {"number": HouseNumber(123)}),
+    ("人民路12号之1", {"number": HouseNumber(12, 1)}),
+    ("人民路十二号之一", {"number": HouseNumber(12, 1)}),
+    ("附5号", {"number": HouseNumber(5, prefix="附")}),
+    ("12甲号", {"number": HouseNumber(12, suffix="甲")}),
+    ("凤凰小区3楼301", {"floor": 3, "room": "301"}),
+    ("5幢0301室", {"building": 5, "room": "0301"}),
+])
+def test_should_read_every_number_part_by_one_grammar(text, expected):
+    assert parse_sub_address(text) == expected
+
+
+@pytest.mark.parametrize("text", ["人民路12号5幢2单元301室", "凤凰小区5号幢2单元301室", "凤凰小区5-2-301",
+                                  "人民路12弄5号", "荻港村3组12号", "凤凰小区A幢101室", "人民路12号之1"])
+def test_should_give_the_search_and_the_tokenizer_the_same_parts(text):
+    """search/query.py and text/components.py both cut numbers with house_number's grammar."""
+    searched = {p.kind: p.value for p in prepare(text).numbers}
+    tokens = {c.kind: c.value for c in tokenize_address(text)
+              if c.kind in ("number", "building", "unit", "room", "group")}
+    if "number" in tokens:
+        hn = tokens["number"]
+        tokens["number"] = (hn.main, hn.sub or 0, 1 if hn.prefix else 0, "甲乙丙丁".index(hn.suffix) + 1 if hn.suffix else 0)
+    assert {k: v for k, v in searched.items() if k in tokens} == tokens
+    assert set(tokens) <= set(searched)
+
+
+def test_should_read_a_lane_as_a_lane_not_a_door():
+    parts = scan_number_parts("人民路12弄5号")
+    assert [(p.kind, p.value) for p in parts] == [("lane", 12), ("number", (5, 0, 0, 0))]
+    comps = tokenize_address("人民路12弄5号")
+    assert [(c.kind, c.text) for c in comps] == [("street", "人民路12弄"), ("number", "5号")]
+
+
+def test_should_read_hao_zhuang_as_a_building_everywhere():
+    assert [(p.kind, p.value) for p in scan_number_parts("凤凰小区5号幢")] == [("building", 5)]
+    assert [(c.kind, c.value) for c in tokenize_address("凤凰小区5号幢")][-1] == ("building", 5)
+    assert parse_building("5号幢") == 5
