@@ -90,3 +90,10 @@ def test_should_show_a_marker_s_history_after_its_condition_changes(city_client,
     city_conn.execute(text("UPDATE boundary_markers SET condition = 'missing' WHERE number = :n"), {"n": number})
     versions = city_client.get(f"/v1/markers/{number}/history").json()["versions"]
     assert len(versions) == 2 and versions[-1]["condition"] == "missing"
+
+
+def test_should_answer_an_empty_collection_before_any_line_is_derived(client):
+    r = client.get("/v1/boundary-lines", params={"level": "county", "division": "330502", "geometry": "false"})
+    assert r.status_code == 200 and r.json()["features"] == [] and r.json()["numberMatched"] == 0
+    r = client.get("/v1/markers", params={"limit": 10})
+    assert r.status_code == 200 and r.json()["features"] == []
