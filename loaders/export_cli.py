@@ -1,0 +1,192 @@
+"""`registry export COLLECTION --format gpkg|shp|geojson|csv|fgb -o FILE`: a collection as a file.
+
+The rows come from `registry.exports` (the public views the OGC API serves, in batches through a
+server-side cursor) and go to GDAL through `pyogrio.write_arrow` as a stream of Arrow record
+batches, so an export of the whole city holds one batch in memory. CSV is written here (GDAL's CSV
+driver has no GBK): UTF-8 with a BOM by default, so that Excel opens it right, points as x/y
+columns (lon/lat in a geographic CRS) and other geometries as WKT. `--encoding gbk` writes the
+Shapefile's .dbf (and says so in its .cpg) or the CSV in GBK for older desktop GIS; characters
+GBK lacks are refused by name, never replaced silently.
+"""
+from __future__ import annotations
+
+import csv
+import logging
+import shutil
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from sqlalchemy import Connection
+
+from registry.errors import Conflict, InvalidQuery, NotFound
+from registry.exports import FORMATS, ExportPlan, parse_format, plan_export
+
+log = logging.getLogger(__name__)
+
+DRIVERS = {"gpkg": "GPKG", "shp": "ESRI Shapefile", "geojson": "GeoJSON", "fgb": "FlatGeobuf"}
+SUFFIXES = {"gpkg": ".gpkg", "shp": ".shp", "geojson": ".geojson", "csv": ".csv", "fgb": ".fgb"}
+ENCODINGS = {"utf-8": "UTF-8", "utf8": "UTF-8", "gbk": "CP936", "cp936": "CP936", "gb18030": "GB18030"}
+_GDAL_TYPES = {"Point": "Point", "MultiPolygon": "MultiPolygon", "MultiLineString": "MultiLineString",
+               "POINT": "Point", "LINESTRING": "LineString", "POLYGON": "Polygon", "MULTIPOINT": "MultiPoint",
+               "MULTILINESTRING": "MultiLineString", "MULTIPOLYGON": "MultiPolygon"}
+
+
+def _arrow_schema(plan: ExportPlan):
+    import pyarrow as pa
+
+    types = {"integer": pa.int64(), "number": pa.float64()}
+    fields = [pa.field("id", pa.int64()), pa.field("geometry", pa.binary())]
+    fields += [pa.field(p.name, types.get(p.type, pa.string())) for p in plan.props]
+    return pa.schema(fields)
+
+
+def _stringify(values: list, kind: str) -> list:
+    if kind in ("date", "date-time"):
+        return [v.isoformat() if v is not None else None for v in values]
+    return values
+
+
+def _reader(conn: Connection, plan: ExportPlan, counter: list[int]):
+    import pyarrow as pa
+
+    schema = _arrow_schema(plan)
+    kinds = {p.name: p.type for p in plan.props}
+
+    def batches():
+        for batch in plan.batches(conn):
+            counter[0] += len(batch["id"])
+            arrays = [pa.array(_stringify(batch[f.name], kinds.get(f.name, "")), type=f.type) for f in schema]
+            yield pa.RecordBatch.from_arrays(arrays, schema=schema)
+            log.info("exported %d rows of %s", counter[0], plan.collection.id)
+
+    return pa.RecordBatchReader.from_batches(schema, batches())
+
+
+def _geometry_type(conn: Connection, plan: ExportPlan, fmt: str) -> str:
+    declared = plan.collection.geometry_type
+    if declared in _GDAL_TYPES:
+        return _GDAL_TYPES[declared]
+    found = plan.geometry_types(conn)
+    if fmt == "shp" and len(found) > 1:
+        raise InvalidQuery(f"Shapefile 只能存一种几何类型，{plan.collection.id} 中有 {'、'.join(found)}；请用 gpkg / a "
+                           f"Shapefile holds one geometry type, {plan.collection.id} has {', '.join(found)}: use gpkg",
+                           parameter="format")
+    return _GDAL_TYPES.get(found[0], "Unknown") if len(found) == 1 else "Unknown"
+
+
+def _encoding(value: str | None, fmt: str) -> str | None:
+    if value is None:
+        return None
+    enc = ENCODINGS.get(value.strip().lower())
+    if enc is None or fmt not in ("shp", "csv"):
+        raise InvalidQuery(f"encoding 只用于 shp 和 csv，可为 utf-8、gbk、gb18030 / encoding applies to shp and csv and "
+                           f"must be utf-8, gbk or gb18030, got {value!r}", parameter="encoding")
+    return enc
+
+
+def write_export(conn: Connection, plan: ExportPlan, fmt: str, path: Path, *, encoding: str | None = None,
+                 bom: bool = True) -> int:
+    """Write the plan's rows to `path` in `fmt`; returns the number of rows written."""
+    import pyogrio
+    from pyproj import CRS
+
+    fmt = parse_format(fmt)
+    enc = _encoding(encoding, fmt)
+    path = Path(path)
+    if fmt == "csv":
+        return _write_csv(conn, plan, path, enc, bom)
+    counter = [0]
+    # a Shapefile: GDAL recodes the UTF-8 values into this encoding and names it in the .cpg
+    shp_encoding = (enc or "UTF-8") if fmt == "shp" else None
+    if path.exists():
+        path.unlink()  # GDAL will not overwrite some formats in place
+    pyogrio.write_arrow(_reader(conn, plan, counter), str(path), layer=plan.collection.id.replace("-", "_"),
+                        driver=DRIVERS[fmt], geometry_name="geometry", geometry_type=_geometry_type(conn, plan, fmt),
+                        crs=CRS.from_epsg(plan.srid).to_wkt(), encoding=shp_encoding)
+    return counter[0]
+
+
+def _write_csv(conn: Connection, plan: ExportPlan, path: Path, enc: str | None, bom: bool) -> int:
+    from shapely import from_wkb
+
+    codec = {"CP936": "gbk", "GB18030": "gb18030"}.get(enc or "", "utf-8-sig" if bom else "utf-8")
+    points = plan.collection.geometry_type == "Point"
+    x, y = ("lon", "lat") if plan.geographic else ("x", "y")
+    names = [p.name for p in plan.props]
+    header = ["id", *names, *((x, y) if points else ("wkt",))]
+    n = 0
+    with open(path, "w", encoding=codec, errors="strict", newline="") as fh:
+        out = csv.writer(fh)
+        out.writerow(header)
+        for batch in plan.batches(conn):
+            geoms = from_wkb(batch["geometry"])
+            cols = [_stringify(batch[name], p.type) for name, p in zip(names, plan.props)]
+            for i, fid in enumerate(batch["id"]):
+                g = geoms[i]
+                tail = ((round(g.x, 7), round(g.y, 7)) if g is not None else ("", "")) if points else \
+                    ((g.wkt if g is not None else ""),)
+                try:
+                    out.writerow([fid, *(c[i] for c in cols), *tail])
+                except UnicodeEncodeError as exc:
+                    raise InvalidQuery(f"第 {fid} 号要素含有 {codec} 无法表示的字符 {exc.object[exc.start:exc.end]!r}；"
+                                       f"请用 utf-8 / feature {fid} has a character {codec} cannot hold: use utf-8",
+                                       parameter="encoding") from None
+            n += len(batch["id"])
+    return n
+
+
+def zip_shapefile(shp: Path, target: Path) -> None:
+    """The Shapefile's parts (.shp .shx .dbf .prj .cpg) in one zip, for a download."""
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as z:
+        for part in sorted(shp.parent.glob(shp.stem + ".*")):
+            z.write(part, part.name)
+
+
+def export_to_temp(conn: Connection, plan: ExportPlan, fmt: str, *, encoding: str | None = None,
+                   bom: bool = True) -> tuple[Path, Path, int]:
+    """(file to send, temporary folder to remove afterwards, rows) — a Shapefile comes zipped."""
+    folder = Path(tempfile.mkdtemp(prefix="registry-export-"))
+    try:
+        name = plan.collection.id.replace("-", "_")
+        path = folder / f"{name}{SUFFIXES[fmt]}"
+        n = write_export(conn, plan, fmt, path, encoding=encoding, bom=bom)
+        if fmt == "shp":
+            zipped = folder / f"{name}.zip"
+            zip_shapefile(path, zipped)
+            path = zipped
+        return path, folder, n
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
+def export(
+    collection: Annotated[str, typer.Argument(help="addresses, divisions-county|township|village, boundary-lines, "
+                                                   "boundary-markers, streets, place-names, heritage-items, "
+                                                   "facilities, doorplates")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="the file to write")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="|".join(FORMATS))] = "gpkg",
+    division: Annotated[Optional[str], typer.Option(help="only this division and below (a code)")] = None,
+    authority: Annotated[Optional[str], typer.Option(help="nbs2023|mca2025, for an ambiguous township code")] = None,
+    as_of: Annotated[Optional[str], typer.Option("--as-of", help="YYYY-MM-DD: as in force that day")] = None,
+    crs: Annotated[Optional[str], typer.Option(help="EPSG:…, default EPSG:4490 (CGCS2000)")] = None,
+    encoding: Annotated[Optional[str], typer.Option(help="shp/csv attributes: utf-8 (default), gbk, gb18030")] = None,
+    bom: Annotated[bool, typer.Option("--bom/--no-bom", help="CSV in UTF-8 starts with a BOM (for Excel)")] = True,
+) -> None:
+    """Export a collection (the public view the OGC API serves) to a GIS file."""
+    from loaders.cli import engine
+
+    eng = engine()
+    try:
+        with eng.connect() as conn:
+            plan = plan_export(conn, collection, division=division, authority=authority, as_of=as_of, crs=crs)
+            n = write_export(conn, plan, fmt, output, encoding=encoding, bom=bom)
+    except (InvalidQuery, NotFound, Conflict) as exc:  # the user's mistake: one line, exit 2
+        typer.secho(f"错误 / error: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=2) from None
+    finally:
+        eng.dispose()
+    typer.echo(f"{n} 条 / rows of {collection} → {output} ({fmt}, EPSG:{plan.srid})")

@@ -1,0 +1,122 @@
+"""Exports of a feature collection (the same public views as the OGC API): the rows, in batches.
+
+`plan_export` checks the request (collection, division, as-of date, target CRS) and returns an
+`ExportPlan` whose `batches()` reads the rows through a server-side cursor, so an export of the
+whole city never holds more than one batch in memory. Geometries come as WKB, transformed by
+PostGIS into the target CRS (EPSG:4490, the storage CRS, by default); attributes come as Python
+values named as the collection publishes them. Writing files (GeoPackage, Shapefile …) is the
+loaders' business (`loaders/export_cli.py`): the domain knows no file format.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+from registry.divisions import match_code
+from registry.errors import InvalidQuery
+from registry.features.collections import STORAGE_SRID, Collection, Prop
+from registry.features.query import ItemsQuery, Period, collection, parse_datetime
+
+FORMATS = ("gpkg", "shp", "geojson", "csv", "fgb")
+BATCH_ROWS = 20000
+_EPSG = re.compile(r"^(?:EPSG:)?(\d{4,6})$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class ExportPlan:
+    collection: Collection
+    query: ItemsQuery
+    srid: int
+    division: dict[str, Any] | None
+    as_of: date | None
+
+    @property
+    def props(self) -> tuple[Prop, ...]:
+        return self.collection.props
+
+    @property
+    def geographic(self) -> bool:
+        return self.srid in (4490, 4326)
+
+    def _sql(self, select: str) -> tuple[str, dict[str, Any]]:
+        where, params = self.query.where()
+        return f"SELECT {select} FROM {self.query.from_sql()} WHERE {where}", params
+
+    def count(self, conn: Connection) -> int:
+        sql, params = self._sql("count(*)")
+        return conn.execute(text(sql), params).scalar_one()
+
+    def geometry_types(self, conn: Connection) -> list[str]:
+        """The distinct geometry types among the rows (a Shapefile holds one)."""
+        sql, params = self._sql("DISTINCT GeometryType(f.geom)")
+        return sorted(t for t in conn.execute(text(sql), params).scalars() if t)
+
+    def batches(self, conn: Connection, batch_rows: int = BATCH_ROWS) -> Iterator[dict[str, list]]:
+        """Column batches: {"id": [...], "geometry": [WKB ...], <prop>: [...]}, ordered by id."""
+        geom = "f.geom" if self.srid == STORAGE_SRID else f"ST_Transform(f.geom, {int(self.srid)})"
+        cols = ", ".join(f'f."{p.name}"' for p in self.props)
+        sql, params = self._sql(f"f.id, ST_AsBinary({geom}) AS geometry, {cols}")
+        names = ["id", "geometry", *(p.name for p in self.props)]
+        result = conn.execution_options(stream_results=True, yield_per=batch_rows).execute(
+            text(sql + " ORDER BY f.id"), params)
+        for rows in result.partitions(batch_rows):
+            columns = list(zip(*rows))
+            batch = {}
+            for name, values in zip(names, columns):
+                if name == "geometry":
+                    values = [bytes(v) if v is not None else None for v in values]
+                batch[name] = list(values)
+            yield batch
+
+
+def parse_srid(conn: Connection, value: str | None) -> int:
+    if value is None:
+        return STORAGE_SRID
+    m = _EPSG.match(value.strip())
+    srid = int(m.group(1)) if m else None
+    if srid is None or conn.execute(text("SELECT 1 FROM spatial_ref_sys WHERE srid = :s"), {"s": srid}).first() is None:
+        raise InvalidQuery(f"crs 应为 PostGIS 认识的 EPSG:代码，例如 EPSG:4490 / crs must be an EPSG code PostGIS knows, "
+                           f"e.g. EPSG:4490, got {value!r}", parameter="crs")
+    return srid
+
+
+def parse_format(value: str) -> str:
+    fmt = (value or "").strip().lower()
+    if fmt not in FORMATS:
+        raise InvalidQuery(f"format 应为 {'、'.join(FORMATS)} 之一 / format must be one of {', '.join(FORMATS)}, "
+                           f"got {value!r}", parameter="format")
+    return fmt
+
+
+def plan_export(conn: Connection, collection_id: str, *, division: str | None = None, authority: str | None = None,
+                as_of: str | date | None = None, crs: str | None = None) -> ExportPlan:
+    c = collection(collection_id)
+    period: Period | None = None
+    day: date | None = None
+    if as_of is not None:
+        day = as_of if isinstance(as_of, date) else _day(as_of)
+        period = parse_datetime(day.isoformat())  # the end of that day, China time (as `as_of` elsewhere)
+    div_ref = None
+    division_id = None
+    if division is not None:
+        if c.division is None:
+            raise InvalidQuery(f"集合 {c.id} 不能按区划导出 / {c.id} cannot be exported by division",
+                               parameter="division")
+        m = match_code(conn, division, authority=authority, parameter="division")
+        division_id = m.division_id
+        div_ref = {"code": division, "authority": m.authority, "id": m.division_id}
+    q = ItemsQuery(collection=c, period=period, division_id=division_id)
+    return ExportPlan(c, q, parse_srid(conn, crs), div_ref, day)
+
+
+def _day(value: str) -> date:
+    try:
+        return date.fromisoformat(value.strip())
+    except ValueError:
+        raise InvalidQuery(f"as-of 应为日期 YYYY-MM-DD / as-of must be a date YYYY-MM-DD, got {value!r}",
+                           parameter="as_of") from None
