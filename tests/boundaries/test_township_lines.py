@@ -7,7 +7,7 @@ from registry.boundaries import derive_boundary_lines
 
 
 def test_should_derive_both_levels_and_the_markers_when_the_city_is_loaded(city):
-    derived = city.loaded[-1].derived
+    derived = next(r.derived for r in city.loaded if r.derived is not None)
     assert derived["county"]["added"] == 12
     assert derived["township"]["added"] > 150
     assert derived["markers"]["markers"] > 500
@@ -87,7 +87,7 @@ def test_should_load_the_same_city_again_without_writing_lines_or_markers(city):
     with city.engine.connect() as c:
         before = c.execute(text("SELECT count(*) FROM change_sets")).scalar()
     results = load_city(city.engine, city.directory, actor="tests")
-    derived = results[-1].derived
+    derived = next(r.derived for r in results if r.derived is not None)
     assert derived["county"]["changed"] == 0 and derived["township"]["changed"] == 0
     assert derived["markers"]["markers"] == 0 and derived["markers"]["change_set_id"] is None
     with city.engine.connect() as c:
