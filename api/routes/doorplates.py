@@ -41,8 +41,8 @@ from registry.doorplates import (
     submit_report,
 )
 from registry.doorplates.reports import MAX_TEXT, REPORT_KIND_NAMES
-from registry.doorplates.tokens import InvalidSignature, InvalidToken
 from registry.divisions import AUTHORITY_HELP, match_code
+from registry.doorplates.tokens import InvalidSignature, InvalidToken
 from registry.errors import InvalidQuery, NotFound, RegistryError
 from registry.keys import ANONYMOUS, ApiKey
 
@@ -271,8 +271,8 @@ def reports(
     status: Annotated[str | None, Query(description="open (default), closed, or all")] = "open",
     limit: Annotated[int, Query(description="page size, 1–1000")] = 100,
     offset: Annotated[int, Query(description="rows to skip")] = 0,
-) -> Response:
     authority: Annotated[str | None, Query(description=AUTHORITY_HELP)] = None,
+) -> Response:
     page = Page.of(limit, offset)
     resolved = match_code(conn, division, authority=authority, parameter="division")
     records, total = list_reports(conn, division, page, status=None if status == "all" else status,
@@ -286,8 +286,8 @@ class IssueIn(BaseModel):
     street_id: int | None = Field(default=None, description="every address on a street (place name id)")
     division: str | None = Field(default=None, description="every address in a division and below (code)")
     kind: str | None = Field(default=None, description="door, building, unit or flat (default: every kind)")
-
     authority: str | None = Field(default=None, description="with `division`: " + AUTHORITY_HELP)
+
 
 @router.post("/v1/doorplates/issue", summary="Issue plates for an address, a street or a division "
              "(idempotent; scope: editor)", status_code=200)
