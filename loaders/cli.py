@@ -481,13 +481,15 @@ def serve(
     import uvicorn
 
     from registry.db.engine import require_database, resolve_database_url
-    from registry.doorplates.printing import check_printable_base_url
+    from registry.settings import local_url_reason
 
     settings = get_settings()
     require_database(settings, resolve_database_url(settings))  # start the managed cluster before the workers fork
-    if warning := check_printable_base_url(settings.public_base_url, force=True):
-        typer.secho(f"警告 / warning: {warning}; /v1/doorplates/{{id}}/qr.* answer 409", fg=typer.colors.YELLOW,
-                    err=True)
+    if reason := local_url_reason(settings.public_base_url):
+        zh, _, en = reason.partition(" / ")
+        typer.secho(f"警告 / warning: REGISTRY_PUBLIC_BASE_URL={settings.public_base_url} 不是公网地址（{zh}），"
+                    f"二维码图片将被拒绝（409） / is not public ({en}): QR images for printing are refused (409)",
+                    fg=typer.colors.YELLOW, err=True)
     uvicorn.run("api.main:app", host=host, port=port, workers=workers, log_level="info")
 
 
