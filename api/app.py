@@ -70,7 +70,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     from api.ogc import router as ogc_router  # OGC API – Features under /ogc
 
     app.include_router(ogc_router)
-    from api.routes import exports as export_routes  # collections as GIS files
+    from api.routes import exports as export_routes, feed as feed_routes  # files, change feed
 
     app.include_router(export_routes.router)
+    app.include_router(feed_routes.router)
     return app

@@ -54,6 +54,9 @@ app.add_typer(adjust_app, name="adjust")
 from loaders.export_cli import export as export_command  # noqa: E402  (registry export …)
 
 app.command("export")(export_command)
+from loaders.feed_cli import feed as feed_command  # noqa: E402  (registry changes feed …)
+
+changes_app.command("feed")(feed_command)
 
 
 def _setup_logging(verbose: bool = False) -> None:
