@@ -125,8 +125,9 @@ def _upper_bound(pq: PreparedQuery, m: Match, dset, doors_possible: bool, door_a
 
 
 def _straddles_division(m: Match, spans: list[tuple[int, int, int]]) -> bool:
-    """An edit over characters that name a division exactly (道金泉 of 凤凰街道金泉社区, 爱山街道 read
-    as 龙山街道): the characters are that division's, not a typo of another name."""
+    """A fuzzy reading (an edit, a homophone) over characters that name a division exactly (道金泉 of
+    凤凰街道金泉社区, 爱山街道 read as 龙山街道, 镇星路 of 千金镇星路 as 振兴路): the characters are that
+    division's, not a typo of another name."""
     for a, b, eid in spans:
         if m.start < b and a < m.end and not (m.kind == "division" and m.eid == eid):
             return True
@@ -137,7 +138,7 @@ def interpret(gaz: Gazetteer, pq: PreparedQuery, matches: list[Match], filters: 
     div_spans = [(m.start, m.end, m.eid) for m in matches if m.kind == "division" and m.mode == "exact"
                  and m.atoms >= 3 and m.how in ("name", "full", "variant", "former")]
     if div_spans:
-        matches = [m for m in matches if m.mode not in EDIT_MODES or not _straddles_division(m, div_spans)]
+        matches = [m for m in matches if m.mode == "exact" or not _straddles_division(m, div_spans)]
     # Per entity, its best match without edits and its best with: 翠苑园花 is 翠苑花园 swapped even
     # though its specific part 翠苑 matches exactly; the finalize step decides which explains more.
     groups: dict[tuple[str, int], list[Match | None]] = {}

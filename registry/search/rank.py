@@ -26,7 +26,8 @@ Precision rules (issue 10), each noted in the result's `explain.rules` and its c
   is capped at CONTRADICTED_DOOR_CAP, below LOW_CONFIDENCE;
 - a result found through a name read with DOUBTFUL_NAME_EDITS edits or more (坪茶路 → 茶园路; the
   unexplained characters glued to the span count as edits: 郑师北路 → 塘北路) is a guess, not an
-  answer to act on: capped at DOUBTFUL_NAME_CAP, and a door is scored as one with an unexplained name.
+  answer to act on: × UNEXPLAINED_DOOR_FACTOR and capped at DOUBTFUL_NAME_CAP, below the division
+  that did match.
 
 A result with score < LOW_CONFIDENCE is marked `low_confidence`: it is the best the registry
 has, but not a match to act on without a look. Two results of one kind within
@@ -225,13 +226,18 @@ def finalize(gaz: Gazetteer, pq: PreparedQuery, hit: Hit, others: list[Match]) -
                           "note": "写明的名称未找到，返回上一级 / a name written is not found: partial"})
     score = coverage * (CONTRADICTION_FACTOR ** len(contradictions)) * (PARTIAL_FACTOR if hit.partial else 1.0)
     score *= factor
-    edits = c.edits + _glued(pq.text, c, covered) if c is not None and c.mode in EDIT_MODES else 0
-    if edits >= DOUBTFUL_NAME_EDITS:
-        before = score
-        score = min(score * (UNEXPLAINED_DOOR_FACTOR if is_address else 1.0), DOUBTFUL_NAME_CAP)
-        rules.append({"rule": "doubtful_name", "cap": DOUBTFUL_NAME_CAP, "before": round(before, 4), "edits": edits,
-                      "note": f"“{c.text}”与“{c.name}”相差 {edits:g} 处，只是猜测 / “{c.text}” is {edits:g} edits "
-                              f"from “{c.name}”: a guess"})
+    # the container, or a street / compound chosen beside it (a village's door on 东湖路 read from 利东路)
+    for m in chosen:
+        if m.mode not in EDIT_MODES or (m is not c and m.kind != "place"):
+            continue
+        edits = m.edits + _glued(pq.text, m, covered)
+        if edits >= DOUBTFUL_NAME_EDITS:
+            before = score
+            score = min(score * UNEXPLAINED_DOOR_FACTOR, DOUBTFUL_NAME_CAP)  # below what did match
+            rules.append({"rule": "doubtful_name", "cap": DOUBTFUL_NAME_CAP, "before": round(before, 4),
+                          "edits": edits, "note": f"“{m.text}”与“{m.name}”相差 {edits:g} 处，只是猜测 / “{m.text}” is "
+                                                  f"{edits:g} edits from “{m.name}”: a guess"})
+            break
     if is_address and contradictions and score > CONTRADICTED_DOOR_CAP:
         rules.append({"rule": "contradicted_door", "cap": CONTRADICTED_DOOR_CAP, "before": round(score, 4),
                       "note": "门牌在所写区划之外 / the door lies outside a division written"})
