@@ -140,19 +140,9 @@ def place_name_pinyin(name: str, *, natural_village: bool = False) -> str:
     names with no known generic are written as one word (rule 1.4:
     ``钱家浜`` with ``natural_village=True`` → ``Qianjiabang``).
     """
-    name = "".join(unicodedata.normalize("NFKC", name).split())
-    if not name:
-        return ""
-    specific, generic = split_generic(name)
-    if natural_village or not generic:
-        return _word(name)
-    if len(specific) >= 3:
-        last = specific[-1]
-        if (last in _DIRECTIONS and generic in _ROAD_GENERICS) or (
-                last in _ORDINALS and specific[-2] not in _ORDINALS
-                and generic in _NUMBERED_GENERICS):
-            specific, generic = specific[:-1], last + generic
-    return f"{_word(specific)} {_word(generic)}"
+    # The rules live in registry.text.romanization (imported here: it imports this module).
+    from .romanization import romanize
+    return romanize(name, one_word=natural_village)
 
 
 # ------------------------------------------------------------- homophones
