@@ -187,6 +187,7 @@ def move_addresses(conn: Connection, moves: dict[int, int], *, change_set_id: in
                    f"{copy_text(composed[r.id])}\n")
 
     _stage(conn, "rp_new", "address_id, division_id, code, local_seq, full_text", lines())
+    conn.exec_driver_sql("ANALYZE rp_new")
     _keep_old_codes(conn, "rp_new")
     moved = _write(conn, "rp_new", change_set_id, with_division=True)
     log.info("moved %d addresses to %d villages (change set %d)", moved, len(base), change_set_id)
@@ -215,6 +216,9 @@ def rederive_addresses(conn: Connection, division_ids: Iterable[int], *, change_
     current = dict(conn.exec_driver_sql(
         "SELECT a.id, a.full_text || '\t' || a.code FROM addresses a JOIN rp_scope s ON s.address_id = a.id").all())
 
+    divisions_of = dict(conn.exec_driver_sql(
+        "SELECT a.id, a.division_id FROM addresses a JOIN rp_scope s ON s.address_id = a.id").all())
+
     def lines():
         from registry.addresses import address_code
 
@@ -222,17 +226,18 @@ def rederive_addresses(conn: Connection, division_ids: Iterable[int], *, change_
             code = address_code(r.village_code, seqs[address_id])
             if current[address_id] == f"{full_text}\t{code}":
                 continue
-            yield f"{address_id}\t\\N\t{copy_text(code)}\t{seqs[address_id]}\t{copy_text(full_text)}\n"
+            yield (f"{address_id}\t{divisions_of[address_id]}\t{copy_text(code)}\t{seqs[address_id]}\t"
+                   f"{copy_text(full_text)}\n")
 
     _stage(conn, "rp_new", "address_id, division_id, code, local_seq, full_text", lines())
+    conn.exec_driver_sql("ANALYZE rp_new")
     # A derived code that another address holds (a code is never reused): the next sequence.
-    conn.exec_driver_sql("""
-        UPDATE rp_new n SET division_id = a.division_id FROM addresses a WHERE a.id = n.address_id""")
+    # (Anti-joins, not NOT IN: planned as hash joins whatever the number of rows.)
     taken = conn.exec_driver_sql("""
-        SELECT n.address_id FROM rp_new n
-        WHERE EXISTS (SELECT 1 FROM address_codes c WHERE c.code = n.code AND c.address_id <> n.address_id)
-           OR EXISTS (SELECT 1 FROM addresses a WHERE a.code = n.code AND a.id <> n.address_id
-                      AND a.id NOT IN (SELECT address_id FROM rp_new))""").scalars().all()
+        SELECT n.address_id FROM rp_new n JOIN address_codes c ON c.code = n.code AND c.address_id <> n.address_id
+        UNION
+        SELECT n.address_id FROM rp_new n JOIN addresses a ON a.code = n.code AND a.id <> n.address_id
+        LEFT JOIN rp_new o ON o.address_id = a.id WHERE o.address_id IS NULL""").scalars().all()
     if taken:
         _temp(conn, "rp_base", "division_id bigint PRIMARY KEY, code text, base bigint")
         conn.execute(text(f"""
