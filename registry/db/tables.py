@@ -313,7 +313,7 @@ heritage_items = Table(
     Column("status", Text, nullable=False, server_default="listed"),
     _geom("POINT"),
     *_versioning(),
-    CheckConstraint("level IN ('county','city','province','national')", name="level"),
+    CheckConstraint("level IN ('county','city','province','national','candidate')", name="level"),  # 0009
     Index("ix_heritage_items_division", "division_id"),
 )
 
@@ -528,3 +528,32 @@ division_successors = Table(
     Column("successor_id", BigInteger, ForeignKey("divisions.id"), primary_key=True),
     Column("adjustment_id", BigInteger, ForeignKey("division_adjustments.id"), nullable=False),
 )
+
+# --- place names by the national rules, the heritage catalogue (migration 0009) ----------------
+# Appended to the tables and their history. romanized: registry.text.romanization; a
+# romanization_override wins over the rules and, being a column, is versioned with the row.
+from sqlalchemy import Boolean  # noqa: E402  (kept with the tables that use it)
+
+for _col in (
+    Column("specific_part", Text),  # 专名
+    Column("generic_part", Text),  # 通名
+    Column("romanized", Text),  # by the 1984 rules: Renmin Lu
+    Column("romanization_override", Text),
+    Column("approved_by", Text),  # the approving body
+    Column("approved_on", Date),
+    Column("approval_ref", Text),  # 批复文号
+):
+    place_names.append_column(_col)
+for _col in (
+    Column("catalogue", Text),  # the list: 浙江省千年古镇（古村落）地名文化遗产 …
+    Column("batch", Text),  # 第二批
+    Column("listed_on", Date),
+    Column("listing_document", Text),
+    Column("description", Text),
+    Column("protection", Text),  # protection measures
+    Column("photos", ARRAY(Text)),  # photo file references
+    Column("source_url", Text),
+    Column("certainty", Text),  # how sure the fact is, in the source's words
+    Column("synthetic", Boolean, nullable=False, server_default=text("false")),  # generated, not a fact
+):
+    heritage_items.append_column(_col)
