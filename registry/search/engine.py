@@ -138,7 +138,14 @@ def interpret(gaz: Gazetteer, pq: PreparedQuery, matches: list[Match], filters: 
     div_spans = [(m.start, m.end, m.eid) for m in matches if m.kind == "division" and m.mode == "exact"
                  and m.atoms >= 3 and m.how in ("name", "full", "variant", "former")]
     if div_spans:
-        matches = [m for m in matches if m.mode == "exact" or not _straddles_division(m, div_spans)]
+        kept = []
+        for m in matches:
+            if m.mode == "exact" or not _straddles_division(m, div_spans):
+                kept.append(m)
+            elif len(pq.refused) < 40:
+                pq.refused.append({"rule": "over_division", "text": m.text, "name": m.name,
+                                   "note": "这些字是区划名称 / these characters name a division exactly"})
+        matches = kept
     # Per entity, its best match without edits and its best with: 翠苑园花 is 翠苑花园 swapped even
     # though its specific part 翠苑 matches exactly; the finalize step decides which explains more.
     groups: dict[tuple[str, int], list[Match | None]] = {}
@@ -287,6 +294,8 @@ def explain_trace(o: Outcome) -> dict:
                     for m in sorted(o.matches, key=lambda m: (-m.weight, m.start))[:30]],
         "candidates": [{"kind": h.kind, "id": h.eid, "score": h.score, "components": h.components,
                         "levels": h.levels} for h in o.hits[:10] if describe(o.gaz, h) is None],
+        # readings the precision rules refused (a name of another kind, a reading over a division)
+        "refused": list({(r["rule"], r["text"], r["name"]): r for r in pq.refused}.values()),
         "low_confidence_below": LOW_CONFIDENCE,
         "elapsed_ms": round(o.elapsed_ms, 3),
     }

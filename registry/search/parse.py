@@ -179,6 +179,10 @@ def scan(pq: PreparedQuery, names: NameIndex, fuzzy: str = "gaps") -> list[Match
             if sg == 0:
                 sg = generics[(start, end)] = span_generic(text, start, end)
             if not compatible_kind(sg, e):
+                if len(pq.refused) < 20:
+                    pq.refused.append({"rule": "incompatible_kind", "text": text[start:end], "name": e.text,
+                                       "note": f"“{text[start:end]}”以“{sg}”结尾，不是“{e.generic}” / ends in a "
+                                               f"{GENERIC_KINDS[sg]} generic, not a {GENERIC_KINDS[e.generic]}"})
                 return
         key = (start, end, n)
         old = found.get(key)

@@ -53,6 +53,8 @@ class PreparedQuery:
         return p.value if p is not None else None
 
     has_door_parts: bool = False  # set by prepare: the query names a number, group, building …
+    # readings the precision rules refused (parse.compatible_kind, engine._straddles_division), for the trace
+    refused: list[dict] = field(default_factory=list)
 
 
 # Tone digits typed after a syllable (ren2min2lu4): removed before normalize glues the runs.

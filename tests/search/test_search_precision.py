@@ -58,10 +58,13 @@ def test_should_not_read_a_township_as_a_street(ptown):
     assert first["match"]["partial"]
     zhili_door = [r for r in res if r["kind"] == "address" and r["id"] == ptown.ids["zhili_170"]]
     assert all(r["low_confidence"] for r in zhili_door)
-    # no reading of the township's characters as the street 织里路
+    # no reading of the township's characters as the street 织里路, and the trace says so
     for r in res:
         for m in r["explain"]["chosen"]:
             assert not (m["name"] == "织里路" and m["text"] == "织里镇"), r
+    trace = search(ptown.pgaz, "吴兴区织里镇佩林路170号", explain=True)["explain"]
+    assert any(x["rule"] == "incompatible_kind" and x["text"] == "织里镇" and x["name"] == "织里路"
+               for x in trace["refused"]), trace["refused"]
 
 
 def test_should_still_find_the_street_named_like_the_township(ptown):
