@@ -16,7 +16,7 @@ import shutil
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Callable, Optional
 
 import typer
 from sqlalchemy import Connection
@@ -49,7 +49,7 @@ def _stringify(values: list, kind: str) -> list:
     return values
 
 
-def _reader(conn: Connection, plan: ExportPlan, counter: list[int]):
+def _reader(conn: Connection, plan: ExportPlan, counter: list[int], progress: Callable[[int], None] | None):
     import pyarrow as pa
 
     schema = _arrow_schema(plan)
@@ -58,6 +58,8 @@ def _reader(conn: Connection, plan: ExportPlan, counter: list[int]):
     def batches():
         for batch in plan.batches(conn):
             counter[0] += len(batch["id"])
+            if progress:
+                progress(counter[0])
             arrays = [pa.array(_stringify(batch[f.name], kinds.get(f.name, "")), type=f.type) for f in schema]
             yield pa.RecordBatch.from_arrays(arrays, schema=schema)
             log.info("exported %d rows of %s", counter[0], plan.collection.id)
@@ -77,7 +79,8 @@ def _geometry_type(conn: Connection, plan: ExportPlan, fmt: str) -> str:
     return _GDAL_TYPES.get(found[0], "Unknown") if len(found) == 1 else "Unknown"
 
 
-def _encoding(value: str | None, fmt: str) -> str | None:
+def check_encoding(value: str | None, fmt: str) -> str | None:
+    """The GDAL name of an attribute encoding asked for (shp and csv only)."""
     if value is None:
         return None
     enc = ENCODINGS.get(value.strip().lower())
@@ -88,28 +91,30 @@ def _encoding(value: str | None, fmt: str) -> str | None:
 
 
 def write_export(conn: Connection, plan: ExportPlan, fmt: str, path: Path, *, encoding: str | None = None,
-                 bom: bool = True) -> int:
-    """Write the plan's rows to `path` in `fmt`; returns the number of rows written."""
+                 bom: bool = True, progress: Callable[[int], None] | None = None) -> int:
+    """Write the plan's rows to `path` in `fmt`; returns the number of rows written. `progress` is
+    called with the rows written so far after each batch."""
     import pyogrio
     from pyproj import CRS
 
     fmt = parse_format(fmt)
-    enc = _encoding(encoding, fmt)
+    enc = check_encoding(encoding, fmt)
     path = Path(path)
     if fmt == "csv":
-        return _write_csv(conn, plan, path, enc, bom)
+        return _write_csv(conn, plan, path, enc, bom, progress)
     counter = [0]
     # a Shapefile: GDAL recodes the UTF-8 values into this encoding and names it in the .cpg
     shp_encoding = (enc or "UTF-8") if fmt == "shp" else None
     if path.exists():
         path.unlink()  # GDAL will not overwrite some formats in place
-    pyogrio.write_arrow(_reader(conn, plan, counter), str(path), layer=plan.collection.id.replace("-", "_"),
+    pyogrio.write_arrow(_reader(conn, plan, counter, progress), str(path), layer=plan.collection.id.replace("-", "_"),
                         driver=DRIVERS[fmt], geometry_name="geometry", geometry_type=_geometry_type(conn, plan, fmt),
                         crs=CRS.from_epsg(plan.srid).to_wkt(), encoding=shp_encoding)
     return counter[0]
 
 
-def _write_csv(conn: Connection, plan: ExportPlan, path: Path, enc: str | None, bom: bool) -> int:
+def _write_csv(conn: Connection, plan: ExportPlan, path: Path, enc: str | None, bom: bool,
+               progress: Callable[[int], None] | None) -> int:
     from shapely import from_wkb
 
     codec = {"CP936": "gbk", "GB18030": "gb18030"}.get(enc or "", "utf-8-sig" if bom else "utf-8")
@@ -135,6 +140,8 @@ def _write_csv(conn: Connection, plan: ExportPlan, path: Path, enc: str | None, 
                                        f"请用 utf-8 / feature {fid} has a character {codec} cannot hold: use utf-8",
                                        parameter="encoding") from None
             n += len(batch["id"])
+            if progress:
+                progress(n)
     return n
 
 
@@ -146,13 +153,13 @@ def zip_shapefile(shp: Path, target: Path) -> None:
 
 
 def export_to_temp(conn: Connection, plan: ExportPlan, fmt: str, *, encoding: str | None = None,
-                   bom: bool = True) -> tuple[Path, Path, int]:
+                   bom: bool = True, progress: Callable[[int], None] | None = None) -> tuple[Path, Path, int]:
     """(file to send, temporary folder to remove afterwards, rows) — a Shapefile comes zipped."""
     folder = Path(tempfile.mkdtemp(prefix="registry-export-"))
     try:
         name = plan.collection.id.replace("-", "_")
         path = folder / f"{name}{SUFFIXES[fmt]}"
-        n = write_export(conn, plan, fmt, path, encoding=encoding, bom=bom)
+        n = write_export(conn, plan, fmt, path, encoding=encoding, bom=bom, progress=progress)
         if fmt == "shp":
             zipped = folder / f"{name}.zip"
             zip_shapefile(path, zipped)

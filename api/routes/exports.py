@@ -2,19 +2,23 @@
 
 The file is written by the same code as `registry export` (loaders/export_cli.py: pyogrio, rows in
 batches from a server-side cursor) into a temporary folder and sent in chunks from there, then
-removed; a Shapefile comes as a zip of its .shp/.shx/.dbf/.prj/.cpg. Large exports run inside the
-request: there is no background job with progress yet.
+removed; a Shapefile comes as a zip of its .shp/.shx/.dbf/.prj/.cpg. A large export is better a job:
+`POST /v1/exports/{collection}` answers 202 at once, `GET /v1/export-jobs/{id}` tells its progress
+and, when done, links the file (api/export_jobs.py).
 """
 from __future__ import annotations
 
 import shutil
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
-from fastapi.responses import FileResponse
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import FileResponse, JSONResponse
 from starlette.background import BackgroundTask
 
 from api.deps import DbConn, scope
+from api.export_jobs import ExportJobs
+from registry.errors import Conflict
+from registry.keys import ApiKey
 from registry.exports import FORMATS, parse_format, plan_export
 
 router = APIRouter(prefix="/v1", tags=["exports"])
@@ -49,3 +53,61 @@ def export_file(
                         headers={"X-Row-Count": str(rows), "Content-Crs": f"<http://www.opengis.net/def/crs/EPSG/0/"
                                                                           f"{plan.srid}>"},
                         background=BackgroundTask(shutil.rmtree, folder, ignore_errors=True))
+
+
+def _jobs(request: Request) -> ExportJobs:
+    jobs = getattr(request.app.state, "export_jobs", None)
+    if jobs is None:  # made on first use, on the app's engine
+        jobs = request.app.state.export_jobs = ExportJobs(request.app.state.engine)
+    return jobs
+
+
+def _job_body(request: Request, job) -> dict:
+    body = job.as_dict()
+    base = str(request.url_for("export_job", job_id=job.id))
+    body["links"] = [{"rel": "monitor", "href": base, "type": "application/json"}]
+    if job.status == "done":
+        body["download"] = base + "/file"
+        body["links"].append({"rel": "enclosure", "href": body["download"], "type": MEDIA_TYPES[job.format]})
+    return body
+
+
+@router.post("/exports/{collection}", summary="Start an export job, answered at once (scope: agency)",
+             status_code=202, responses={202: {"description": "the job: poll its monitor link"}})
+def start_export_job(
+    request: Request,
+    conn: DbConn,
+    collection: Annotated[str, Path(description="a collection of /ogc/collections, e.g. addresses")],
+    key: ApiKey = scope("agency"),
+    format: Annotated[str, Query(description="|".join(FORMATS), pattern="^(" + "|".join(FORMATS) + ")$")] = "gpkg",
+    division: Annotated[str | None, Query(description="only this division and below (a code)")] = None,
+    authority: Annotated[str | None, Query(description="nbs2023|mca2025 for an ambiguous township code")] = None,
+    as_of: Annotated[str | None, Query(description="YYYY-MM-DD: as in force that day")] = None,
+    crs: Annotated[str | None, Query(description="EPSG:…, default EPSG:4490")] = None,
+    encoding: Annotated[str | None, Query(description="shp/csv attributes: utf-8 (default), gbk, gb18030")] = None,
+) -> JSONResponse:
+    from loaders.export_cli import check_encoding
+
+    fmt = parse_format(format)
+    check_encoding(encoding, fmt)
+    plan = plan_export(conn, collection, division=division, authority=authority, as_of=as_of, crs=crs)
+    job = _jobs(request).start(plan, fmt, agency=key.agency, encoding=encoding)
+    body = _job_body(request, job)
+    return JSONResponse(body, status_code=202, headers={"Location": body["links"][0]["href"]})
+
+
+@router.get("/export-jobs/{job_id}", name="export_job", summary="An export job's progress (scope: agency)",
+            dependencies=[scope("agency")])
+def export_job(request: Request, job_id: Annotated[str, Path(max_length=40)]) -> dict:
+    return _job_body(request, _jobs(request).get(job_id))
+
+
+@router.get("/export-jobs/{job_id}/file", summary="The file of a finished export job (scope: agency)",
+            dependencies=[scope("agency")])
+def export_job_file(request: Request, job_id: Annotated[str, Path(max_length=40)]) -> FileResponse:
+    job = _jobs(request).get(job_id)
+    if job.status != "done" or job.path is None:
+        raise Conflict(f"导出任务 {job_id} 尚未完成（{job.status}）/ export job {job_id} is not done ({job.status})",
+                       parameter="job_id")
+    return FileResponse(job.path, media_type=MEDIA_TYPES[job.format], filename=job.path.name,
+                        headers={"X-Row-Count": str(job.rows_written)})

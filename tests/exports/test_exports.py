@@ -157,3 +157,35 @@ def test_should_serve_an_export_to_agency_keys_only(client, conn, township_addre
     r = client.get("/v1/exports/addresses", params={"format": "xlsx"}, headers={"X-API-Key": key})
     assert r.status_code == 400 and r.json()["parameter"] == "format"
     assert client.get("/v1/exports/nowhere", headers={"X-API-Key": key}).status_code == 404
+
+
+def test_should_run_a_large_export_as_a_job_with_progress_to_poll(client, conn, engine):
+    import time
+
+    from registry.keys import create_key
+
+    # the job runs on a connection of its own: it sees committed rows only (the reference divisions)
+    key = create_key(conn, agency="自然资源局", scopes=["agency"]).secret
+    h = {"X-API-Key": key}
+    assert client.post("/v1/exports/divisions-county?format=gpkg").status_code in (401, 403)
+    assert client.post("/v1/exports/divisions-county?format=xlsx", headers=h).status_code == 400
+    assert client.post("/v1/exports/nowhere?format=gpkg", headers=h).status_code == 404
+    r = client.post("/v1/exports/divisions-county", params={"format": "fgb"}, headers=h)
+    assert r.status_code == 202 and r.headers["location"].endswith(f"/v1/export-jobs/{r.json()['id']}")
+    for _ in range(200):
+        job = client.get(r.headers["location"], headers=h).json()
+        if job["status"] in ("done", "failed"):
+            break
+        time.sleep(0.1)
+    assert job["status"] == "done", job
+    assert job["rows_total"] == job["rows_written"] == 5 and job["percent"] == 100.0
+    f = client.get(job["download"], headers=h)
+    assert f.status_code == 200 and f.headers["content-type"] == "application/flatgeobuf"
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as d:
+        (Path(d) / "c.fgb").write_bytes(f.content)
+        df = pyogrio.read_dataframe(Path(d) / "c.fgb")
+    assert len(df) == 5 and "吴兴区" in set(df["name"]) and df.crs.to_epsg() == 4490
+    assert client.get("/v1/export-jobs/nope", headers=h).status_code == 404

@@ -1,0 +1,206 @@
+"""The registry in GIS tools: OGC API items, exports and the change feed, at city scale.
+
+    .venv/bin/python bench/bench_platform.py --addresses 50000      # a small city (what we run here)
+    .venv/bin/python bench/bench_platform.py --addresses 1600000    # the whole city
+
+In a database of its own (dropped at the end unless --keep-db), with the generated city loaded
+through `registry load city` (untimed), it measures against a real `registry serve` process:
+
+1. items: 1,000 addresses in the densest bbox as GeoJSON (`/ogc/collections/addresses/items?bbox=…
+   &limit=1000`), median and p95 of repeated requests, with `/healthz` of the same server as the
+   trivial-endpoint baseline;
+2. export: `registry export addresses --format gpkg` of every address, against `ogr2ogr` from the
+   same PostGIS table into a GeoPackage in the same run (Debian gdal-bin; skipped if absent);
+3. the change feed: a 10,000-row correction load (9,000 doors moved, 1,000 new; bench_load's file),
+   then `GET /v1/changes?since=<the change set before it>&limit=10000` with an agency key.
+
+Targets (the full city, issue 13): items ≤ 100 ms, export ≤ 60 s, feed ≤ 1 s.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from sqlalchemy import create_engine, text  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
+
+from bench_load import city_dir, correction_file, drop_database, make_database, run_loader  # noqa: E402
+
+TARGETS = {"items_ms": 100.0, "export_s": 60.0, "feed_s": 1.0}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(url: str, headers: dict | None = None) -> tuple[float, bytes]:
+    req = urllib.request.Request(url, headers=headers or {})
+    t = time.perf_counter()
+    with urllib.request.urlopen(req, timeout=120) as r:
+        body = r.read()
+    return (time.perf_counter() - t) * 1000, body
+
+
+def _timed(url: str, n: int, headers: dict | None = None) -> tuple[float, float, bytes]:
+    _get(url, headers)  # warm-up
+    times, body = [], b""
+    for _ in range(n):
+        ms, body = _get(url, headers)
+        times.append(ms)
+    times.sort()
+    return statistics.median(times), times[int(0.95 * (len(times) - 1))], body
+
+
+def densest_bbox(eng, n: int = 1000) -> tuple[float, float, float, float]:
+    """The extent of the n addresses nearest to the densest 0.01° cell's centre."""
+    with eng.connect() as conn:
+        cx, cy = conn.execute(text("""
+            SELECT round(ST_X(geom)::numeric, 2) + 0.005, round(ST_Y(geom)::numeric, 2) + 0.005 FROM addresses
+            WHERE status = 'active' GROUP BY 1, 2 ORDER BY count(*) DESC LIMIT 1""")).one()
+        row = conn.execute(text("""
+            SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM (
+                SELECT ST_Extent(geom) AS e FROM (SELECT geom FROM addresses WHERE status = 'active'
+                ORDER BY geom <-> ST_SetSRID(ST_MakePoint(:x, :y), 4490) LIMIT :n) k) s"""),
+            {"x": float(cx), "y": float(cy), "n": n}).one()
+    return tuple(float(v) for v in row)
+
+
+def start_server(url: str) -> tuple[subprocess.Popen, str]:
+    port = _free_port()
+    env = dict(os.environ, REGISTRY_DATABASE_URL=url, REGISTRY_LOG_LEVEL="WARNING")
+    proc = subprocess.Popen([sys.executable, "-m", "loaders.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(240):
+        try:
+            _get(f"{base}/healthz")
+            return proc, base
+        except OSError:
+            time.sleep(0.5)
+    proc.terminate()
+    raise SystemExit("registry serve did not start")
+
+
+def bench_items(eng, base: str, repeat: int) -> dict:
+    x1, y1, x2, y2 = densest_bbox(eng)
+    url = f"{base}/ogc/collections/addresses/items?limit=1000&bbox={x1},{y1},{x2},{y2}"
+    med, p95, body = _timed(url, repeat)
+    returned = json.loads(body)["numberReturned"]
+    h_med, h_p95, _ = _timed(f"{base}/healthz", repeat)
+    print(f"items: {returned} addresses in the densest bbox as GeoJSON ({len(body) / 1e6:.2f} MB): median "
+          f"{med:.1f} ms, p95 {p95:.1f} ms (target ≤ {TARGETS['items_ms']:.0f} ms); /healthz {h_med:.1f} ms "
+          f"→ ratio {med / h_med:.1f}", flush=True)
+    return {"items_ms": med, "items_p95_ms": p95, "items_returned": returned, "healthz_ms": h_med}
+
+
+def bench_export(url: str, work: Path, n_addresses: int) -> dict:
+    env = dict(os.environ, REGISTRY_DATABASE_URL=url, REGISTRY_LOG_LEVEL="WARNING")
+    out = work / "addresses.gpkg"
+    t = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "loaders.cli", "export", "addresses", "--format", "gpkg", "-o", str(out)],
+                   cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
+    ours = time.perf_counter() - t
+    result = {"export_s": ours, "export_rows": n_addresses}
+    line = f"export: {n_addresses:,} addresses to GeoPackage in {ours:.1f} s ({n_addresses / ours:,.0f} rows/s; " \
+           f"target ≤ {TARGETS['export_s']:.0f} s at 1.6M)"
+    if shutil.which("ogr2ogr"):
+        u = make_url(url)
+        pg = f"PG:host={u.host} port={u.port} dbname={u.database} user={u.username}" + \
+             (f" password={u.password}" if u.password else "")
+        base_out = work / "ogr2ogr.gpkg"
+        t = time.perf_counter()
+        subprocess.run(["ogr2ogr", "-f", "GPKG", str(base_out), pg, "addresses"], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        theirs = time.perf_counter() - t
+        result["ogr2ogr_s"] = theirs
+        line += f"; ogr2ogr of the same table {theirs:.1f} s → ratio {ours / theirs:.2f}"
+    else:
+        line += "; ogr2ogr not installed (Debian gdal-bin): no baseline"
+    print(line, flush=True)
+    return result
+
+
+def bench_feed(url: str, eng, base: str, work: Path, repeat: int) -> dict:
+    from registry.keys import create_key
+
+    with eng.begin() as conn:
+        before = conn.execute(text("SELECT max(id) FROM change_sets WHERE status = 'applied'")).scalar_one()
+        key = create_key(conn, agency="bench", scopes=["agency"]).secret
+    path = correction_file(url, work / "correction.csv")
+    wall, _, _ = run_loader(url, path)
+    print(f"  10,000-row correction loaded in {wall:.1f} s (untimed for the feed)", flush=True)
+    feed_url = f"{base}/v1/changes?since={before}&limit=10000"
+    med, p95, body = _timed(feed_url, max(3, repeat // 4), {"X-API-Key": key})
+    page = json.loads(body)
+    n = page["numberReturned"]
+    actions: dict[str, int] = {}
+    for cs in page["change_sets"]:
+        for e in cs["entities"]:
+            actions[e["action"]] = actions.get(e["action"], 0) + 1
+    print(f"feed: since the change set before a 10k-row load: {n:,} entities in {len(page['change_sets'])} change "
+          f"set(s) {actions}: median {med:.0f} ms, p95 {p95:.0f} ms (target ≤ {TARGETS['feed_s'] * 1000:.0f} ms)",
+          flush=True)
+    return {"feed_ms": med, "feed_entities": n}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--addresses", type=int, default=50_000)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--city", help="a generated city folder (default: var/bench/city-N-seedS, generated)")
+    ap.add_argument("--repeat", type=int, default=20)
+    ap.add_argument("--keep-db", action="store_true")
+    args = ap.parse_args()
+
+    from loaders.city import load_city
+    from loaders.reference import load_reference
+
+    city = city_dir(args)
+    name = f"registry_bench_platform_{os.getpid()}"
+    url = make_database(name)
+    work = ROOT / "var" / "bench" / name
+    work.mkdir(parents=True, exist_ok=True)
+    eng = create_engine(url)
+    proc = None
+    try:
+        t = time.perf_counter()
+        with eng.begin() as conn:
+            load_reference(conn, actor="bench")
+        load_city(eng, city, actor="bench")
+        with eng.connect() as conn:
+            n = conn.execute(text("SELECT count(*) FROM addresses WHERE status = 'active'")).scalar_one()
+            conn.execute(text("ANALYZE"))
+        print(f"city loaded: {n:,} addresses in {time.perf_counter() - t:.0f} s (untimed)", flush=True)
+        proc, base = start_server(url)
+        results = {"addresses": n}
+        results.update(bench_items(eng, base, args.repeat))
+        results.update(bench_export(url, work, n))
+        results.update(bench_feed(url, eng, base, work, args.repeat))
+        print(json.dumps(results))
+    finally:
+        if proc is not None:
+            proc.terminate()
+            proc.wait(timeout=30)
+        eng.dispose()
+        shutil.rmtree(work, ignore_errors=True)
+        if not args.keep_db:
+            drop_database(url)
+
+
+if __name__ == "__main__":
+    main()
