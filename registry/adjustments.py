@@ -565,7 +565,7 @@ def list_adjustments(conn: Connection, *, division_id: int | None = None, limit:
     rows = conn.execute(text("""
         SELECT a.*, c.status AS change_set_status, c.author FROM division_adjustments a
         JOIN change_sets c ON c.id = a.change_set_id
-        WHERE CAST(:d AS bigint) IS NULL OR a.details::text LIKE '%"id": ' || CAST(:d AS text) || '%'
+        WHERE CAST(:d AS bigint) IS NULL OR a.details::text ~ ('"id": ' || CAST(:d AS text) || '[,}]')
         ORDER BY coalesce(a.effective_on, a.known_in_force_by) DESC, a.id DESC LIMIT :limit"""),
         {"d": division_id, "limit": limit}).mappings().all()
     return [_row_dict(r) for r in rows]

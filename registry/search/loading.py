@@ -275,6 +275,16 @@ def load_divisions(conn: Connection):
     """)).all():
         if r.id in divisions and divisions[r.id].status == "active":
             former.setdefault(r.id, (r.id, []))[1].append((r.full_name, r.name))
+    # … villages moved to another township by an adjustment, under their former township's name
+    # (德清县乾元镇联合村 for 联合村, now under 康乾街道) …
+    for r in conn.execute(text("""
+        SELECT DISTINCT h.id, p.name AS township FROM divisions_history h JOIN divisions d ON d.id = h.id
+        JOIN divisions p ON p.id = h.parent_id
+        WHERE d.level = 'village' AND h.parent_id IS DISTINCT FROM d.parent_id
+    """)).all():
+        d = divisions.get(r.id)
+        if d is not None and d.status == "active":
+            former.setdefault(r.id, (r.id, []))[1].append((r.township + d.full_name, r.township + d.name))
     # … and abolished divisions, resolved to the division that took over their children.
     successors: dict[int, int] = {}
     votes: dict[int, Counter] = {}

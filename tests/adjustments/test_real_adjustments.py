@@ -84,3 +84,10 @@ def test_should_filter_search_by_a_former_village_code(conn, village, make_addre
     gaz = load_gazetteer(conn)
     readings = gaz.code_readings(v.code)  # the old code, carried before the transfer
     assert [r.division_id for r in readings] == [v.id]
+
+
+def test_should_find_a_moved_village_under_its_former_township(conn):
+    gaz = load_gazetteer(conn)
+    lianhe = conn.execute(text("SELECT id FROM divisions WHERE nbs_code = '330521005203'")).scalar_one()
+    top = search(gaz, "德清县乾元镇联合村", limit=1)["results"][0]  # 联合村 is now under 康乾街道
+    assert (top["kind"], top["id"]) == ("division", lianhe)
