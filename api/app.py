@@ -74,4 +74,12 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
 
     app.include_router(export_routes.router)
     app.include_router(feed_routes.router)
+    from api.routes import pages, tiles  # vector tiles, `/` and `/map`
+
+    app.include_router(tiles.router)
+    app.include_router(pages.router)
+    from api.routes import heritage, placenames  # place names, naming checks, the heritage catalogue
+
+    app.include_router(placenames.router)
+    app.include_router(heritage.router)
     return app

@@ -1,0 +1,270 @@
+"""Vector tiles (Mapbox Vector Tile 2.1) of the registry's public layers, made by PostGIS.
+
+Geometries are stored in CGCS2000 (EPSG:4490); tiles are Web Mercator (EPSG:3857) on the usual
+z/x/y grid. Each tile is one statement: the tile envelope (`ST_TileEnvelope`, plus a buffer) is
+transformed to 4490 once so the GiST index of `geom` selects the rows, then each row is
+transformed to 3857 and clipped/quantised by `ST_AsMVTGeom`, and `ST_AsMVT` encodes the layer.
+A Mercator rectangle is a longitude/latitude rectangle, so the transformed envelope is exact.
+
+Properties are small and public only (ids to look a feature up, its name or number, its level or
+category): the full public record is one request away (`/v1/addresses/{id}` …).
+
+The cache (`TileCache`) keeps encoded tiles keyed by layer/z/x/y together with the layer's
+version. A layer's version moves when a change set that may have written one of its tables is
+applied (see `KIND_TABLES`): each request asks the database, with two primary-key lookups, for
+the newest applied change set id and whether a change set pending at the last look has been
+applied since. Only then are the new change sets read and the layers their kinds touch bumped;
+the other layers keep their cached tiles. This is per layer, not per tile: one retired address
+drops the cached address tiles, not the county ones. Asking the database per request (rather
+than following the `registry_search` NOTIFY channel) keeps every worker process exact at once,
+also for tables that channel does not cover (boundary lines, markers), and inside a test's
+transaction.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, text
+
+from registry.errors import InvalidQuery, NotFound
+
+log = logging.getLogger(__name__)
+
+MAX_ZOOM = 22  # the deepest z a request may name (MapLibre's own limit is 24; nothing is finer here)
+EXTENT = 4096  # MVT coordinate grid of a tile
+BUFFER = 64  # grid units drawn past the edge, so lines and point symbols do not break at seams
+DATA_MAXZOOM = 16  # tiles are made up to here; a map over-zooms the z16 tile beyond it
+CACHE_BYTES = 128 * 1024 * 1024  # the cache's bound per process (LRU by bytes)
+BOUNDS = (119.2, 30.3, 120.5, 31.2)  # Huzhou and a margin, lon/lat: the TileJSON `bounds`
+CENTER = (120.09, 30.87, 10)  # 湖州 city centre
+
+
+@dataclass(frozen=True)
+class Layer:
+    name: str
+    title: str  # Chinese / English, for the TileJSON and the map's legend
+    table: str  # the table it reads: what an applied change set must have written to bump it
+    minzoom: int
+    select: str  # the SELECT list besides the geometry (public properties only)
+    where: str  # which rows
+    fields: dict[str, str]  # TileJSON vector_layers fields: name -> type
+    simplify: bool = False  # polygons and lines: simplified to the tile's pixel before clipping
+    maxzoom: int = DATA_MAXZOOM
+
+
+_DIV_FIELDS = {"id": "Number", "name": "String", "level": "String", "nbs_code": "String", "mca_code": "String"}
+
+
+def _division_layer(name: str, title: str, level: str, minzoom: int) -> Layer:
+    return Layer(name, title, "divisions", minzoom,
+                 "t.id, t.name, t.level, t.nbs_code, t.mca_code",
+                 f"t.level = '{level}' AND t.status = 'active'", _DIV_FIELDS, simplify=True)
+
+
+LAYERS: dict[str, Layer] = {layer.name: layer for layer in (
+    _division_layer("counties", "县级区划 / counties and districts", "county", 6),
+    _division_layer("townships", "乡级区划 / townships and subdistricts", "township", 9),
+    _division_layer("villages", "村级区划 / villages and communities", "village", 11),
+    Layer("boundary_lines", "界线 / boundary lines", "boundary_lines", 6,
+          "t.id, t.code, t.name, t.level", "t.status = 'active'",
+          {"id": "Number", "code": "String", "name": "String", "level": "String"}, simplify=True),
+    Layer("markers", "界桩 / boundary markers", "boundary_markers", 10,
+          "t.id, t.number, t.type_letter, t.boundary_line_id", "t.status = 'active'",
+          {"id": "Number", "number": "String", "type_letter": "String", "boundary_line_id": "Number"}),
+    Layer("addresses", "门楼牌地址 / addresses", "addresses", 14,
+          "t.id, t.number, t.building, t.code", "t.status = 'active'",
+          {"id": "Number", "number": "String", "building": "String", "code": "String"}),
+    Layer("facilities", "公共服务设施 / public facilities", "facilities", 12,
+          "t.id, t.name, t.category", "t.status = 'active'",
+          {"id": "Number", "name": "String", "category": "String"}),
+    Layer("places", "道路街巷与其他地名 / streets and other place names", "place_names", 12,
+          "t.id, t.name, t.category", "t.status = 'active'",
+          {"id": "Number", "name": "String", "category": "String"}, simplify=True),
+)}
+
+# The tables each change-set kind (registry.changes.KINDS) may write. A kind not listed here
+# (a new one) is taken to touch every table, so a cache is never stale by omission.
+KIND_TABLES: dict[str, frozenset[str]] = {
+    "load_reference": frozenset({"divisions"}),
+    # also derived boundary lines and markers (registry.boundaries / registry.markers)
+    "load_divisions": frozenset({"divisions", "boundary_lines", "boundary_markers"}),
+    "load_addresses": frozenset({"addresses", "place_names"}),
+    "load_place_names": frozenset({"place_names"}),
+    "load_facilities": frozenset({"facilities"}),
+    "load_heritage": frozenset(),
+    "doorplates": frozenset(),
+    "inspection": frozenset({"boundary_lines", "boundary_markers"}),
+}
+ALL_TABLES = frozenset(layer.table for layer in LAYERS.values())
+
+
+def layer(name: str) -> Layer:
+    found = LAYERS.get(name)
+    if found is None:
+        raise NotFound(f"没有名为 {name!r} 的图层（可用：{'、'.join(LAYERS)}）/ no tile layer {name!r} "
+                       f"(known: {', '.join(LAYERS)})", parameter="layer")
+    return found
+
+
+def check_tile(z: int, x: int, y: int) -> None:
+    """A tile address on the z/x/y grid, or a 400 naming the part that is off it."""
+    if not 0 <= z <= MAX_ZOOM:
+        raise InvalidQuery(f"z 应在 0–{MAX_ZOOM} 之间 / z must be between 0 and {MAX_ZOOM}, got {z}", parameter="z")
+    top = (1 << z) - 1
+    for name, value in (("x", x), ("y", y)):
+        if not 0 <= value <= top:
+            raise InvalidQuery(f"在 z={z} 时 {name} 应在 0–{top} 之间 / at z={z}, {name} must be between 0 and "
+                               f"{top}, got {value}", parameter=name)
+
+
+def in_range(lay: Layer, z: int) -> bool:
+    return lay.minzoom <= z <= lay.maxzoom
+
+
+def tile_sql(lay: Layer) -> str:
+    geom = "ST_Transform(t.geom, 3857)"
+    if lay.simplify:
+        # one pixel of this zoom in metres: finer detail is lost in the grid anyway
+        geom = f"ST_SimplifyPreserveTopology({geom}, 40075016.68 / (2 ^ :z) / {EXTENT})"
+    return f"""
+        WITH b AS (SELECT ST_TileEnvelope(:z, :x, :y) AS env,
+                          ST_Transform(ST_TileEnvelope(:z, :x, :y, margin => {BUFFER / EXTENT}), 4490) AS sel)
+        SELECT ST_AsMVT(q, '{lay.name}', {EXTENT}, 'geom', 'id') FROM (
+            SELECT {lay.select}, ST_AsMVTGeom({geom}, b.env, {EXTENT}, {BUFFER}, true) AS geom
+            FROM {lay.table} t, b
+            WHERE t.geom && b.sel AND {lay.where}
+        ) q WHERE q.geom IS NOT NULL"""
+
+
+def render_tile(conn: Connection, lay: Layer, z: int, x: int, y: int) -> bytes:
+    """The encoded tile (empty bytes when no feature falls in it or z is outside the layer's range)."""
+    check_tile(z, x, y)
+    if not in_range(lay, z):
+        return b""
+    data = conn.execute(text(tile_sql(lay)), {"z": z, "x": x, "y": y}).scalar_one()
+    return bytes(data or b"")
+
+
+def tilejson(lay: Layer, base_url: str) -> dict:
+    """TileJSON 3.0.0 of one layer; `base_url` is the app's root (no trailing slash)."""
+    return {
+        "tilejson": "3.0.0",
+        "name": lay.name,
+        "description": lay.title,
+        "version": "1.0.0",
+        "attribution": "湖州市地名地址库 / Huzhou place-name and address registry",
+        "scheme": "xyz",
+        "tiles": [f"{base_url}/tiles/{lay.name}/{{z}}/{{x}}/{{y}}.mvt"],
+        "minzoom": lay.minzoom,
+        "maxzoom": lay.maxzoom,
+        "bounds": list(BOUNDS),
+        "center": list(CENTER),
+        "vector_layers": [{"id": lay.name, "description": lay.title, "minzoom": lay.minzoom,
+                           "maxzoom": lay.maxzoom,
+                           # the id is the MVT feature id, not a property
+                           "fields": {k: v for k, v in lay.fields.items() if k != "id"}}],
+    }
+
+
+def etag_of(data: bytes) -> str:
+    return '"' + hashlib.blake2b(data, digest_size=12).hexdigest() + '"'
+
+
+@dataclass(frozen=True)
+class Tile:
+    data: bytes
+    etag: str
+
+
+class TileCache:
+    """Encoded tiles per layer/z/x/y for one process, dropped per layer when a change set that
+    writes the layer's table is applied. Thread-safe (the API runs sync routes in a pool)."""
+
+    def __init__(self, max_bytes: int = CACHE_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self._tiles: OrderedDict[tuple[str, int, int, int], tuple[int, Tile]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self._versions: dict[str, int] = {}  # table -> version (the change set id that last bumped it)
+        self._top: int | None = None  # newest applied change set id at the last look
+        self._pending: list[int] = []  # change sets proposed/approved at the last look
+        self.hits = 0
+        self.misses = 0
+
+    # -- versions ------------------------------------------------------------------------------
+    def refresh(self, conn: Connection) -> None:
+        """Bring the table versions up to the applied change sets (two index lookups when nothing moved)."""
+        top, newly = conn.execute(text("""
+            SELECT (SELECT max(id) FROM change_sets WHERE status = 'applied'),
+                   (SELECT count(*) FROM change_sets WHERE id = ANY(CAST(:pending AS bigint[])) AND status = 'applied')
+        """), {"pending": self._pending}).one()
+        top = top or 0
+        if self._top is None:
+            self._start(conn, top)
+            return
+        if top == self._top and not newly:
+            return
+        rows = conn.execute(text("""
+            SELECT id, kind, status FROM change_sets WHERE id > :top OR id = ANY(CAST(:pending AS bigint[])) ORDER BY id
+        """), {"top": self._top, "pending": self._pending}).all()
+        touched: set[str] = set()
+        pending = []
+        for cs_id, kind, status in rows:
+            if status == "applied":
+                touched |= KIND_TABLES.get(kind, ALL_TABLES)
+            elif status in ("proposed", "approved"):
+                pending.append(cs_id)
+        with self._lock:
+            for table in touched:
+                self._versions[table] = max(self._versions.get(table, 0), top) + 1
+            self._top = max(top, self._top)
+            self._pending = pending
+        if touched:
+            log.info("tile cache: change sets applied up to %s; layers of %s invalidated", top, sorted(touched))
+
+    def _start(self, conn: Connection, top: int) -> None:
+        pending = list(conn.execute(text(
+            "SELECT id FROM change_sets WHERE status IN ('proposed', 'approved') ORDER BY id")).scalars())
+        with self._lock:
+            self._top = top
+            self._pending = pending
+            self._versions = {table: top for table in ALL_TABLES}
+
+    def version(self, lay: Layer) -> int:
+        return self._versions.get(lay.table, 0)
+
+    # -- tiles ---------------------------------------------------------------------------------
+    def get(self, conn: Connection, lay: Layer, z: int, x: int, y: int) -> Tile:
+        """The tile from the cache when its layer has not changed since, else rendered and kept."""
+        check_tile(z, x, y)
+        self.refresh(conn)
+        key = (lay.name, z, x, y)
+        version = self.version(lay)
+        with self._lock:
+            cached = self._tiles.get(key)
+            if cached is not None and cached[0] == version:
+                self._tiles.move_to_end(key)
+                self.hits += 1
+                return cached[1]
+        data = render_tile(conn, lay, z, x, y)
+        tile = Tile(data, etag_of(data))
+        with self._lock:
+            self.misses += 1
+            old = self._tiles.pop(key, None)
+            if old is not None:
+                self._bytes -= len(old[1].data)
+            self._tiles[key] = (version, tile)
+            self._bytes += len(data)
+            while self._bytes > self.max_bytes and self._tiles:
+                _, (_, dropped) = self._tiles.popitem(last=False)
+                self._bytes -= len(dropped.data)
+        return tile
+
+    def clear(self) -> None:
+        with self._lock:
+            self._tiles.clear()
+            self._bytes = 0
