@@ -167,7 +167,13 @@ def ensure_trgm_index(engine) -> None:
 # --- measurements ---------------------------------------------------------------------------------
 def measure_engine(gaz, queries) -> tuple[dict, list[float]]:
     from registry.search.engine import Filters, run
-    from registry.search.rank import is_confident
+    try:
+        from registry.search.rank import is_confident
+    except ImportError:  # an engine from before issue 10 (to measure it on the same query set)
+        from registry.search.rank import LOW_CONFIDENCE
+
+        def is_confident(hit) -> bool:
+            return hit.score >= LOW_CONFIDENCE
 
     per: dict[str, list[tuple]] = defaultdict(list)
     times: list[float] = []
