@@ -222,3 +222,18 @@ def address_cmd(address_id: int, as_of: AsOf = None) -> None:
     except RegistryError as exc:
         _fail(exc)
     typer.echo(json.dumps(body, ensure_ascii=False, indent=2))
+
+
+@adjust_app.command("observed")
+def observed_cmd(actor: Actor = "registry") -> None:
+    """Apply the three real township adjustments (data/reference/township_adjustments_observed.csv) to a
+    registry loaded with `registry load reference --before-adjustments` and whatever was built on it since."""
+    from loaders.reference import carry_through_observed_adjustments
+
+    try:
+        with _engine().begin() as conn:
+            done = carry_through_observed_adjustments(conn, actor=actor)
+    except RegistryError as exc:
+        _fail(exc)
+    typer.echo(f"区划调整 / adjustments applied: {', '.join(f'#{i}' for i in done)} "
+               "（不晚于 2023-06-30，无批复文号 / in force by 2023-06-30, no approval document）")

@@ -157,6 +157,8 @@ def db_migrate(revision: Annotated[str, typer.Argument(help="target revision")] 
 def load_reference_cmd(
     actor: Annotated[str, typer.Option(help="who is loading (recorded in the change set)")] = "registry",
     skip_if_loaded: Annotated[bool, typer.Option("--skip-if-loaded", help="exit quietly when already loaded")] = False,
+    before_adjustments: Annotated[bool, typer.Option("--before-adjustments", help="stop at the state before the real "
+                                                     "township adjustments (then `registry adjust observed`)")] = False,
 ) -> None:
     """Load the real divisions (NBS 2023 + MCA 2025 codes) and county polygons from data/reference."""
     from loaders.reference import load_reference, reference_loaded
@@ -168,7 +170,7 @@ def load_reference_cmd(
                     typer.echo("reference divisions already loaded")
                     return
         with engine().begin() as conn:
-            counts = load_reference(conn, actor=actor)
+            counts = load_reference(conn, actor=actor, adjust=not before_adjustments)
     except RegistryError as exc:
         _fail(exc)
     typer.echo("loaded: " + ", ".join(f"{k} {v}" for k, v in counts.items()))

@@ -95,3 +95,37 @@ def test_should_carry_addresses_and_plates_through_the_real_adjustments(before_e
             then = client.get(f"/v1/addresses/{b}", params={"as_of": "2023-01-01"})
             assert then.status_code == 404  # the address was registered after that day
         trans.rollback()
+
+
+def _cli(monkeypatch, conn, *args):
+    from contextlib import contextmanager
+
+    from typer.testing import CliRunner
+
+    import loaders.adjust_cli
+    from loaders.cli import app
+
+    @contextmanager
+    def begin():
+        with conn.begin_nested():
+            yield conn
+
+    monkeypatch.setattr(loaders.adjust_cli, "_engine", lambda: type("E", (), {"begin": staticmethod(begin),
+                                                                          "connect": staticmethod(begin)})())
+    return CliRunner().invoke(app, ["adjust", *args])
+
+
+def test_should_apply_the_observed_adjustments_from_the_command_line(before_engine, monkeypatch):
+    with before_engine.connect() as conn:
+        trans = conn.begin()
+        result = _cli(monkeypatch, conn, "observed")
+        assert result.exit_code == 0, result.output
+        assert "2023-06-30" in result.output
+        assert conn.execute(text("SELECT count(*) FROM divisions WHERE name IN ('旧馆街道', '东迁街道', '康乾街道') "
+                                 "AND status = 'active'")).scalar_one() == 3
+        trans.rollback()
+
+
+def test_should_refuse_the_observed_adjustments_twice(conn, monkeypatch):
+    result = _cli(monkeypatch, conn, "observed")  # the session's registry is already adjusted
+    assert result.exit_code == 1 and "adjust=False" in result.output
