@@ -1,4 +1,4 @@
-// The registry's map: its own vector tiles on a plain background (no base map, no remote glyphs:
+// The registry's map: its own vector tiles on a plain background (no base map, no remote glyph or sprite files;
 // no text is drawn on the map, names show in the popups and the result list).
 (function () {
   "use strict";
