@@ -25,7 +25,13 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/pip install -q -e '.[test]'
 	@touch $@
 
-setup: system $(VENV)/.installed
+# the map page's browser library, from the npm registry at the versions of web/package-lock.json
+web/node_modules/.installed: web/package.json web/package-lock.json
+	@echo "==> installing the map page's MapLibre GL JS (npm ci in web/)"
+	cd web && npm ci --no-audit --no-fund
+	@touch $@
+
+setup: system $(VENV)/.installed web/node_modules/.installed
 
 db: setup
 	@echo "==> starting the managed PostgreSQL + PostGIS cluster and migrating"
