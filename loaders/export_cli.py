@@ -44,7 +44,7 @@ def _arrow_schema(plan: ExportPlan):
 
 
 def _stringify(values: list, kind: str) -> list:
-    if kind in ("date", "date-time"):
+    if kind in ("date", "date-time") and any(not isinstance(v, (str, type(None))) for v in values[:1]):
         return [v.isoformat() if v is not None else None for v in values]
     return values
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import orjson
 from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
 
 from api.deps import DbConn, scope
 from registry.feed import DEFAULT_LIMIT, MAX_LIMIT, changes
@@ -27,7 +29,7 @@ def change_feed(
     cursor: Annotated[str | None, Query(description="where the previous page stopped (from its next link)",
                                         pattern=r"^\d+:\d+:\d+$", max_length=64)] = None,
     limit: Annotated[int, Query(description=f"entities per page, 1–{MAX_LIMIT}", ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
-) -> dict:
+) -> Response:
     page = changes(conn, since=since, cursor=cursor, limit=limit)
     nxt = page.pop("next")
     page["links"] = [{"rel": "self", "href": str(request.url), "type": "application/json"}]
@@ -36,4 +38,5 @@ def change_feed(
         url = request.url.remove_query_params(["since", "cursor"]).include_query_params(limit=limit, **nxt)
         page["next"] = str(url)
         page["links"].append({"rel": "next", "href": str(url), "type": "application/json"})
-    return page
+    # orjson: a page of 10,000 entities through FastAPI's jsonable_encoder costs more than the queries
+    return Response(orjson.dumps(page), media_type="application/json")
