@@ -47,6 +47,11 @@ CASES = [
     ("GET", "/v1/reverse?lon=120&lat=95", 400, "lat"),
     ("GET", "/v1/reverse?lon=120&lat=30&radius=0", 400, "radius"),
     ("POST", "/v1/match", 403, "X-API-Key"),
+    ("GET", "/v1/divisions/330502?as_of=2023-13-01", 400, "as_of"),
+    ("GET", "/v1/divisions/330503001?as_of=2023-01-01", 404, "as_of"),
+    ("GET", "/v1/addresses/1?as_of=yesterday", 400, "as_of"),
+    ("POST", "/v1/adjustments", 403, "X-API-Key"),
+    ("GET", "/v1/adjustments?division=abc", 400, "division"),
     ("GET", "/healthz?x=1", 200, None),
     ("GET", "/no/such/path", 404, None),
 ]
