@@ -51,6 +51,9 @@ from loaders.adjust_cli import adjust_app  # noqa: E402
 app.add_typer(inspection_app, name="inspection")
 app.add_typer(changes_app, name="changes")
 app.add_typer(adjust_app, name="adjust")
+from loaders.placenames_cli import placenames_app  # noqa: E402  (registry placenames …)
+
+app.add_typer(placenames_app, name="placenames")
 from loaders.export_cli import export as export_command  # noqa: E402  (registry export …)
 
 app.command("export")(export_command)
