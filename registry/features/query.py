@@ -188,12 +188,14 @@ class ItemsQuery:
 
     def geometry_sql(self) -> str:
         g = "ST_FlipCoordinates(f.geom)" if lat_lon(self.crs) else "f.geom"
-        return f"ST_AsGeoJSON({g}, {_COORD_DECIMALS})::json"
+        # options 0: no "crs" member in the geometry (PostGIS adds one for a SRID other than 4326)
+        return f"coalesce(ST_AsGeoJSON({g}, {_COORD_DECIMALS}, 0), 'null')"
 
     def feature_sql(self) -> str:
+        # Concatenated as text: casting ST_AsGeoJSON to json would parse every geometry again.
         props = ", ".join(f"'{p.name}', f.\"{p.name}\"" for p in self.collection.props)
-        return f"json_build_object('type', 'Feature', 'id', f.id, 'geometry', {self.geometry_sql()}, " \
-               f"'properties', json_build_object({props}))::text"
+        return f"""'{{"type": "Feature", "id": ' || f.id || ', "geometry": ' || {self.geometry_sql()} || """ \
+               f"""', "properties": ' || json_build_object({props})::text || '}}'"""
 
 
 def page(conn: Connection, q: ItemsQuery, *, limit: int, offset: int) -> tuple[list[str], int]:

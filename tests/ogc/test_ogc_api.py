@@ -118,6 +118,7 @@ def test_should_publish_no_internal_fields_of_addresses_or_tokens_of_doorplates(
     assert set(plate["properties"]) == {"kind", "status", "address", "address_id", "version", "valid_from"}
     assert plate["properties"]["address"] == addr["full_text"]
     assert plate["geometry"]["coordinates"] == [round(addr["lon"], 7), round(addr["lat"], 7)]
+    assert set(plate["geometry"]) == {"type", "coordinates"}  # GeoJSON geometries carry no "crs" member
 
 
 def test_should_answer_epsg_4490_and_4326_in_latitude_longitude_order_and_crs84_in_longitude_latitude(
