@@ -54,6 +54,9 @@ app.add_typer(adjust_app, name="adjust")
 from loaders.placenames_cli import placenames_app  # noqa: E402  (registry placenames …)
 
 app.add_typer(placenames_app, name="placenames")
+from loaders.heritage_cli import heritage_app  # noqa: E402  (registry heritage …)
+
+app.add_typer(heritage_app, name="heritage")
 from loaders.export_cli import export as export_command  # noqa: E402  (registry export …)
 
 app.command("export")(export_command)

@@ -155,7 +155,7 @@ def _layers(ref, divs, streets, compounds, naturals, features, facilities, herit
     layers["facilities"] = writer.frame([{k: getattr(f, k) for k in fac_cols} for f in facilities],
                                         [f.geometry for f in facilities])
     her_cols = ("name", "level", "category", "county_code", "township_code", "village_code", "pinyin_name", "origin",
-                "meaning", "history", "former_names", "listed_year")
+                "meaning", "history", "former_names", "listed_year", "synthetic")
     layers["heritage"] = writer.frame([{k: getattr(h, k) for k in her_cols} for h in heritage],
                                       [h.geometry for h in heritage])
     assert all(t in towns for t in layers["villages"]["township_code"])

@@ -2,7 +2,8 @@
 
 Items are attached to real towns and villages of the reference list. The descriptive texts
 are written for the synthetic dataset: plausible, deliberately modest, not an official
-record. ``pinyin_name`` is left empty: the loader computes it.
+record. ``pinyin_name`` is left empty: the loader computes it. Every item is written with
+``synthetic=True`` and stored so: the real facts are in data/reference/heritage_huzhou.csv.
 """
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ class HeritageItem:
     former_names: str  # ';'-separated, may be empty
     listed_year: int
     geometry: Point
+    synthetic: bool = True  # generated: the loader stores it, the atlas and API say so
 
 
 # (name, level, category, township code, village code or "", origin, meaning, history, former names)

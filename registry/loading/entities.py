@@ -221,7 +221,9 @@ FACILITIES = EntitySpec(
 
 # --- heritage ---------------------------------------------------------------------------------
 HERITAGE_LEVELS = {"county": "county", "city": "city", "province": "province", "national": "national",
-                   "县级": "county", "区级": "county", "市级": "city", "省级": "province", "国家级": "national"}
+                   "县级": "county", "区级": "county", "市级": "city", "省级": "province", "国家级": "national",
+                   "provincial": "province", "candidate": "candidate", "候选": "candidate"}  # candidate: 0009
+_TRUE, _FALSE = {"1", "true", "yes", "y", "t", "是"}, {"0", "false", "no", "n", "f", "否", ""}
 
 
 def _former_names(row: dict) -> list[str]:
@@ -246,8 +248,8 @@ def _normalize_heritage(load: "EntityLoad", row: dict, out: dict) -> None:
     level_raw = _text(row, "level", required=True, limit=20)
     level = HERITAGE_LEVELS.get(level_raw.lower() if level_raw.isascii() else level_raw)
     if level is None:
-        raise Issue("bad_value", field="level", value=level_raw, why_zh="应为 county/city/province/national",
-                    why_en="expected county, city, province or national")
+        raise Issue("bad_value", field="level", value=level_raw, why_zh="应为 county/city/province/national/candidate",
+                    why_en="expected county, city, province, national or candidate")
     year_raw = _text(row, "listed_year", limit=10)
     year = None
     if year_raw:
@@ -260,6 +262,17 @@ def _normalize_heritage(load: "EntityLoad", row: dict, out: dict) -> None:
             "level": level, "category": _name(row, "category"), "origin": _text(row, "origin"),
             "meaning": _text(row, "meaning"), "history": _text(row, "history"),
             "former_names": pg_array(_former_names(row)), "listed_year": year, "place_name_id": None})
+    # the catalogue's own fields (migration 0009); `synthetic` marks generated items, never facts
+    raw_synthetic = (_text(row, "synthetic", limit=10) or "").lower()
+    if raw_synthetic not in _TRUE | _FALSE:
+        raise Issue("bad_value", field="synthetic", value=raw_synthetic, why_zh="应为 true/false",
+                    why_en="expected true or false")
+    photos = [p.strip() for p in (_text(row, "photos", limit=2000) or "").split(";") if p.strip()]
+    out.update({"catalogue": _text(row, "catalogue", limit=200), "batch": _text(row, "batch", limit=100),
+                "listed_on": _date(row, "listed_on"), "listing_document": _text(row, "listing_document", limit=500),
+                "description": _text(row, "description"), "protection": _text(row, "protection"),
+                "photos": pg_array(photos), "source_url": _text(row, "source_url", limit=1000),
+                "certainty": _text(row, "certainty", limit=500), "synthetic": raw_synthetic in _TRUE})
 
 
 def _heritage_link(load: "EntityLoad") -> None:
@@ -275,11 +288,15 @@ def _heritage_link(load: "EntityLoad") -> None:
 HERITAGE = EntitySpec(
     kind="load_heritage", table="heritage_items",
     fields=("id", "name", "level", "category", "county_code", "township_code", "village_code", "division_code",
-            "pinyin_name", "pinyin", "origin", "meaning", "history", "former_names", "listed_year"),
+            "pinyin_name", "pinyin", "origin", "meaning", "history", "former_names", "listed_year",
+            "catalogue", "batch", "listed_on", "listing_document", "description", "protection", "photos",
+            "source_url", "certainty", "synthetic"),
     columns=(Column("county_id", "bigint", write=False, compare=False), Column("name"), Column("pinyin"),
              Column("level"), Column("category"), Column("origin"), Column("meaning"), Column("history"),
              Column("former_names", "text[]"), Column("listed_year", "smallint"),
-             Column("place_name_id", "bigint")),
+             Column("place_name_id", "bigint"), Column("catalogue"), Column("batch"), Column("listed_on", "date"),
+             Column("listing_document"), Column("description"), Column("protection"), Column("photos", "text[]"),
+             Column("source_url"), Column("certainty"), Column("synthetic", "boolean")),
     key=("division_id", "name"), geometry="point", normalize=_normalize_heritage,
     active_status="listed", retired_status="delisted", containment=True, before_match=_heritage_link,
 )
