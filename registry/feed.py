@@ -88,19 +88,21 @@ def _entities(conn: Connection, cs: int, table: Table, after: int, n: int, adjus
     t = table.name
     geom = "geom" if table.geom else "NULL::geometry"
     cols = f"id, version, change_set_id, status, {geom} AS g, {table.parent} AS p"
+    moved_geom = "h.id IS NOT NULL AND w.g IS DISTINCT FROM h.geom" if table.geom else "FALSE"
+    # The version before one a change set wrote is (id, version - 1) in the history (versions count
+    # up by one): a primary-key lookup, no window over every version of every entity.
     rows = conn.execute(text(f"""
         WITH touched AS (
             SELECT id FROM (SELECT id FROM {t} WHERE change_set_id = :cs
                             UNION SELECT id FROM {t}_history WHERE change_set_id = :cs) u
             WHERE id > :after ORDER BY id LIMIT :n),
-        vers AS (SELECT {cols} FROM {t} WHERE id IN (SELECT id FROM touched)
-                 UNION ALL SELECT {cols} FROM {t}_history WHERE id IN (SELECT id FROM touched)),
-        lagged AS (SELECT id, version, change_set_id, status, lag(status) OVER w AS prev_status,
-                          (g IS DISTINCT FROM lag(g) OVER w) AS geom_changed,
-                          (p IS DISTINCT FROM lag(p) OVER w) AS parent_changed
-                   FROM vers WINDOW w AS (PARTITION BY id ORDER BY version))
-        SELECT * FROM lagged WHERE change_set_id = :cs ORDER BY id, version"""),
-        {"cs": cs, "after": after, "n": n}).mappings().all()
+        w AS (SELECT {cols} FROM {t} WHERE id IN (SELECT id FROM touched) AND change_set_id = :cs
+              UNION ALL SELECT {cols} FROM {t}_history WHERE id IN (SELECT id FROM touched) AND change_set_id = :cs)
+        SELECT w.id, w.version, w.status, h.status AS prev_status,
+               ({moved_geom}) AS geom_changed,
+               (h.id IS NOT NULL AND w.p IS DISTINCT FROM h.{table.parent}) AS parent_changed
+        FROM w LEFT JOIN {t}_history h ON h.id = w.id AND h.version = w.version - 1
+        ORDER BY w.id, w.version"""), {"cs": cs, "after": after, "n": n}).mappings().all()
     out: dict[int, dict] = {}
     for r in rows:
         if r["prev_status"] is None:
