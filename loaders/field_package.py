@@ -33,6 +33,7 @@ from registry.inspection import schema
 from registry.inspection.package import Feature, PackageData, Problem
 
 log = logging.getLogger(__name__)
+logging.getLogger("pyogrio").setLevel(logging.WARNING)  # one INFO line per layer written
 
 FORMATS = {".gpkg": "gpkg", ".shp": "shp", ".geojson": "geojson", ".json": "geojson"}
 _GEO_LAYERS = (schema.LINES, schema.MARKERS, schema.REFERENCE_OBJECTS)

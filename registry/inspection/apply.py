@@ -111,15 +111,14 @@ def _apply_markers(conn: Connection, diff: dict, cs_id: int) -> dict[str, int]:
                     INSERT INTO boundary_markers (number, boundary_line_id, kind, material, installed_on, status, geom,
                         change_set_id, source, serial, type_letter, elevation_m, left_division_id, right_division_id,
                         condition, photos)
-                    SELECT :number, :line, :kind, :material, CAST(:installed AS date), 'active',
-                           ST_SetSRID(ST_GeomFromWKB(decode(:g, 'hex')), 4490), :cs, 'inspection', :serial, :letter,
-                           :elev, (SELECT id FROM divisions WHERE :left IN (mca_code, nbs_code) AND status = 'active' LIMIT 1),
-                           (SELECT id FROM divisions WHERE :right IN (mca_code, nbs_code) AND status = 'active' LIMIT 1),
-                           :cond, '{}'"""), {
+                    SELECT :number, CAST(:line AS bigint), CAST(:kind AS text), CAST(:material AS text),
+                           CAST(:installed AS date), 'active', ST_SetSRID(ST_GeomFromWKB(decode(:g, 'hex')), 4490),
+                           :cs, 'inspection', CAST(:serial AS integer), :letter, CAST(:elev AS float8),
+                           CAST(:left AS bigint), CAST(:right AS bigint), :cond, '{}'"""), {
                     "number": m["number"], "line": m["line_id"], "kind": m["kind"], "material": m["material"],
                     "installed": m["installed_on"], "g": m["geom"], "cs": cs_id, "serial": m["serial"],
-                    "letter": m["type_letter"], "elev": m["elevation_m"], "left": m["left_code"],
-                    "right": m["right_code"], "cond": m["condition"]})
+                    "letter": m["type_letter"], "elev": m["elevation_m"], "left": m["left_division_id"],
+                    "right": m["right_division_id"], "cond": m["condition"]})
         except IntegrityError:
             raise Conflict(f"界桩编号 {m['number']} 已被使用 / marker number {m['number']} is taken since the diff",
                            parameter="change_set", entity=f"boundary_markers:{m['number']}") from None

@@ -128,7 +128,8 @@ def compute_diff(conn: Connection, pkg: PackageData, checked: Checked, round_num
                       "type_letter": parsed.letter, "condition": f.get("condition") or "new",
                       "kind": f.get("kind"), "material": f.get("material"),
                       "elevation_m": _float(f.get("elev_m")), "installed_on": _plain(f.get("installed")),
-                      "left_code": f.get("left_code"), "right_code": f.get("right_code"), "geom": _hex(f.wkb)})
+                      "left_division_id": _div(checked, f.get("left_code")),
+                      "right_division_id": _div(checked, f.get("right_code")), "geom": _hex(f.wkb)})
         if line:
             base["boundary_lines"][str(line["id"])] = line["version"]
     present = set(checked.markers)
@@ -145,6 +146,11 @@ def compute_diff(conn: Connection, pkg: PackageData, checked: Checked, round_num
         "base": base,
     }
     return diff
+
+
+def _div(checked: Checked, code) -> int | None:
+    did = checked.division_by_code.get(str(code)) if code else None
+    return did if did and did > 0 else None
 
 
 def _plain(v):
@@ -194,6 +200,12 @@ def _records(pkg: PackageData, checked: Checked, markers: list[dict], lines: lis
         out.append({"target": "marker", "marker_no": num, "line_code": str(f.get("line_code")),
                     "finding": finding, "condition": cond, "geom": _hex(f.wkb), **{k: v for k, v in rec.items()
                                                                                   if k != "condition"}})
+    # A record of a marker deleted from the layer (removed in the field): kept, found missing.
+    in_layer = {str(f.get("number")) for f in pkg.layer(schema.MARKERS)}
+    for (target, ref), rec in filled.items():
+        if target == "marker" and ref not in in_layer:
+            out.append({"target": "marker", "marker_no": ref, "finding": rec.get("condition") or "missing",
+                        **rec})
     return out
 
 

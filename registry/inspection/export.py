@@ -51,15 +51,16 @@ def export_package(conn: Connection, round_number: int, *, line_code: str | None
     lines = conn.execute(text(f"""
         SELECT l.id, l.version, l.code, l.name, l.level, {_CODE.format(d='a')} AS left_code, a.name AS left_name,
                {_CODE.format(d='b')} AS right_code, coalesce(b.name, l.neighbour_name) AS right_name,
-               round(l.length_m::numeric, 1)::float AS length_m, ST_AsBinary(l.geom) AS wkb
+               round(l.length_m::numeric, 1)::float AS length_m, c.code AS county_ln, ST_AsBinary(l.geom) AS wkb
         FROM boundary_lines l JOIN divisions a ON a.id = l.left_division_id
-        LEFT JOIN divisions b ON b.id = l.right_division_id
+        LEFT JOIN divisions b ON b.id = l.right_division_id LEFT JOIN boundary_lines c ON c.id = l.county_line_id
         WHERE l.id = ANY(:ids) ORDER BY l.code, l.id
     """), {"ids": ids}).mappings().all()
     pkg.layers[schema.LINES] = [
         Feature(i, {"line_id": r["id"], "line_ver": r["version"], "code": r["code"], "name": r["name"],
                     "level": r["level"], "left_code": r["left_code"], "left_name": r["left_name"],
-                    "right_code": r["right_code"], "right_name": r["right_name"], "length_m": r["length_m"]},
+                    "right_code": r["right_code"], "right_name": r["right_name"], "length_m": r["length_m"],
+                    "county_ln": r["county_ln"]},
                 bytes(r["wkb"]))
         for i, r in enumerate(lines, 1)]
     markers = conn.execute(text(f"""

@@ -103,7 +103,10 @@ def _map(conn: Connection, round_id: int) -> str:
     parts = []
     for name, d in conn.execute(text(f"""
         SELECT name, ST_AsSVG(ST_Intersection(geom, {bbox}), 0, 6) FROM divisions
-        WHERE level IN ('county', 'township') AND status = 'active' AND geom && {bbox} ORDER BY level"""), env):
+        WHERE level IN ('county', 'township') AND status = 'active' AND geom && {bbox}
+          AND NOT ST_IsEmpty(ST_CollectionExtract(ST_Intersection(geom, {bbox}), 3)) ORDER BY level"""), env):
+        if not d:
+            continue
         parts.append(f'<path d="{d}" fill="#f4f1ea" stroke="#9e9e9e" stroke-width="0.6" '
                      f'vector-effect="non-scaling-stroke"><title>{html.escape(name)}</title></path>')
     for code, d in conn.execute(text("""

@@ -73,6 +73,7 @@ LAYERS: dict[str, Layer] = {
         Field("right_code", "str", "右侧区划代码"),
         Field("right_name", "str", "右侧区划名称"),
         Field("length_m", "float", "长度（米）", note="informative; recomputed / 仅供参考，重新计算"),
+        Field("county_ln", "str", "所在县级界线", note="a township line on a county line: re-survey that one"),
     )),
     MARKERS: Layer(MARKERS, "界桩", "Point", (
         Field("marker_id", "int", "界桩标识", note="empty for a newly set marker / 新设界桩留空"),

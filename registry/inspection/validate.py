@@ -105,12 +105,19 @@ def _parse_number(number: str):
 
 
 def _divisions(conn: Connection) -> dict[str, int]:
-    """Code -> division id for active divisions under either authority; a code two divisions
-    share (24 township codes differ between NBS and MCA) maps to -1: ambiguous."""
+    """Code -> active division id. The package carries each division's primary code (MCA, else
+    NBS: registry.divisions.primary_code), which wins; an NBS code that is nobody's primary code
+    is read too, and one two divisions share maps to -1 (ambiguous)."""
+    rows = conn.execute(text("SELECT id, mca_code, nbs_code FROM divisions WHERE status = 'active'")).all()
     out: dict[str, int] = {}
-    for did, mca, nbs in conn.execute(text("SELECT id, mca_code, nbs_code FROM divisions WHERE status = 'active'")):
-        for code in {mca, nbs} - {None}:
+    for did, mca, nbs in rows:
+        code = mca or nbs
+        if code:
             out[code] = did if out.get(code, did) == did else -1
+    primary = set(out)
+    for did, mca, nbs in rows:
+        if mca and nbs and nbs not in primary:
+            out[nbs] = did if out.get(nbs, did) == did else -1
     return out
 
 
@@ -149,8 +156,13 @@ def validate_package(conn: Connection, pkg: PackageData, *, tolerances: Toleranc
     checked.division_by_code = divs
     _check_lines(conn, pkg, out, checked, divs)
     _check_markers(conn, pkg, out, checked, divs)
-    _check_reference_objects(pkg, out, checked)
-    _check_records(pkg, out, checked)
+    # Reference objects and records may still name a marker the team deleted from the markers
+    # layer (removed in the field): those are known, the rows are kept with the marker retired.
+    known = {str(f.get("number")) for f in pkg.layer(schema.MARKERS) if f.get("number")}
+    known |= set(conn.execute(text("SELECT number FROM boundary_markers WHERE status = 'active' "
+                                   "AND boundary_line_id = ANY(:ids)"), {"ids": list(checked.lines)}).scalars())
+    _check_reference_objects(pkg, out, known)
+    _check_records(pkg, out, checked, known)
     _check_geometry(conn, pkg, out, checked, tolerances)
     return out.problems, checked
 
@@ -221,9 +233,8 @@ def _check_markers(conn, pkg, out, checked, divs) -> None:
             try:
                 parsed = _parse_number(number)
             except (RegistryError, ValueError) as exc:
-                out.add(schema.MARKERS, f, key, "marker_number_format",
-                        f"界桩编号 {number} 不符合编号规则（界线编码+3位序号+类型字母）：{exc}",
-                        f"marker number {number} does not follow the rule (line code + 3-digit serial + type letter)")
+                out.problems.append(Problem(schema.MARKERS, feature_label(f, key), "marker_number_format",
+                                            getattr(exc, "message", str(exc))))
                 parsed = None
             if parsed is not None:
                 p_line, p_serial, p_type = _parts(parsed)
@@ -275,15 +286,14 @@ def _parts(parsed) -> tuple[str, int, str]:
     return parsed.line_code, int(parsed.serial), parsed.letter
 
 
-def _check_reference_objects(pkg, out, checked) -> None:
-    numbers = {str(f.get("number")) for f in pkg.layer(schema.MARKERS) if f.get("number")}
+def _check_reference_objects(pkg, out, numbers: set[str]) -> None:
     seen: dict[tuple, int] = {}
     for f in pkg.layer(schema.REFERENCE_OBJECTS):
         key = f"{f.get('marker_no')}/{f.get('seq')}"
         v = _check_attrs(out, schema.REFERENCE_OBJECTS, f, key)
         if v["marker_no"] is not None and v["marker_no"] not in numbers:
-            out.add(schema.REFERENCE_OBJECTS, f, key, "unknown_entity", f"方位物所属界桩 {v['marker_no']} 不在数据包中",
-                    f"marker {v['marker_no']} of this reference object is not in the package")
+            out.add(schema.REFERENCE_OBJECTS, f, key, "unknown_entity", f"方位物所属界桩 {v['marker_no']} 不在数据包中，也不在其界线上",
+                    f"marker {v['marker_no']} of this reference object is neither in the package nor on its lines")
         if v["bearing"] is not None and not 0 <= v["bearing"] < 360:
             out.add(schema.REFERENCE_OBJECTS, f, key, "bad_value", f"方位角 {v['bearing']} 应在 0 到 360 之间",
                     f"bearing {v['bearing']} must be in [0, 360)")
@@ -298,8 +308,7 @@ def _check_reference_objects(pkg, out, checked) -> None:
             seen.setdefault(k, f.fid)
 
 
-def _check_records(pkg, out, checked) -> None:
-    numbers = {str(f.get("number")) for f in pkg.layer(schema.MARKERS) if f.get("number")}
+def _check_records(pkg, out, checked, numbers: set[str]) -> None:
     for f in pkg.layer(schema.RECORDS):
         key = f.get("marker_no") or f.get("line_code")
         v = _check_attrs(out, schema.RECORDS, f, key)

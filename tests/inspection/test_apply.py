@@ -131,3 +131,36 @@ def test_should_reject_and_then_refuse_to_apply(cconn, proposed):
     assert (cs.status, cs.rejected_by) == ("rejected", "editor-b") and cs.rejected_at is not None
     with pytest.raises(Conflict):
         apply_reviewed(cconn, proposed["cs"], actor="editor-c")
+
+
+def test_should_add_a_newly_set_marker_and_retire_a_removed_one(cconn, line, tmp_path):
+    import pandas as pd
+
+    from . import edit
+    from .helpers import export
+    from registry.markers import marker_number, parse_marker_number
+
+    path = export(cconn, line, tmp_path / "field.gpkg")
+    markers = edit.read(path, "markers")
+    used = {parse_marker_number(n).serial for n in markers["number"]}
+    serial = max(used) + 1
+    new = markers.iloc[[0]].copy()
+    new["marker_id"] = None
+    new["marker_ver"] = None
+    new["serial"] = serial
+    new["type"] = "Q"
+    new["number"] = marker_number(line["code"], serial, "Q")
+    new["condition"] = "new"
+    new["geometry"] = [edit.move_point(markers.geometry[0], 40)]
+    removed_id = int(markers["marker_id"][len(markers) - 1])
+    edited = pd.concat([markers.iloc[:-1], new], ignore_index=True)
+    edit.write(path, "markers", edited)
+    result = propose(cconn, path)
+    assert [m["number"] for m in result.diff["markers_added"]] == [new["number"].iloc[0]]
+    assert [m["id"] for m in result.diff["markers_removed"]] == [removed_id]
+    approve(cconn, result.change_set_id, actor="editor-b")
+    apply_reviewed(cconn, result.change_set_id, actor="editor-c")
+    row = cconn.execute(text("SELECT status, condition, boundary_line_id FROM boundary_markers WHERE number = :n"),
+                        {"n": new["number"].iloc[0]}).one()
+    assert tuple(row) == ("active", "new", line["id"])
+    assert cconn.execute(text("SELECT status FROM boundary_markers WHERE id = :i"), {"i": removed_id}).scalar() == "retired"

@@ -123,3 +123,19 @@ def test_should_return_the_open_change_set_when_the_same_file_is_loaded_again(cc
     first = propose_package(cconn, read_package(path), ROUND, actor="editor-a")
     again = propose_package(cconn, read_package(path), ROUND, actor="editor-a")
     assert again.existing and again.change_set_id == first.change_set_id
+
+
+@pytest.mark.skipif(__import__("shutil").which("ogr2ogr") is None, reason="GDAL command-line tools not installed")
+def test_should_load_a_package_rewritten_by_ogr2ogr_and_edited_with_ogrinfo_sql(cconn, line, tmp_path):
+    import subprocess
+
+    src = _export(cconn, line, tmp_path / "field.gpkg")
+    out = tmp_path / "by-gdal.gpkg"
+    subprocess.run(["ogr2ogr", "-f", "GPKG", str(out), str(src)], check=True, capture_output=True)
+    number = edit.read(src, "markers")["number"][1]
+    subprocess.run(["ogrinfo", str(out), "-sql", f"UPDATE markers SET condition = 'damaged' WHERE number = '{number}'"],
+                   check=True, capture_output=True)
+    result = propose_package(cconn, read_package(out), ROUND, actor="editor-a")
+    assert result.ok, result.problems
+    changed = {m["number"]: m for m in result.diff["markers"]}
+    assert changed[number]["condition"][1] == "damaged" and "moved_m" not in changed[number]
