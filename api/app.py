@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 from api import docs, problems
 from api.deps import caller_key
 from api.keycache import KeyCache
+from api.limits import BodyLimitMiddleware
 from api.ratelimit import RateLimiter
 from api.routes import addresses, adjustments, boundaries, changes, divisions, health, inspections
 from api.routes import doorplates
@@ -57,6 +58,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.state.key_cache = KeyCache(ttl=settings.key_cache_seconds)
     app.state.rate_limiter = RateLimiter()
     problems.install(app)
+    app.add_middleware(BodyLimitMiddleware, settings=settings)  # api/limits.py: 413 before a body is read whole
     docs.install(app)
     app.include_router(health.router)
     app.include_router(divisions.router)

@@ -7,6 +7,7 @@ from http import HTTPStatus
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from registry.errors import (
@@ -17,6 +18,7 @@ from registry.errors import (
     InvalidGeometry,
     InvalidQuery,
     NotFound,
+    PayloadTooLarge,
     RateLimited,
     RegistryError,
     Unauthorized,
@@ -37,6 +39,7 @@ STATUS_OF: list[tuple[type[RegistryError], int]] = [
     (AmbiguousCode, 409),  # a code naming two divisions: `candidates` lists both readings
     (Conflict, 409),
     (RateLimited, 429),
+    (PayloadTooLarge, 413),
     (DatabaseUnavailable, 503),
     (RegistryError, 500),
 ]
@@ -104,6 +107,14 @@ def install(app: FastAPI) -> None:
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"没有这个资源 / no such resource: {request.url.path}"
         return problem(exc.status_code, code, detail, request.url.path)
+
+    @app.exception_handler(DataError)
+    async def _data(request: Request, exc: DataError):
+        # PostgreSQL refused a value the caller sent (an id past bigint, a malformed number…): the
+        # caller's mistake, not the server's. The statement is not echoed (it may hold other values).
+        log.info("database refused a value on %s: %s", request.url.path, type(exc.orig).__name__)
+        return problem(400, "invalid-query", "参数值超出范围或格式无效 / a parameter value is out of range or malformed",
+                       request.url.path, parameter="request")
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):

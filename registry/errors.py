@@ -66,6 +66,12 @@ class RateLimited(RegistryError):
     code = "rate-limited"
 
 
+class PayloadTooLarge(RegistryError):
+    """A request body larger than its route's limit (settings: body_limit_bytes and the per-route ones)."""
+
+    code = "payload-too-large"
+
+
 class DatabaseUnavailable(RegistryError):
     code = "database-unavailable"
 

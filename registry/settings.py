@@ -60,6 +60,11 @@ class Settings(BaseSettings):
     inspection_node_tolerance_m: float = Field(
         default=0.5, gt=0, le=100, description="a re-surveyed line's ends must stay this close to where its neighbours meet"
     )
+    body_limit_bytes: int = Field(default=1_000_000, ge=1024, description="largest request body (413 above)")
+    match_body_limit_bytes: int = Field(default=32_000_000, ge=1024, description="largest POST /v1/match body")
+    package_body_limit_bytes: int = Field(default=200_000_000, ge=1024, description="largest field-package upload")
+    header_limit_bytes: int = Field(default=16_384, ge=1024, description="largest request head, all headers (431 above)")
+    json_max_depth: int = Field(default=32, ge=2, le=1000, description="deepest nesting of a JSON body (400 above)")
     search_dialect_pinyin: bool = Field(
         default=True, description="search forgives z/zh, c/ch, s/sh, an/ang, en/eng, in/ing and n/l (Zhejiang pinyin)"
     )

@@ -13,6 +13,7 @@ import orjson
 from fastapi.responses import Response, StreamingResponse
 
 from api.deps import DbConn, scope
+from api.limits import match_limit, read_body
 from registry.divisions import AUTHORITY_HELP, CodeMatch, settle_code, validate_authority, validate_code
 from registry.errors import InvalidQuery
 from registry.search import Filters, autocomplete, parse_body, reverse, search, stream, structured
@@ -197,8 +198,8 @@ async def match_route(
     confidence, levels, low_confidence, status (matched, partial, ambiguous, low_confidence,
     unmatched), reason. `format=json` answers one JSON document instead: `rows`, `counts` (rows
     per status) and `results`."""
-    body = await request.body()
-    rows, fmt = parse_body(body, request.headers.get("content-type", ""), column)
+    body = await read_body(request, match_limit(request))
+    rows, fmt = await run_in_threadpool(parse_body, body, request.headers.get("content-type", ""), column)
     if format is not None:
         if format not in ("csv", "jsonl", "json"):
             raise InvalidQuery("format 只能是 csv、jsonl 或 json / format must be csv, jsonl or json",

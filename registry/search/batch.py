@@ -47,11 +47,16 @@ def _pick_column(header: list[str], column: str | None) -> int:
 
 def read_csv_rows(text: str, column: str | None = None) -> list[str]:
     reader = csv.reader(io.StringIO(text))
-    header = next(reader, None)
-    if header is None:
-        raise InvalidQuery("CSV 为空 / the CSV is empty", parameter="body")
-    k = _pick_column(header, column)
-    return [row[k] if k < len(row) else "" for row in reader]
+    try:
+        header = next(reader, None)
+        if header is None:
+            raise InvalidQuery("CSV 为空 / the CSV is empty", parameter="body")
+        k = _pick_column(header, column)
+        return [row[k] if k < len(row) else "" for row in reader]
+    except csv.Error as exc:  # a field over csv's field limit, a broken quote…: the line, never a 500
+        n = reader.line_num
+        raise InvalidQuery(f"CSV 第 {n} 行无法读取 / CSV line {n} cannot be read: {exc}", parameter="body",
+                           line=n) from None
 
 
 def read_jsonl_rows(text: str, column: str | None = None) -> list[str]:
@@ -64,6 +69,9 @@ def read_jsonl_rows(text: str, column: str | None = None) -> list[str]:
             value = json.loads(line)
         except json.JSONDecodeError as exc:
             raise InvalidQuery(f"第 {n} 行不是 JSON / line {n} is not JSON: {exc.msg}", parameter="body",
+                               line=n) from None
+        except RecursionError:  # nested thousands deep: the parser's stack, not the caller's fault to see
+            raise InvalidQuery(f"第 {n} 行嵌套过深 / line {n} is nested too deep", parameter="body",
                                line=n) from None
         if isinstance(value, str):
             rows.append(value)
