@@ -115,10 +115,11 @@ def free_of(spans: list[tuple[int, int]], start: int, end: int) -> bool:
     return True
 
 
-def unexplained_names(text: str, covered: list[tuple[int, int]]) -> list[str]:
+def unexplained_names(text: str, covered: list[tuple[int, int]], end: int | None = None) -> list[str]:
     """Parts of the query outside `covered` shaped like a whole name: 报结街 in 金泉社区报结街1号
-    when nothing explains it (a specific of NAME_SHAPE_MIN_SPECIFIC+ characters and a generic)."""
-    n = len(text)
+    when nothing explains it (a specific of NAME_SHAPE_MIN_SPECIFIC+ characters and a generic).
+    Only before `end` when given (what trails a door is a shop or building name: 12号万达广场)."""
+    n = len(text) if end is None else min(end, len(text))
     mask = bytearray(n)
     for a, b in covered:
         mask[a:b] = b"\x01" * (b - a)
@@ -213,7 +214,8 @@ def finalize(gaz: Gazetteer, pq: PreparedQuery, hit: Hit, others: list[Match]) -
     factor = 1.0
     rules: list[dict] = []
     covered = spans + bad + [(p.start, p.end) for p in pq.numbers]
-    unexplained = unexplained_names(pq.text, covered) if len(covered) < pq.atoms else []
+    door_end = max((p.end for p in pq.numbers if p.kind in used), default=None) if is_address else None
+    unexplained = unexplained_names(pq.text, covered, door_end) if len(covered) < pq.atoms else []
     if unexplained:
         if is_address:
             factor = UNEXPLAINED_DOOR_FACTOR

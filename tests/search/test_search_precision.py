@@ -180,3 +180,10 @@ def test_should_find_a_community_by_its_bare_name_after_the_township(ptown):
     res = results(ptown.pgaz, "月河街道浮星桥")
     assert (res[0]["kind"], res[0]["id"]) == ("division", division_id(ptown, FUXINGQIAO)), res[:2]
     assert res[0]["name"] == "浮星桥社区"
+
+
+def test_should_keep_a_door_followed_by_a_building_or_shop_name(ptown):
+    # what trails the door is not a name the door must explain
+    first = results(ptown.pgaz, "吴兴区人民路123号万达广场")[0]
+    assert (first["kind"], first["id"]) == ("address", ptown.ids["renmin_wx_123"])
+    assert not first["low_confidence"]
