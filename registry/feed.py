@@ -84,25 +84,38 @@ def _start(conn: Connection, since: str | None) -> tuple[datetime, int]:
     return (t if t.tzinfo else t.replace(tzinfo=timezone.utc)), 2**62  # every change set applied at t is before
 
 
-def _entities(conn: Connection, cs: int, table: Table, after: int, n: int, adjustment: str | None) -> list[dict]:
+def _entities(conn: Connection, cs: int, table: Table, after: int, n: int,
+              adjustment: str | None) -> tuple[list[dict], bool]:
+    """(entity changes of one change set in one table with id > after, more of them left?)"""
     t = table.name
     geom = "geom" if table.geom else "NULL::geometry"
-    cols = f"id, version, change_set_id, status, {geom} AS g, {table.parent} AS p"
+    cols = f"id, version, status, {geom} AS g, {table.parent} AS p"
     moved_geom = "h.id IS NOT NULL AND w.g IS DISTINCT FROM h.geom" if table.geom else "FALSE"
-    # The version before one a change set wrote is (id, version - 1) in the history (versions count
-    # up by one): a primary-key lookup, no window over every version of every entity.
+    # The rows the change set wrote, found as the plain `WHERE change_set_id` scan finds them (no
+    # probe per entity), the current ones and the superseded ones each cut at n; the version before
+    # each is (id, version - 1) in the history (versions count up by one): a primary-key lookup.
     rows = conn.execute(text(f"""
-        WITH touched AS (
-            SELECT id FROM (SELECT id FROM {t} WHERE change_set_id = :cs
-                            UNION SELECT id FROM {t}_history WHERE change_set_id = :cs) u
-            WHERE id > :after ORDER BY id LIMIT :n),
-        w AS (SELECT {cols} FROM {t} WHERE id IN (SELECT id FROM touched) AND change_set_id = :cs
-              UNION ALL SELECT {cols} FROM {t}_history WHERE id IN (SELECT id FROM touched) AND change_set_id = :cs)
-        SELECT w.id, w.version, w.status, h.status AS prev_status,
+        WITH a AS (SELECT {cols}, 0 AS src FROM {t} WHERE change_set_id = :cs AND id > :after
+                   ORDER BY id LIMIT :n),
+             b AS (SELECT {cols}, 1 AS src FROM {t}_history WHERE change_set_id = :cs AND id > :after
+                   ORDER BY id, version LIMIT :n),
+             w AS (SELECT * FROM a UNION ALL SELECT * FROM b)
+        SELECT w.id, w.version, w.status, w.src, h.status AS prev_status,
                ({moved_geom}) AS geom_changed,
                (h.id IS NOT NULL AND w.p IS DISTINCT FROM h.{table.parent}) AS parent_changed
         FROM w LEFT JOIN {t}_history h ON h.id = w.id AND h.version = w.version - 1
         ORDER BY w.id, w.version"""), {"cs": cs, "after": after, "n": n}).mappings().all()
+    # A source that gave n rows may have more: keep the ids both sources gave completely.
+    cutoff = None
+    for src, partial_last in ((0, 0), (1, 1)):
+        ids = [r["id"] for r in rows if r["src"] == src]
+        if len(ids) >= n:
+            c = max(ids) - partial_last  # a history id at the cut may have more versions
+            cutoff = c if cutoff is None else min(cutoff, c)
+    more = cutoff is not None
+    if more:
+        kept = [r for r in rows if r["id"] <= cutoff]
+        rows = kept or [r for r in rows if r["id"] == rows[0]["id"]]
     out: dict[int, dict] = {}
     for r in rows:
         if r["prev_status"] is None:
@@ -121,7 +134,7 @@ def _entities(conn: Connection, cs: int, table: Table, after: int, n: int, adjus
                             "status": r["status"]}
         else:
             seen["version"], seen["status"] = r["version"], r["status"]
-    return list(out.values())
+    return list(out.values()), more
 
 
 def _successors(conn: Connection, ids: list[int]) -> dict[int, list[int]]:
@@ -161,12 +174,13 @@ def changes(conn: Connection, *, since: str | None = None, cursor: str | None = 
         entities: list[dict] = []
         complete = True
         for ti in range(table_idx, len(TABLES)):
-            got = _entities(conn, cs["id"], TABLES[ti], after, budget - len(entities) + 1, cs["adjustment"])
+            got, more = _entities(conn, cs["id"], TABLES[ti], after, budget - len(entities) + 1, cs["adjustment"])
+            resume = after
             after = 0
-            if len(entities) + len(got) > budget:  # this change set goes on on the next page
+            if len(entities) + len(got) > budget or more:  # this change set goes on on the next page
                 got = got[:budget - len(entities)]
                 entities += got
-                nxt = {"cursor": f"{cs['id']}:{ti}:{got[-1]['id'] if got else 0}"}
+                nxt = {"cursor": f"{cs['id']}:{ti}:{got[-1]['id'] if got else resume}"}
                 complete = False
                 break
             entities += got
