@@ -131,22 +131,25 @@ def item_map_svg(conn: Connection, item: dict[str, Any], *, width: int = MAP_W, 
         x0, y0, x1, y1 = min(x0, lon - 0.005), min(y0, lat - 0.005), max(x1, lon + 0.005), max(y1, lat + 0.005)
     pad = max(x1 - x0, y1 - y0) * 0.06
     x0, y0, x1, y1 = x0 - pad, y0 - pad, x1 + pad, y1 + pad
-    k = math.cos(math.radians((y0 + y1) / 2))
-    w, h = (x1 - x0) * k, (y1 - y0)
-    scale = min(width / w, height / h)
-    env = {"x0": x0, "y0": y0, "x1": x1, "y1": y1, "d": item["division"]["id"]}
+    k = math.cos(math.radians((y0 + y1) / 2))  # a degree of longitude is shorter
+    s = min(width / ((x1 - x0) * k), height / (y1 - y0))
+    # Pixel coordinates straight from PostGIS (ST_Affine; ST_AsSVG negates y), so the SVG needs no
+    # viewBox arithmetic or transforms: fpdf2's SVG support is partial, and plain paths it draws.
+    env = {"x0": x0, "y0": y0, "x1": x1, "y1": y1, "d": item["division"]["id"], "a": k * s, "s": s,
+           "xo": -x0 * k * s, "yo": -y1 * s}
     bbox = "ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4490)"
-    parts: list[str] = []
+    px = "ST_AsSVG(ST_Affine(ST_Intersection(geom, {bbox}), :a, 0, 0, :s, :xo, :yo), 0, 1)".format(bbox=bbox)
+    parts: list[str] = [f'<rect x="0" y="0" width="{width}" height="{height}" fill="#fbfaf7" stroke="#bdbdbd"/>']
     for name, d, own in conn.execute(text(f"""
-            SELECT name, ST_AsSVG(ST_Intersection(geom, {bbox}), 0, 6), id = :d FROM divisions
+            SELECT name, {px}, id = :d FROM divisions
             WHERE level IN ('county', 'township', 'village') AND status = 'active' AND geom && {bbox}
             ORDER BY (id = :d), level"""), env):
         if d:
-            parts.append(f'<path d="{d}" fill="{"#efe6d2" if own else "#f6f4ef"}" '
-                         f'stroke="{"#8d6e63" if own else "#c9c4b8"}" stroke-width="{1.6 if own else 0.6}" '
-                         f'vector-effect="non-scaling-stroke"><title>{html.escape(name)}</title></path>')
+            parts.append(f'<path d="{d}" fill="{"#efe6d2" if own else "#f3f1ea"}" '
+                         f'stroke="{"#8d6e63" if own else "#c9c4b8"}" stroke-width="{2 if own else 0.8}">'
+                         f'<title>{html.escape(name)}</title></path>')
     for name, cat, d in conn.execute(text(f"""
-            SELECT name, category, ST_AsSVG(ST_Intersection(geom, {bbox}), 0, 6) FROM place_names
+            SELECT name, category, {px} FROM place_names
             WHERE category IN ('river', 'lake', 'reservoir', 'road', 'bridge') AND status <> 'retired'
               AND geom && {bbox} AND GeometryType(geom) <> 'POINT'
             ORDER BY category = 'road' LIMIT 400"""), env):
@@ -154,17 +157,13 @@ def item_map_svg(conn: Connection, item: dict[str, Any], *, width: int = MAP_W, 
             continue
         water = cat in ("river", "lake", "reservoir")
         fill = "#b3d4f0" if water and cat != "river" else "none"
-        parts.append(f'<path d="{d}" fill="{fill}" stroke="{"#5b9bd5" if water else "#9e9e9e"}" '
-                     f'stroke-width="{1.4 if water else 1.0}" vector-effect="non-scaling-stroke">'
-                     f'<title>{html.escape(name)}</title></path>')
-    r = 5 / scale
-    parts.append(f'<ellipse cx="{lon:.6f}" cy="{-lat:.6f}" rx="{r / k:.6f}" ry="{r:.6f}" fill="#c62828" '
-                 f'stroke="#ffffff" stroke-width="1" vector-effect="non-scaling-stroke">'
-                 f'<title>{html.escape(item["name"])}</title></ellipse>')
+        parts.append(f'<path d="{d}" fill="{fill}" stroke="{"#5b9bd5" if water else "#8a8a8a"}" '
+                     f'stroke-width="{2.5 if water else 1.8}"><title>{html.escape(name)}</title></path>')
+    cx, cy = (lon - x0) * k * s, (y1 - lat) * s
+    parts.append(f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="6" fill="#c62828" stroke="#ffffff" stroke-width="1.5">'
+                 f'<title>{html.escape(item["name"])}</title></circle>')
     return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-            f'viewBox="{x0 * k:.6f} {-y1:.6f} {w:.6f} {h:.6f}" preserveAspectRatio="xMidYMid meet">'
-            f'<rect x="{x0 * k:.6f}" y="{-y1:.6f}" width="{w:.6f}" height="{h:.6f}" fill="#fbfaf7"/>'
-            f'<g transform="scale({k:.6f},1)">{"".join(parts)}</g></svg>')
+            f'viewBox="0 0 {width} {height}">{"".join(parts)}</svg>')
 
 
 def as_geojson(items: list[dict[str, Any]]) -> str:
