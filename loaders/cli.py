@@ -63,6 +63,9 @@ app.command("export")(export_command)
 from loaders.feed_cli import feed as feed_command  # noqa: E402  (registry changes feed …)
 
 changes_app.command("feed")(feed_command)
+from loaders.backup_cli import backup_command, restore_command  # noqa: E402  (registry backup / restore)
+
+app.command("backup")(backup_command), app.command("restore")(restore_command)
 
 
 def _setup_logging(verbose: bool = False) -> None:
