@@ -74,7 +74,7 @@
     if (source === "addresses") {
       const a = await getJSON(`/v1/addresses/${id}`);
       const p = a.properties || {};
-      return `<div>${esc(p.full_text || p.address || "")}</div>` + table({ 代码: p.code, 状态: p.status }) +
+      return `<div>${esc(p.full_text || p.address || "")}</div>` + table({ 状态: p.status }) +
         `<small>历史需机构密钥 / the history needs an agency key: <a href="${base}/v1/addresses/${id}/history">/v1/addresses/${id}/history</a></small>`;
     }
     if (source === "boundary_lines" || source === "markers") {

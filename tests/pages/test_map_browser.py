@@ -1,0 +1,159 @@
+"""The map page in a real headless Chromium (WebGL through SwiftShader): the registry's tiles are
+requested and drawn, a search typed in the box shows a result and flies there, a click on a door
+shows its popup with its public record. Nothing is fetched from outside the app."""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+
+import pytest
+import uvicorn
+from sqlalchemy import text
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+
+pytestmark = pytest.mark.skipif(
+    not (CHROMIUM and CHROMEDRIVER), reason="chromium / chromium-driver missing: run scripts/setup-system.sh")
+
+
+@pytest.fixture()
+def live_app(conn, engine, app_settings):
+    """The app served by uvicorn on 127.0.0.1 (as tests/doorplates/test_scan_page_browser.py does),
+    its requests inside the test's transaction and its search on a gazetteer of that transaction."""
+    from api.app import create_app
+    from api.deps import get_conn
+    from api.routes.search import get_gazetteer
+    from registry.search import StaticSource
+    from registry.search.loading import load_gazetteer
+
+    app = create_app(app_settings, engine=engine)
+    lock = threading.Lock()
+
+    def _conn():
+        with lock:  # one connection: one request at a time
+            yield conn
+
+    app.dependency_overrides[get_conn] = _conn
+    app.state.seen_paths = []  # what the browser asked the server for (tiles come from a web worker)
+
+    @app.middleware("http")
+    async def _record(request, call_next):
+        app.state.seen_paths.append(request.url.path)
+        return await call_next(request)
+
+    source: dict = {}
+    app.dependency_overrides[get_gazetteer] = lambda: source["gaz"]
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+    def index_now():  # after the test has built its data
+        with lock:
+            source["gaz"] = StaticSource(load_gazetteer(conn))
+
+    yield app, f"http://127.0.0.1:{port}", index_now
+    server.should_exit = True
+    thread.join(5)
+    sock.close()
+
+
+@pytest.fixture()
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    # WebGL without a GPU: ANGLE on SwiftShader (MapLibre needs WebGL 2)
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--use-angle=swiftshader",
+                "--enable-unsafe-swiftshader", "--ignore-gpu-blocklist", "--window-size=1024,768",
+                "--lang=zh-CN", "--no-first-run", "--disable-extensions"):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(30)
+    yield driver
+    driver.quit()
+
+
+def _doors(conn, township_address) -> list[dict]:
+    """Five doors on 人民路 in 月河街道 (吴兴区), 40 m apart along a parallel."""
+    ids = [township_address("330502001", n) for n in range(1, 6)]
+    for i, aid in enumerate(ids):
+        conn.execute(text("UPDATE addresses SET geom = ST_SetSRID(ST_MakePoint(:lon, 30.8725), 4490) WHERE id = :i"),
+                     {"lon": 120.0880 + i * 0.0004, "i": aid})
+    return [dict(r) for r in conn.execute(text(
+        "SELECT id, full_text, ST_X(geom) AS lon, ST_Y(geom) AS lat FROM addresses WHERE id = ANY(:ids) ORDER BY id"),
+        {"ids": ids}).mappings()]
+
+
+def _wait(browser, script: str, timeout: float = 30):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(browser, timeout, poll_frequency=0.2).until(lambda b: b.execute_script(script))
+
+
+def test_should_draw_the_registry_tiles_find_a_door_and_show_its_popup(browser, live_app, conn, township_address,
+                                                                        tmp_path):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    app, url, index_now = live_app
+    doors = _doors(conn, township_address)
+    index_now()
+    target = doors[2]
+    browser.get(f"{url}/map#16/{target['lat']}/{target['lon']}")
+    assert browser.execute_script("return !!document.querySelector('#map canvas')")
+    assert _wait(browser, "return window.registryMap && window.registryMap.isStyleLoaded() && "
+                          "window.registryMap.areTilesLoaded()")
+    drawn = _wait(browser, "return registryMap.queryRenderedFeatures({layers: ['addresses']}).map(f => f.id)")
+    assert {d["id"] for d in doors} <= set(drawn)
+
+    # the tiles came from the app's tile endpoint, and nothing came from elsewhere
+    seen = app.state.seen_paths
+    assert any(p.startswith("/tiles/addresses/16/") and p.endswith(".mvt") for p in seen)
+    assert {f"/tiles/{name}.json" for name in ("counties", "addresses", "boundary_lines")} <= set(seen)
+    assert app.state.tile_cache.misses >= 1
+    resources = browser.execute_script("return performance.getEntriesByType('resource').map(r => r.name)")
+    assert [r for r in resources if not r.startswith(url)] == []
+
+    # a click on a door: its popup, then its public record
+    x, y = browser.execute_script(
+        "const p = registryMap.project([arguments[0], arguments[1]]); return [p.x, p.y];", target["lon"], target["lat"])
+    canvas = browser.find_element(By.CSS_SELECTOR, "#map canvas")
+    size = canvas.size
+    ActionChains(browser).move_to_element_with_offset(canvas, int(x - size["width"] / 2),
+                                                      int(y - size["height"] / 2)).click().perform()
+    popup = _wait(browser, "return document.querySelector('.maplibregl-popup .popup')", 10)
+    assert popup.get_attribute("data-layer") == "addresses"
+    assert popup.get_attribute("data-id") == str(target["id"])
+    _wait(browser, "return document.querySelector('.maplibregl-popup .record').textContent.includes('人民路')", 10)
+    assert target["full_text"] in popup.text
+    shot = tmp_path / "map-click.png"
+    browser.save_screenshot(str(shot))
+
+    # a search typed in the box: a suggestion list, then results on Enter, and the map flies there
+    box = browser.find_element(By.ID, "q")
+    box.send_keys("人民路")
+    _wait(browser, "return !document.getElementById('suggestions').hidden", 10)
+    assert "人民路" in browser.find_element(By.ID, "suggestions").text
+    box.send_keys("1号", Keys.ENTER)
+    first = _wait(browser, "return document.querySelector('#results li.result')", 10)
+    assert "人民路1号" in first.text
+    _wait(browser, "return !registryMap.isMoving()", 15)
+    lon, lat = browser.execute_script("const c = registryMap.getCenter(); return [c.lng, c.lat];")
+    assert abs(lon - doors[0]["lon"]) < 0.001 and abs(lat - doors[0]["lat"]) < 0.001
+    browser.save_screenshot(str(tmp_path / "map-search.png"))
+    if os.environ.get("REGISTRY_TEST_SCREENSHOTS"):  # keep them to look at
+        for name in ("map-click.png", "map-search.png"):
+            shutil.copy(tmp_path / name, os.path.join(os.environ["REGISTRY_TEST_SCREENSHOTS"], name))
