@@ -46,6 +46,9 @@ demo: db
 	 else $(REG) generate --addresses $(SCALE) --seed $(SEED) --out $(DEMO_DIR); fi
 	@echo "==> loading it"
 	$(REG) load city $(DEMO_DIR)
+	@echo "==> issuing the doorplates of the whole city (idempotent: a re-run issues nothing)"
+	$(REG) plates issue --division 330500
+	@$(REG) demo urls --base-url http://$(HOST):$(PORT)
 	@echo "==> serving the API on http://$(HOST):$(PORT) (Ctrl-C to stop)"
 	$(REG) serve --host $(HOST) --port $(PORT)
 

@@ -66,6 +66,9 @@ changes_app.command("feed")(feed_command)
 from loaders.backup_cli import backup_command, restore_command  # noqa: E402  (registry backup / restore)
 
 app.command("backup")(backup_command), app.command("restore")(restore_command)
+from loaders.demo_cli import demo_app  # noqa: E402  (registry demo urls: where to look after make demo)
+
+app.add_typer(demo_app, name="demo")
 
 
 def _setup_logging(verbose: bool = False) -> None:
