@@ -14,7 +14,7 @@ from sqlalchemy import Connection, func, select
 
 from registry.db.tables import address_codes, addresses, divisions, place_names
 from registry.divisions import descendant_ids_query, resolve_division_id
-from registry.errors import InvalidQuery, NotFound
+from registry.errors import Forbidden, InvalidQuery, NotFound
 
 STATUSES = ("planned", "active", "retired")
 MAX_PAGE = 1000
@@ -171,22 +171,52 @@ def resolve_address_code(conn: Connection, code: str) -> int:
     return found
 
 
+PUBLIC_MAX_PAGE = 100  # a citizen's page; agencies page up to MAX_PAGE
+
+
+@dataclass(frozen=True)
+class Listing:
+    records: list[dict]
+    total: int | None  # counted for agencies only: a count(*) per public page would be a cheap DoS
+    next_after: int | None  # the `after=` of the next page, None on the last
+
+
 def list_addresses(conn: Connection, division_code: str, page: Page, *, status: str | None = None,
-                   authority: str | None = None) -> tuple[list[dict], int]:
-    """Addresses in a division and below, ordered by id; returns (records, total matched)."""
+                   authority: str | None = None, after: int | None = None, agency: bool = True) -> Listing:
+    """Addresses in a division and below, ordered by id, a page at a time: by `after` (keyset, the
+    last id of the previous page) or, for agencies, `offset`. The public sees active addresses
+    only, in pages of at most PUBLIC_MAX_PAGE, without a total."""
     division_id, _ = resolve_division_id(conn, division_code, parameter="division", authority=authority)
     if status is not None and status not in STATUSES:
         raise InvalidQuery(f"status 应为 {'/'.join(STATUSES)} / status must be one of {', '.join(STATUSES)}",
                            parameter="status")
+    if not agency:
+        if status not in (None, "active"):
+            raise Forbidden(f"公众只能查看现行地址（status=active）；status={status} 需要 agency 权限 / the public sees "
+                            f"active addresses only: status={status} needs the agency scope", parameter="status")
+        if page.limit > PUBLIC_MAX_PAGE:
+            raise InvalidQuery(f"limit 应在 1 到 {PUBLIC_MAX_PAGE} 之间（公众）/ limit must be between 1 and "
+                               f"{PUBLIC_MAX_PAGE} without an agency key", parameter="limit")
+        if page.offset:
+            raise InvalidQuery("公众翻页请用 after=上一页最后的 id / without an agency key, page with after=<last id "
+                               "of the previous page> (the next link), not offset", parameter="offset")
+        status = "active"
+    if after is not None and after < 0:
+        raise InvalidQuery("after 不能为负 / after must not be negative", parameter="after")
     under = descendant_ids_query(division_id)
     cond = [addresses.c.division_id.in_(under)]
     if status:
         cond.append(addresses.c.status == status)
-    total = conn.execute(select(func.count()).select_from(addresses).where(*cond)).scalar_one()
-    rows = conn.execute(
-        _base_query().where(*cond).order_by(addresses.c.id).limit(page.limit).offset(page.offset)
-    ).all()
-    return [_record(r) for r in rows], total
+    total = conn.execute(select(func.count()).select_from(addresses).where(*cond)).scalar_one() if agency else None
+    if after is not None:
+        cond.append(addresses.c.id > after)
+    query = _base_query().where(*cond).order_by(addresses.c.id).limit(page.limit + 1)
+    if after is None and page.offset:
+        query = query.offset(page.offset)
+    rows = conn.execute(query).all()
+    more = len(rows) > page.limit
+    rows = rows[:page.limit]
+    return Listing([_record(r) for r in rows], total, rows[-1].id if more and rows else None)
 
 
 def as_feature(record: dict[str, Any]) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from api.deps import CurrentKey, DbConn, scope
@@ -22,26 +22,38 @@ def address(conn: DbConn, key: CurrentKey, address_id: Annotated[int, Path(descr
     return as_feature(address_views(conn, [get_address(conn, address_id)], agency=key.allows("agency"))[0])
 
 
-@router.get("/addresses", summary="Addresses in a division and below, as GeoJSON")
+@router.get("/addresses", summary="Addresses in a division and below, as GeoJSON, a page at a time (the public: "
+            "active ones only, pages of at most 100 by `after`; an agency key: every status, a total, offset too)")
 def addresses(
+    request: Request,
     conn: DbConn,
     key: CurrentKey,
     division: Annotated[str, Query(description="division code (either authority)")],
-    limit: Annotated[int, Query(description="page size, 1–1000")] = 100,
-    offset: Annotated[int, Query(description="rows to skip")] = 0,
-    status: Annotated[str | None, Query(description="planned, active or retired")] = None,
+    limit: Annotated[int, Query(description="page size, 1–100 (public) or 1–1000 (agency)")] = 100,
+    after: Annotated[int | None, Query(ge=0, le=2**63 - 1, description="the last id of the previous page "
+                                       "(keyset paging: follow the `next` link)")] = None,
+    offset: Annotated[int, Query(description="rows to skip (agency keys only; the public pages by `after`)")] = 0,
+    status: Annotated[str | None, Query(description="planned, active or retired (other than active: agency)")] = None,
     authority: Annotated[str | None, Query(description=AUTHORITY_HELP)] = None,
 ) -> JSONResponse:
     page = Page.of(limit, offset)
     resolved = match_code(conn, division, authority=authority, parameter="division")
-    records, total = list_addresses(conn, division, page, status=status, authority=authority)
+    agency = key.allows("agency")
+    listing = list_addresses(conn, division, page, status=status, authority=authority, after=after, agency=agency)
     body = {
         "type": "FeatureCollection",
         "division": resolved.as_dict(),  # the division the code was read as, by name
-        "numberMatched": total,
-        "numberReturned": len(records),
-        "features": [as_feature(r) for r in address_views(conn, records, agency=key.allows("agency"))],
+        "numberReturned": len(listing.records),
+        "features": [as_feature(r) for r in address_views(conn, listing.records, agency=agency)],
+        "links": [],
     }
+    if listing.total is not None:
+        body["numberMatched"] = listing.total
+    if listing.next_after is not None:
+        params = {k: v for k, v in request.query_params.items() if k not in ("after", "offset")}
+        href = str(request.url.replace_query_params(**params, after=listing.next_after))
+        body["next"] = href
+        body["links"].append({"rel": "next", "href": href, "type": "application/geo+json"})
     return JSONResponse(body, media_type="application/geo+json")
 
 
