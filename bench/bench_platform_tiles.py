@@ -1,0 +1,134 @@
+"""Vector tiles at city scale: the densest z14 address tile, uncached and cached, over HTTP.
+
+    .venv/bin/python bench/bench_platform_tiles.py --addresses 50000      # a small city (what we run here)
+    .venv/bin/python bench/bench_platform_tiles.py --addresses 1600000    # the whole city
+
+In a database of its own (dropped at the end unless --keep-db), with the generated city loaded
+through `registry load city` (untimed), against a real `registry serve` process:
+
+1. uncached: before each request an empty `load_addresses` change set is applied (untimed), so
+   the server's tile cache drops the address layer and renders the tile again — the first request
+   after a change, cache refresh included;
+2. cached: the same tile again and again;
+3. baseline: `/healthz` of the same server (one `SELECT 1`): the stack's floor;
+4. the tile's SQL alone (`registry.tiles.render_tile`, no HTTP), for where the time goes.
+
+Targets (the full city, issue 13): uncached ≤ 50 ms, cached ≤ 2 ms.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from sqlalchemy import create_engine, text  # noqa: E402
+
+from bench_load import city_dir, drop_database, make_database  # noqa: E402
+from bench_platform import _get, start_server  # noqa: E402  (one way to start and time a server)
+
+TARGETS = {"uncached_ms": 50.0, "cached_ms": 2.0}
+Z = 14
+
+_DENSEST = text(f"""
+    SELECT floor((ST_X(geom) + 180) / 360 * 2 ^ {Z})::int AS x,
+           floor((1 - ln(tan(radians(ST_Y(geom))) + 1 / cos(radians(ST_Y(geom)))) / pi()) / 2 * 2 ^ {Z})::int AS y,
+           count(*) AS n
+    FROM addresses WHERE status = 'active' GROUP BY 1, 2 ORDER BY n DESC LIMIT 1""")
+
+
+def _stats(times: list[float]) -> tuple[float, float]:
+    times = sorted(times)
+    return statistics.median(times), times[int(0.95 * (len(times) - 1))]
+
+
+def _bump(eng) -> None:
+    """An applied change set of kind load_addresses: the address tiles are stale for every server."""
+    from registry.changes import apply_change_set, open_change_set
+
+    with eng.begin() as conn:
+        cs = open_change_set(conn, kind="load_addresses", author="bench", source="bench: invalidate tiles")
+        apply_change_set(conn, cs, actor="bench")
+
+
+def bench_tiles(eng, base: str, repeat: int) -> dict:
+    import mapbox_vector_tile
+
+    from registry.tiles import LAYERS, render_tile
+
+    with eng.connect() as conn:
+        x, y, n = conn.execute(_DENSEST).one()
+    url = f"{base}/tiles/addresses/{Z}/{x}/{y}.mvt"
+    _get(url)  # warm-up: connection pool, first plan
+    uncached = []
+    for _ in range(repeat):
+        _bump(eng)
+        ms, body = _get(url)
+        uncached.append(ms)
+    features = len(mapbox_vector_tile.decode(body)["addresses"]["features"])
+    cached = [_get(url)[0] for _ in range(repeat * 5)]
+    healthz = [_get(f"{base}/healthz")[0] for _ in range(repeat * 5)]
+    sql = []
+    with eng.connect() as conn:
+        for _ in range(repeat):
+            t = time.perf_counter()
+            render_tile(conn, LAYERS["addresses"], Z, x, y)
+            sql.append((time.perf_counter() - t) * 1000)
+    (u, u95), (c, c95), (h, h95), (s, _) = _stats(uncached), _stats(cached), _stats(healthz), _stats(sql)
+    print(f"densest z{Z} address tile {Z}/{x}/{y}: {features} features ({n} doors), {len(body) / 1024:.1f} KiB", flush=True)
+    print(f"  uncached: median {u:.1f} ms, p95 {u95:.1f} ms (target ≤ {TARGETS['uncached_ms']:.0f} ms); "
+          f"its SQL alone {s:.1f} ms", flush=True)
+    print(f"  cached:   median {c:.2f} ms, p95 {c95:.2f} ms (target ≤ {TARGETS['cached_ms']:.0f} ms)", flush=True)
+    print(f"  /healthz: median {h:.2f} ms, p95 {h95:.2f} ms → cached/healthz {c / h:.2f}, "
+          f"uncached/healthz {u / h:.1f}", flush=True)
+    return {"tile": f"{Z}/{x}/{y}", "features": features, "bytes": len(body), "uncached_ms": u,
+            "uncached_p95_ms": u95, "cached_ms": c, "cached_p95_ms": c95, "healthz_ms": h, "sql_ms": s}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--addresses", type=int, default=50_000)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--city", help="a generated city folder (default: var/bench/city-N-seedS, generated)")
+    ap.add_argument("--repeat", type=int, default=20)
+    ap.add_argument("--keep-db", action="store_true")
+    args = ap.parse_args()
+
+    from loaders.city import load_city
+    from loaders.reference import load_reference
+
+    city = city_dir(args)
+    url = make_database(f"registry_bench_tiles_{os.getpid()}")
+    eng = create_engine(url)
+    proc = None
+    try:
+        t = time.perf_counter()
+        with eng.begin() as conn:
+            load_reference(conn, actor="bench")
+        load_city(eng, city, actor="bench")
+        with eng.connect() as conn:
+            n = conn.execute(text("SELECT count(*) FROM addresses WHERE status = 'active'")).scalar_one()
+            conn.execute(text("ANALYZE"))
+        print(f"city loaded: {n:,} addresses in {time.perf_counter() - t:.0f} s (untimed)", flush=True)
+        proc, base = start_server(url)
+        time.sleep(5)  # let the server's search index finish loading: it competes for the CPU
+        results = {"addresses": n, **bench_tiles(eng, base, args.repeat)}
+        print(json.dumps(results))
+    finally:
+        if proc is not None:
+            proc.terminate()
+            proc.wait(timeout=30)
+        eng.dispose()
+        if not args.keep_db:
+            drop_database(url)
+
+
+if __name__ == "__main__":
+    main()
