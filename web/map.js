@@ -166,4 +166,49 @@
   });
   document.getElementById("search").addEventListener("submit", (ev) => { ev.preventDefault(); search(q.value); });
   q.addEventListener("blur", () => setTimeout(() => { sugg.hidden = true; }, 200));
+
+  // -- editor view: /map?change_set=ID draws an inspection change set before and after -------
+  const csId = new URLSearchParams(location.search).get("change_set");
+  if (csId) {
+    const panel = document.getElementById("changeset");
+    panel.hidden = false;
+    const form = panel.querySelector("form");
+    const status = panel.querySelector(".status");
+    const ROLE_COLOURS = { line_before: "#7f8c8d", line_after: "#c0392b", marker_before: "#7f8c8d",
+      marker_after: "#c0392b", marker_move: "#c0392b", marker_added: "#27ae60", marker_removed: "#000000",
+      address_changing_side: "#e67e22" };
+    const colour = ["match", ["get", "role"], ...Object.entries(ROLE_COLOURS).flat(), "#333"];
+    async function draw(key) {
+      status.textContent = "…";
+      const r = await fetch(`${base}/map/change-sets/${encodeURIComponent(csId)}.geojson`,
+        { headers: key ? { "X-API-Key": key } : {} });
+      const body = await r.json().catch(() => ({}));
+      if (!r.ok) { status.textContent = body.detail || r.status; return; }
+      sessionStorage.setItem("registry-editor-key", key);
+      const cs = body.change_set;
+      const n = (role) => body.features.filter((f) => f.properties.role === role).length;
+      status.innerHTML = `变更集 / change set ${esc(cs.id)} · ${esc(cs.kind)} · ${esc(cs.status)}<br>` +
+        `界线 / lines ${n("line_after")} · 移位界桩 / moved markers ${n("marker_after")} · 新设 / added ${n("marker_added")}` +
+        ` · 撤除 / removed ${n("marker_removed")} · 改属地址 / addresses changing sides ${n("address_changing_side")}`;
+      const data = { type: "FeatureCollection", features: body.features };
+      if (map.getSource("changeset")) { map.getSource("changeset").setData(data); } else {
+        map.addSource("changeset", { type: "geojson", data });
+        const role = (names) => ["in", ["get", "role"], ["literal", names]];
+        map.addLayer({ id: "cs-line-before", type: "line", source: "changeset", filter: role(["line_before"]),
+          paint: { "line-color": colour, "line-width": 3, "line-dasharray": [2, 2] } });
+        map.addLayer({ id: "cs-line-after", type: "line", source: "changeset", filter: role(["line_after", "marker_move"]),
+          paint: { "line-color": colour, "line-width": 3 } });
+        map.addLayer({ id: "cs-points", type: "circle", source: "changeset",
+          filter: role(["marker_before", "marker_after", "marker_added", "marker_removed", "address_changing_side"]),
+          paint: { "circle-radius": 6, "circle-color": colour, "circle-stroke-color": "#fff", "circle-stroke-width": 1.5 } });
+      }
+      const b = new maplibregl.LngLatBounds();
+      const add = (c) => (typeof c[0] === "number" ? b.extend(c) : c.forEach(add));
+      body.features.forEach((f) => add(f.geometry.coordinates));
+      if (!b.isEmpty()) map.fitBounds(b, { padding: 80, maxZoom: 17 });
+    }
+    form.addEventListener("submit", (ev) => { ev.preventDefault(); draw(form.key.value.trim()); });
+    const saved = sessionStorage.getItem("registry-editor-key");
+    if (saved) { form.key.value = saved; map.once("load", () => draw(saved)); }
+  }
 })();

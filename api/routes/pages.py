@@ -11,10 +11,13 @@ from pathlib import Path as FsPath
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from api.deps import DbConn, scope
+from registry.change_map import change_set_features
 from registry.errors import NotFound
+from registry.keys import ApiKey
 from registry.tiles import CENTER, LAYERS
 
 router = APIRouter(include_in_schema=False)
@@ -66,3 +69,10 @@ def map_static(name: Annotated[str, Path()]) -> FileResponse:
         raise NotFound(f"没有文件 {name!r}{hint} / no file {name!r}", parameter="name")
     path, media = entry
     return FileResponse(path, media_type=media, headers={"Cache-Control": "public, max-age=3600"})
+
+
+@router.get("/map/change-sets/{change_set_id}.geojson", include_in_schema=True, tags=["map"],
+            summary="An inspection change set's lines, markers and addresses before and after (scope: editor)")
+def change_set_map(conn: DbConn, key: Annotated[ApiKey, scope("editor")],
+                   change_set_id: Annotated[int, Path(ge=1)]) -> JSONResponse:
+    return JSONResponse(change_set_features(conn, change_set_id), media_type="application/geo+json")
