@@ -205,7 +205,7 @@
       const b = new maplibregl.LngLatBounds();
       const add = (c) => (typeof c[0] === "number" ? b.extend(c) : c.forEach(add));
       body.features.forEach((f) => add(f.geometry.coordinates));
-      if (!b.isEmpty()) map.fitBounds(b, { padding: 80, maxZoom: 17 });
+      if (!b.isEmpty()) map.fitBounds(b, { padding: { top: 80, bottom: 60, left: 60, right: 420 }, maxZoom: 17 });  // clear of the panel
     }
     form.addEventListener("submit", (ev) => { ev.preventDefault(); draw(form.key.value.trim()); });
     const saved = sessionStorage.getItem("registry-editor-key");

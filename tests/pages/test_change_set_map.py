@@ -3,46 +3,8 @@ change set's line before and after, a moved marker's old and new places, new mar
 addresses changing sides — for editors only."""
 from __future__ import annotations
 
-import pytest
-from sqlalchemy import text
-
 from registry.changes import open_change_set
 from registry.keys import create_key
-
-
-@pytest.fixture()
-def proposal(conn, township_address):
-    divs = conn.execute(text("SELECT id, name FROM divisions WHERE nbs_code IN ('330502', '330503') "
-                             "ORDER BY nbs_code")).all()
-    line = conn.execute(text("""
-        INSERT INTO boundary_lines (level, name, left_division_id, right_division_id, code, status, geom)
-        VALUES ('county', '吴兴区—南浔区线', :l, :r, '330502330503', 'active',
-                ST_SetSRID(ST_GeomFromText('MULTILINESTRING((120.20 30.80, 120.20 30.90))'), 4490)) RETURNING id"""),
-        {"l": divs[0].id, "r": divs[1].id}).scalar_one()
-    marker = conn.execute(text("""
-        INSERT INTO boundary_markers (number, boundary_line_id, serial, type_letter, status, geom)
-        VALUES ('330502330503001Q', :line, 1, 'Q', 'active', ST_SetSRID(ST_MakePoint(120.20, 30.85), 4490))
-        RETURNING id"""), {"line": line}).scalar_one()
-    door = township_address("330502001", 7)
-    hexes = conn.execute(text("""
-        SELECT encode(ST_AsEWKB(ST_SetSRID(ST_GeomFromText('MULTILINESTRING((120.20 30.80, 120.21 30.85, 120.20 30.90))'), 4490)), 'hex'),
-               encode(ST_AsBinary(ST_MakePoint(120.2003, 30.8501)), 'hex'),
-               encode(ST_AsBinary(ST_MakePoint(120.205, 30.88)), 'hex')""")).one()
-    details = {
-        "round": 1, "lines": [{"id": line, "code": "330502330503", "version": 1, "level": "county",
-                               "left": {"id": divs[0].id, "name": divs[0].name},
-                               "right": {"id": divs[1].id, "name": divs[1].name},
-                               "length_m_before": 11100.0, "length_m_after": 11250.0,
-                               "area_to_left_m2": 75000.0, "area_to_right_m2": 0.0, "faces": [],
-                               "addresses": [{"id": door, "code": "x", "from_village": "甲村", "to_village": "乙村"}],
-                               "geom": hexes[0]}],
-        "markers": [{"id": marker, "number": "330502330503001Q", "version": 1, "moved_m": 33.4, "geom": hexes[1],
-                     "condition": ["intact", "displaced"]}],
-        "markers_added": [{"number": "330502330503002Q", "line_id": line, "geom": hexes[2]}],
-        "markers_removed": [], "base": {},
-    }
-    cs = open_change_set(conn, kind="inspection", author="tests", source="round 1", details=details)
-    return {"cs": cs, "line": line, "marker": marker, "door": door}
 
 
 def _editor(conn) -> dict:

@@ -5,12 +5,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import threading
-import time
 
 import pytest
-import uvicorn
 from sqlalchemy import text
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -18,71 +14,6 @@ CHROMEDRIVER = shutil.which("chromedriver")
 
 pytestmark = pytest.mark.skipif(
     not (CHROMIUM and CHROMEDRIVER), reason="chromium / chromium-driver missing: run scripts/setup-system.sh")
-
-
-@pytest.fixture()
-def live_app(conn, engine, app_settings):
-    """The app served by uvicorn on 127.0.0.1 (as tests/doorplates/test_scan_page_browser.py does),
-    its requests inside the test's transaction and its search on a gazetteer of that transaction."""
-    from api.app import create_app
-    from api.deps import get_conn
-    from api.routes.search import get_gazetteer
-    from registry.search import StaticSource
-    from registry.search.loading import load_gazetteer
-
-    app = create_app(app_settings, engine=engine)
-    lock = threading.Lock()
-
-    def _conn():
-        with lock:  # one connection: one request at a time
-            yield conn
-
-    app.dependency_overrides[get_conn] = _conn
-    app.state.seen_paths = []  # what the browser asked the server for (tiles come from a web worker)
-
-    @app.middleware("http")
-    async def _record(request, call_next):
-        app.state.seen_paths.append(request.url.path)
-        return await call_next(request)
-
-    source: dict = {}
-    app.dependency_overrides[get_gazetteer] = lambda: source["gaz"]
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-
-    def index_now():  # after the test has built its data
-        with lock:
-            source["gaz"] = StaticSource(load_gazetteer(conn))
-
-    yield app, f"http://127.0.0.1:{port}", index_now
-    server.should_exit = True
-    thread.join(5)
-    sock.close()
-
-
-@pytest.fixture()
-def browser():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    # WebGL without a GPU: ANGLE on SwiftShader (MapLibre needs WebGL 2)
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--use-angle=swiftshader",
-                "--enable-unsafe-swiftshader", "--ignore-gpu-blocklist", "--window-size=1024,768",
-                "--lang=zh-CN", "--no-first-run", "--disable-extensions"):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(30)
-    yield driver
-    driver.quit()
 
 
 def _doors(conn, township_address) -> list[dict]:
@@ -157,3 +88,30 @@ def test_should_draw_the_registry_tiles_find_a_door_and_show_its_popup(browser, 
     if os.environ.get("REGISTRY_TEST_SCREENSHOTS"):  # keep them to look at
         for name in ("map-click.png", "map-search.png"):
             shutil.copy(tmp_path / name, os.path.join(os.environ["REGISTRY_TEST_SCREENSHOTS"], name))
+
+
+def test_should_draw_a_proposed_change_set_in_the_editor_view(browser, live_app, conn, proposal, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    from registry.keys import create_key
+
+    app, url, index_now = live_app
+    index_now()
+    key = create_key(conn, agency="界线科", scopes=["editor"]).secret
+    browser.get(f"{url}/map?change_set={proposal['cs']}")
+    _wait(browser, "return window.registryMap && registryMap.isStyleLoaded()")
+    panel = browser.find_element(By.ID, "changeset")
+    assert panel.is_displayed()
+    panel.find_element(By.NAME, "key").send_keys(key)
+    panel.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    status = _wait(browser, "const s = document.querySelector('#changeset .status');"
+                            "return s.textContent.includes('inspection') && s.textContent", 15)
+    assert f"变更集 / change set {proposal['cs']}" in status and "移位界桩 / moved markers 1" in status
+    _wait(browser, "return !registryMap.isMoving() && registryMap.areTilesLoaded()", 15)
+    drawn = _wait(browser, "return registryMap.queryRenderedFeatures({layers: ['cs-line-before', 'cs-line-after', "
+                           "'cs-points']}).map(f => f.properties.role)", 15)
+    assert {"line_before", "line_after", "marker_after", "marker_added"} <= set(drawn)
+    browser.save_screenshot(str(tmp_path / "map-change-set.png"))
+    if os.environ.get("REGISTRY_TEST_SCREENSHOTS"):
+        shutil.copy(tmp_path / "map-change-set.png", os.path.join(os.environ["REGISTRY_TEST_SCREENSHOTS"],
+                                                                 "map-change-set.png"))
