@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import logging
+from contextlib import closing
 import shutil
 import tempfile
 import zipfile
@@ -56,13 +57,16 @@ def _reader(conn: Connection, plan: ExportPlan, counter: list[int], progress: Ca
     kinds = {p.name: p.type for p in plan.props}
 
     def batches():
-        for batch in plan.batches(conn):
-            counter[0] += len(batch["id"])
-            if progress:
-                progress(counter[0])
-            arrays = [pa.array(_stringify(batch[f.name], kinds.get(f.name, "")), type=f.type) for f in schema]
-            yield pa.RecordBatch.from_arrays(arrays, schema=schema)
-            log.info("exported %d rows of %s", counter[0], plan.collection.id)
+        # closed here (the reader is closed by write_export), not by the garbage collector: the rows'
+        # server-side cursor lives in `conn`'s transaction
+        with closing(plan.batches(conn)) as rows:
+            for batch in rows:
+                counter[0] += len(batch["id"])
+                if progress:
+                    progress(counter[0])
+                arrays = [pa.array(_stringify(batch[f.name], kinds.get(f.name, "")), type=f.type) for f in schema]
+                yield pa.RecordBatch.from_arrays(arrays, schema=schema)
+                log.info("exported %d rows of %s", counter[0], plan.collection.id)
 
     return pa.RecordBatchReader.from_batches(schema, batches())
 
@@ -107,9 +111,14 @@ def write_export(conn: Connection, plan: ExportPlan, fmt: str, path: Path, *, en
     shp_encoding = (enc or "UTF-8") if fmt == "shp" else None
     if path.exists():
         path.unlink()  # GDAL will not overwrite some formats in place
-    pyogrio.write_arrow(_reader(conn, plan, counter, progress), str(path), layer=plan.collection.id.replace("-", "_"),
-                        driver=DRIVERS[fmt], geometry_name="geometry", geometry_type=_geometry_type(conn, plan, fmt),
-                        crs=CRS.from_epsg(plan.srid).to_wkt(), encoding=shp_encoding)
+    geometry_type = _geometry_type(conn, plan, fmt)
+    reader = _reader(conn, plan, counter, progress)
+    try:
+        pyogrio.write_arrow(reader, str(path), layer=plan.collection.id.replace("-", "_"), driver=DRIVERS[fmt],
+                            geometry_name="geometry", geometry_type=geometry_type,
+                            crs=CRS.from_epsg(plan.srid).to_wkt(), encoding=shp_encoding)
+    finally:
+        reader.close()
     return counter[0]
 
 
@@ -126,22 +135,23 @@ def _write_csv(conn: Connection, plan: ExportPlan, path: Path, enc: str | None, 
     with open(path, "w", encoding=codec, errors="strict", newline="") as fh:
         out = csv.writer(fh)
         out.writerow(header)
-        for batch in plan.batches(conn):
-            geoms = from_wkb(batch["geometry"])
-            cols = [_stringify(batch[name], p.type) for name, p in zip(names, plan.props)]
-            for i, fid in enumerate(batch["id"]):
-                g = geoms[i]
-                tail = ((round(g.x, 7), round(g.y, 7)) if g is not None else ("", "")) if points else \
-                    ((g.wkt if g is not None else ""),)
-                try:
-                    out.writerow([fid, *(c[i] for c in cols), *tail])
-                except UnicodeEncodeError as exc:
-                    raise InvalidQuery(f"第 {fid} 号要素含有 {codec} 无法表示的字符 {exc.object[exc.start:exc.end]!r}；"
-                                       f"请用 utf-8 / feature {fid} has a character {codec} cannot hold: use utf-8",
-                                       parameter="encoding") from None
-            n += len(batch["id"])
-            if progress:
-                progress(n)
+        with closing(plan.batches(conn)) as rows:  # closed on the way out, even when a row is refused
+            for batch in rows:
+                geoms = from_wkb(batch["geometry"])
+                cols = [_stringify(batch[name], p.type) for name, p in zip(names, plan.props)]
+                for i, fid in enumerate(batch["id"]):
+                    g = geoms[i]
+                    tail = ((round(g.x, 7), round(g.y, 7)) if g is not None else ("", "")) if points else \
+                        ((g.wkt if g is not None else ""),)
+                    try:
+                        out.writerow([fid, *(c[i] for c in cols), *tail])
+                    except UnicodeEncodeError as exc:
+                        raise InvalidQuery(f"第 {fid} 号要素含有 {codec} 无法表示的字符 {exc.object[exc.start:exc.end]!r}；"
+                                           f"请用 utf-8 / feature {fid} has a character {codec} cannot hold: use utf-8",
+                                           parameter="encoding") from None
+                n += len(batch["id"])
+                if progress:
+                    progress(n)
     return n
 
 
