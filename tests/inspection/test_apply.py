@@ -164,3 +164,81 @@ def test_should_add_a_newly_set_marker_and_retire_a_removed_one(cconn, line, tmp
                         {"n": new["number"].iloc[0]}).one()
     assert tuple(row) == ("active", "new", line["id"])
     assert cconn.execute(text("SELECT status FROM boundary_markers WHERE id = :i"), {"i": removed_id}).scalar() == "retired"
+
+
+def _county_line(conn):
+    row = conn.execute(text("""
+        SELECT l.id, l.code, l.left_division_id, l.right_division_id FROM boundary_lines l
+        WHERE l.level = 'county' AND l.status = 'active' AND l.right_division_id IS NOT NULL
+          AND ST_NumGeometries(l.geom) = 1 AND ST_NPoints(l.geom) >= 20
+          AND EXISTS (SELECT 1 FROM boundary_markers m WHERE m.boundary_line_id = l.id AND m.status = 'active')
+        ORDER BY l.length_m DESC LIMIT 1""")).mappings().first()
+    assert row is not None
+    return dict(row)
+
+
+def test_should_keep_every_level_tiled_when_a_county_line_is_resurveyed(cconn, tmp_path):
+    line = _county_line(cconn)
+    path, old, new, _ = edited_package(cconn, line, tmp_path, north_m=20.0)
+    result = propose(cconn, path)
+    assert result.counts["lines_resurveyed"] == 1
+    city = cconn.execute(text("SELECT parent_id FROM divisions WHERE id = :i"), {"i": line["left_division_id"]}).scalar()
+    parents = [city, line["left_division_id"], line["right_division_id"]]
+    parents += list(cconn.execute(text("SELECT id FROM divisions WHERE parent_id = ANY(:p) AND level = 'township'"),
+                                  {"p": [line["left_division_id"], line["right_division_id"]]}).scalars())
+    before = {d: tiling_defects(cconn, d) for d in parents}
+    approve(cconn, result.change_set_id, actor="editor-b")
+    apply_reviewed(cconn, result.change_set_id, actor="editor-c")
+    moved = result.counts["area_changed_m2"]
+    for d, was in before.items():
+        now = tiling_defects(cconn, d)
+        # Counties in the city and townships in the counties stay clean. The generated villages
+        # do not share the county polygons' vertices bit for bit along a county line, so moving
+        # a face through them leaves slivers in the villages of the townships on the line:
+        # bounded here at 1 m² per 10,000 m² moved (a known limit, see README).
+        village_level = d not in parents[:3]
+        bound = 1.0 + moved * (1e-4 if village_level else 1e-6)
+        for k in ("gap", "outside", "overlap"):
+            assert now[k] <= was[k] + bound, (d, k, was, now, moved)
+    # The township lines on the county line are re-derived from the new polygons (one active
+    # line per pair still touching it); that they lie exactly on the new course is not promised
+    # yet (see README: a face goes whole to one township).
+    touching = cconn.execute(text("""
+        SELECT count(*) FILTER (WHERE ST_Distance(t.geom::geography, c.geom::geography) < 0.01), count(*)
+        FROM boundary_lines t JOIN boundary_lines c ON c.id = t.county_line_id
+        WHERE c.id = :i AND t.status = 'active'"""), {"i": line["id"]}).one()
+    assert touching[1] > 0
+
+
+def test_should_leave_nothing_behind_when_the_apply_fails_halfway(cconn, line, tmp_path):
+    """Crash safety: apply is one transaction — here a marker number taken after the diff makes
+    it fail after the polygons moved, and the savepoint (the CLI's and API's transaction) rolls
+    every write back."""
+    import pandas as pd
+
+    from registry.markers import marker_number, parse_marker_number
+
+    from . import edit
+
+    path, *_ = edited_package(cconn, line, tmp_path)
+    markers = edit.read(path, "markers")
+    serial = max(parse_marker_number(n).serial for n in markers["number"]) + 1
+    new = markers.iloc[[0]].copy()
+    new[["marker_id", "marker_ver"]] = None
+    new["serial"], new["type"], new["condition"] = serial, "Q", "new"
+    new["number"] = number = marker_number(line["code"], serial, "Q")
+    new["geometry"] = [edit.move_point(markers.geometry[1], 10)]
+    edit.write(path, "markers", pd.concat([markers, new], ignore_index=True))
+    cs = propose(cconn, path).change_set_id
+    approve(cconn, cs, actor="editor-b")
+    cconn.execute(text("""INSERT INTO boundary_markers (number, boundary_line_id, status, geom, serial, type_letter, condition)
+        SELECT :n, :l, 'active', geom, :s, 'Q', 'new' FROM boundary_markers WHERE id = :m"""),
+                  {"n": number, "l": line["id"], "s": serial, "m": int(markers["marker_id"][0])})
+    snapshot = "SELECT md5(string_agg(ST_AsEWKB(geom)::text, ',' ORDER BY id)) FROM divisions WHERE id IN (:l, :r)"
+    p = {"l": line["left_division_id"], "r": line["right_division_id"]}
+    before = cconn.execute(text(snapshot), p).scalar()
+    with pytest.raises(Conflict, match=number):
+        with cconn.begin_nested():
+            apply_reviewed(cconn, cs, actor="editor-c")
+    assert cconn.execute(text(snapshot), p).scalar() == before
+    assert get_change_set(cconn, cs).status == "approved"
