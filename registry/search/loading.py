@@ -329,9 +329,14 @@ def division_forms_of(full_name: str, d: Div | None) -> list[tuple[str, str]]:
         for i, v in enumerate(variants):
             how = "full" if v == full_name else ("name" if d is not None and v == d.name else None)
             if how is None:
-                # the bare 祝良 of 祝良村 names far more hamlets and streets than villages: it is kept
-                # as a specific part (月河街道浮星桥 → 浮星桥社区), below a hamlet or street named so
-                how = "variant" if any(v.endswith(s) for s in ("村", "社区", "居委会", "委员会", "村委会")) else "specific"
+                if any(v.endswith(s) for s in ("村", "社区", "居委会", "委员会", "村委会")):
+                    how = "variant"
+                elif full_name.endswith("居委会"):
+                    # a community's bare name, as a specific part (月河街道浮星桥 → 浮星桥社区), below a
+                    # hamlet or street named so
+                    how = "specific"
+                else:
+                    continue  # the bare 祝良 of 祝良村: names far more hamlets and streets than villages
             forms.append((v, how))
         return forms
     forms.append((full_name, "name"))

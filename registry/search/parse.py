@@ -178,7 +178,7 @@ def scan(pq: PreparedQuery, names: NameIndex, fuzzy: str = "gaps") -> list[Match
             sg = generics.get((start, end), 0)
             if sg == 0:
                 sg = generics[(start, end)] = span_generic(text, start, end)
-            if not compatible_kind(sg, e):
+            if sg is not None and sg != e.generic and not compatible_kind(sg, e):
                 if len(pq.refused) < 20:
                     pq.refused.append({"rule": "incompatible_kind", "text": text[start:end], "name": e.text,
                                        "note": f"“{text[start:end]}”以“{sg}”结尾，不是“{e.generic}” / ends in a "

@@ -55,6 +55,7 @@ class PreparedQuery:
     has_door_parts: bool = False  # set by prepare: the query names a number, group, building …
     # readings the precision rules refused (parse.compatible_kind, engine._straddles_division), for the trace
     refused: list[dict] = field(default_factory=list)
+    shape_ends: list[int] | None = None  # where a name-shaped generic ends (rank.unexplained_names), lazily
 
 
 # Tone digits typed after a syllable (ren2min2lu4): removed before normalize glues the runs.

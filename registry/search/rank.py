@@ -214,8 +214,14 @@ def finalize(gaz: Gazetteer, pq: PreparedQuery, hit: Hit, others: list[Match]) -
     factor = 1.0
     rules: list[dict] = []
     covered = spans + bad + [(p.start, p.end) for p in pq.numbers]
-    door_end = max((p.end for p in pq.numbers if p.kind in used), default=None) if is_address else None
-    unexplained = unexplained_names(pq.text, covered, door_end) if len(covered) < pq.atoms else []
+    ends = pq.shape_ends
+    if ends is None:  # once per query: most have no name-shaped generic outside what matched
+        text = pq.text
+        ends = pq.shape_ends = [p + 1 for p, ch in enumerate(text) if ch in _SHAPE_GENERICS]
+    unexplained: list[str] = []
+    if ends and any(free_of(covered, p - 1, p) for p in ends):
+        door_end = max((p.end for p in pq.numbers if p.kind in used), default=None) if is_address else None
+        unexplained = unexplained_names(pq.text, covered, door_end)
     if unexplained:
         if is_address:
             factor = UNEXPLAINED_DOOR_FACTOR
