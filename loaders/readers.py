@@ -29,9 +29,9 @@ log = logging.getLogger(__name__)
 
 MAX_LINE_BYTES = 1 << 20  # 1 MiB: a real row is under 1 KB; beyond this it is not a CSV row
 BLOCK = 1 << 20
-FORMATS = ("csv", "gpkg", "shp", "geojson", "fgb")
+FORMATS = ("csv", "gpkg", "shp", "geojson", "fgb", "xlsx")
 _EXT = {".csv": "csv", ".txt": "csv", ".tsv": "csv", ".gpkg": "gpkg", ".shp": "shp", ".geojson": "geojson",
-        ".json": "geojson", ".fgb": "fgb"}
+        ".json": "geojson", ".fgb": "fgb", ".xlsx": "xlsx"}
 _DRIVERS = {"gpkg": "GPKG", "shp": "ESRI Shapefile", "geojson": "GeoJSON", "fgb": "FlatGeobuf"}
 _SHP_SIDECARS = (".shp", ".shx", ".dbf", ".prj", ".cpg")
 
@@ -313,6 +313,10 @@ class OgrSource(Source):
         else:
             files = [path]
         self.checksum = sha256_of(files)
+        if fmt == "xlsx":
+            # A spreadsheet (GDAL's XLSX driver, one layer per sheet): the first row is always the
+            # header and every cell is read as text (codes such as 330502003 must not become numbers).
+            pyogrio.set_gdal_config_options({"OGR_XLSX_HEADERS": "FORCE", "OGR_XLSX_FIELD_TYPES": "STRING"})
         try:
             layers = [str(name) for name, _ in pyogrio.list_layers(path)]
         except Exception as exc:

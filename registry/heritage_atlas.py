@@ -119,21 +119,27 @@ def atlas_pdf(atlas: dict[str, Any]) -> bytes:
                          f" / {atlas['real']} real, {atlas['synthetic']} synthetic entries\n"
                          "地图由登记库自有几何生成，不含外部底图 / maps from the registry's own geometries",
                    align="C", new_x="LMARGIN", new_y="NEXT")
-    # contents: the entries start on page 3 (cover, contents), one page each; the index follows
+    # contents: filled in at the end with the pages the entries really start on (fpdf2's TOC
+    # placeholder), so a long entry running over a page never puts the contents out of step
+    contents_pages = 1 + max(0, len(atlas["items"])) // 40
+
+    def contents(pdf_, outline) -> None:
+        pdf_.set_font("cjk", size=16)
+        pdf_.cell(0, 10, "目录 / contents", new_x="LMARGIN", new_y="NEXT")
+        pdf_.set_font("cjk", size=10)
+        for section in outline:
+            pdf_.cell(160, 6, section.name)
+            pdf_.cell(0, 6, str(section.page_number), align="R", new_x="LMARGIN", new_y="NEXT")
+
     pdf.add_page()
-    pdf.set_font("cjk", size=16)
-    pdf.cell(0, 10, "目录 / contents", new_x="LMARGIN", new_y="NEXT")
-    pdf.set_font("cjk", size=10)
-    contents_pages = 1 + max(0, len(atlas["items"]) - 1) // 40
-    first = 2 + contents_pages
-    for item in atlas["items"]:
+    pdf.insert_toc_placeholder(contents, pages=contents_pages, reset_page_indices=False)
+    pages: dict[int, int] = {}
+    for n, item in enumerate(atlas["items"]):
+        if n:  # the placeholder's last page break already opened the first entry's page
+            pdf.add_page()
+        pages[item["id"]] = pdf.page_no()
         mark = "（合成）" if item["synthetic"] else ""
-        pdf.cell(160, 6, f"{item['entry']}. {item['name']} {item['romanized']}{mark}")
-        pdf.cell(0, 6, str(first + item["entry"] - 1), align="R", new_x="LMARGIN", new_y="NEXT")
-    pdf.cell(160, 6, "按县区索引 / index by county")
-    pdf.cell(0, 6, str(first + len(atlas["items"])), align="R", new_x="LMARGIN", new_y="NEXT")
-    for item in atlas["items"]:
-        pdf.add_page()
+        pdf.start_section(f"{item['entry']}. {item['name']} {item['romanized']}{mark}")
         pdf.set_font("cjk", size=16)
         pdf.cell(0, 10, f"{item['entry']}. {item['name']}  {item['romanized']}", new_x="LMARGIN", new_y="NEXT")
         if item["synthetic"]:
@@ -155,14 +161,16 @@ def atlas_pdf(atlas: dict[str, Any]) -> bytes:
             pdf.set_text_color(0, 0, 0)
             pdf.set_font("cjk", size=10)
             pdf.multi_cell(0, 5.5, value, new_x="LMARGIN", new_y="NEXT")
-    pdf.add_page()
+    if atlas["items"]:
+        pdf.add_page()
+    pdf.start_section("按县区索引 / index by county")
     pdf.set_font("cjk", size=16)
     pdf.cell(0, 10, "按县区索引 / index by county", new_x="LMARGIN", new_y="NEXT")
     for county, items in atlas["counties"].items():
         pdf.set_font("cjk", size=12)
         pdf.cell(0, 8, county, new_x="LMARGIN", new_y="NEXT")
         pdf.set_font("cjk", size=10)
-        pdf.multi_cell(0, 6, "、".join(f"{i['name']}（{first + i['entry'] - 1}）" for i in items),
+        pdf.multi_cell(0, 6, "、".join(f"{i['name']}（第 {pages[i['id']]} 页）" for i in items),
                        new_x="LMARGIN", new_y="NEXT")
     return bytes(pdf.output())
 

@@ -165,6 +165,19 @@ def _normalize_place(load: "EntityLoad", row: dict, out: dict) -> None:
         "origin": _text(row, "origin"), "meaning": _text(row, "meaning"),
         "former_name": former if former != name else None, "former_until": _date(row, "former_until"),
     })
+    # 专名/通名 and the romanization by the 1984 rules (registry.placenames.parts; migration 0009)
+    from registry.placenames import parts
+
+    specific, generic = _text(row, "specific_part", limit=100), _text(row, "generic_part", limit=20)
+    if (specific is None) != (generic is None) or (specific is not None and specific + generic != name):
+        raise Issue("bad_value", field="specific_part", value=f"{specific or ''}+{generic or ''}",
+                    why_zh="专名与通名须同时给出，且合起来等于名称", why_en="give both parts; together they must spell the name")
+    override = _text(row, "romanization_override", limit=200)
+    derived = parts(name, category, specific=specific, generic=generic, override=override)
+    out.update({"specific_part": derived["specific_part"], "generic_part": derived["generic_part"],
+                "romanized": derived["romanized"], "romanization_override": override,
+                "approved_by": _text(row, "approved_by", limit=200), "approved_on": _date(row, "approved_on"),
+                "approval_ref": _text(row, "approval_ref", limit=200)})
 
 
 def _place_before_update(load: "EntityLoad") -> None:
@@ -192,10 +205,13 @@ def _place_after(load: "EntityLoad") -> None:
 PLACE_NAMES = EntitySpec(
     kind="load_place_names", table="place_names",
     fields=("id", "name", "category", "county_code", "township_code", "village_code", "division_code", "pinyin",
-            "origin", "meaning", "former_name", "former_until"),
+            "origin", "meaning", "former_name", "former_until", "specific_part", "generic_part",
+            "romanization_override", "approved_by", "approved_on", "approval_ref"),
     columns=(Column("county_id", "bigint"), Column("category"), Column("name"), Column("pinyin"), Column("origin"),
              Column("meaning"), Column("former_name", write=False, compare=False),
-             Column("former_until", write=False, compare=False)),
+             Column("former_until", write=False, compare=False), Column("specific_part"), Column("generic_part"),
+             Column("romanized"), Column("romanization_override"), Column("approved_by"),
+             Column("approved_on", "date"), Column("approval_ref")),
     key=("category", "division_id", "name"), geometry="line_or_point", normalize=_normalize_place,
     geometry_required=False, before_update=_place_before_update, after_apply=_place_after,
 )

@@ -80,9 +80,12 @@ def test_should_refuse_text_in_the_wrong_declared_encoding(conn, world, tmp_path
 
 
 def test_should_refuse_an_unknown_format_and_a_missing_file(conn, world, tmp_path):
-    other = tmp_path / "in.xlsx"
+    other = tmp_path / "in.docx"
     other.write_bytes(b"PK")
     _refused(conn, other, "unsupported_format")
+    damaged = tmp_path / "in.xlsx"  # a spreadsheet is read (GDAL's XLSX driver), a broken one refused
+    damaged.write_bytes(b"PK")
+    _refused(conn, damaged, "unreadable_file")
     _refused(conn, tmp_path / "nowhere.csv", "file_not_found")
 
 
