@@ -111,3 +111,16 @@ def test_should_list_within_a_township(client, place):
     place("仁皇山路")
     hits = client.get("/v1/placenames", params={"division": AISHAN, "q": "仁皇"}).json()["results"]
     assert hits[0]["romanized"] == "Renhuangshan Lu"
+
+
+def test_should_find_a_place_name_and_a_heritage_item_by_romanization_and_pinyin_initials(conn, place):
+    pid = place("衣裳街")
+    conn.execute(text("""INSERT INTO heritage_items (name, level, category, division_id, geom)
+                         SELECT '菰城', 'candidate', '古地名', id, ST_SetSRID(ST_MakePoint(120.09, 30.87), 4490)
+                         FROM divisions WHERE nbs_code = '330502003'"""))
+    gaz = load_gazetteer(conn)
+    for q in ("Yishang Jie", "yishangjie", "ysj"):
+        top = search(gaz, q, limit=3)["results"]
+        assert top and (top[0]["kind"], top[0]["id"]) == ("place", pid), q
+    top = search(gaz, "gucheng", limit=3)["results"]
+    assert top and top[0]["kind"] == "heritage" and top[0]["name"] == "菰城"
