@@ -11,7 +11,7 @@ from api import docs, problems
 from api.deps import caller_key
 from api.keycache import KeyCache
 from api.limits import BodyLimitMiddleware
-from api.ratelimit import RateLimiter
+from api.ratelimit import AccessLogMiddleware, RateLimiter, RateLimitMiddleware
 from api.routes import addresses, adjustments, boundaries, changes, divisions, health, inspections
 from api.routes import doorplates
 from api.routes import search as search_routes
@@ -59,6 +59,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.state.rate_limiter = RateLimiter()
     problems.install(app)
     app.add_middleware(BodyLimitMiddleware, settings=settings)  # api/limits.py: 413 before a body is read whole
+    app.add_middleware(RateLimitMiddleware, settings=settings, engine_getter=lambda: app.state.engine)  # anonymous
+    app.add_middleware(AccessLogMiddleware)  # api/ratelimit.py: the request log, without personal data
     docs.install(app)
     app.include_router(health.router)
     app.include_router(divisions.router)

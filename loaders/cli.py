@@ -507,7 +507,8 @@ def serve(
         typer.secho(f"警告 / warning: REGISTRY_PUBLIC_BASE_URL={settings.public_base_url} 不是公网地址（{zh}），"
                     f"二维码图片将被拒绝（409） / is not public ({en}): QR images for printing are refused (409)",
                     fg=typer.colors.YELLOW, err=True)
-    uvicorn.run("api.main:app", host=host, port=port, workers=workers, log_level="info")
+    # uvicorn's access log has the client address and the query string: registry.access logs instead
+    uvicorn.run("api.main:app", host=host, port=port, workers=workers, log_level="info", access_log=False)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     package_body_limit_bytes: int = Field(default=200_000_000, ge=1024, description="largest field-package upload")
     header_limit_bytes: int = Field(default=16_384, ge=1024, description="largest request head, all headers (431 above)")
     json_max_depth: int = Field(default=32, ge=2, le=1000, description="deepest nesting of a JSON body (400 above)")
+    rate_limit_public_per_minute: int = Field(default=300, ge=0, description="anonymous requests a minute per client address (0 = off)")
+    rate_limit_report_per_minute: int = Field(default=10, ge=0, description="anonymous POST /p/{token}/report a minute per client address")
+    rate_limit_backend: str = Field(default="postgres", pattern="^(postgres|memory)$",
+                                    description="where anonymous buckets are counted: postgres (all processes) or memory")
     search_dialect_pinyin: bool = Field(
         default=True, description="search forgives z/zh, c/ch, s/sh, an/ang, en/eng, in/ing and n/l (Zhejiang pinyin)"
     )

@@ -78,7 +78,9 @@ def conn(engine: Engine, reference) -> Iterator[Connection]:
 
 @pytest.fixture()
 def app_settings(settings: Settings) -> Settings:
-    return settings.model_copy(update={"key_cache_seconds": 0.0})
+    # anonymous rate limits off: every test's TestClient is the same client address (tests/api/test_rate_limits.py)
+    return settings.model_copy(update={"key_cache_seconds": 0.0, "rate_limit_public_per_minute": 0,
+                                       "rate_limit_report_per_minute": 0})
 
 
 @pytest.fixture()

@@ -45,6 +45,16 @@ def _pick_column(header: list[str], column: str | None) -> int:
                        f"(one of: {', '.join(clean)})", parameter="column")
 
 
+# Longer than any address by far; checked here rather than left to csv.field_size_limit, which is
+# process-wide (loaders/readers.py raises it to 1 MiB when imported).
+MAX_FIELD_CHARS = 100_000
+
+
+def _field_too_long(n: int) -> None:
+    raise InvalidQuery(f"第 {n} 行的字段超过 {MAX_FIELD_CHARS:,} 个字符 / line {n} has a field longer than "
+                       f"{MAX_FIELD_CHARS:,} characters", parameter="body", line=n)
+
+
 def read_csv_rows(text: str, column: str | None = None) -> list[str]:
     reader = csv.reader(io.StringIO(text))
     try:
@@ -52,7 +62,12 @@ def read_csv_rows(text: str, column: str | None = None) -> list[str]:
         if header is None:
             raise InvalidQuery("CSV 为空 / the CSV is empty", parameter="body")
         k = _pick_column(header, column)
-        return [row[k] if k < len(row) else "" for row in reader]
+        rows = []
+        for row in reader:
+            if any(len(cell) > MAX_FIELD_CHARS for cell in row):
+                _field_too_long(reader.line_num)
+            rows.append(row[k] if k < len(row) else "")
+        return rows
     except csv.Error as exc:  # a field over csv's field limit, a broken quote…: the line, never a 500
         n = reader.line_num
         raise InvalidQuery(f"CSV 第 {n} 行无法读取 / CSV line {n} cannot be read: {exc}", parameter="body",
@@ -73,6 +88,8 @@ def read_jsonl_rows(text: str, column: str | None = None) -> list[str]:
         except RecursionError:  # nested thousands deep: the parser's stack, not the caller's fault to see
             raise InvalidQuery(f"第 {n} 行嵌套过深 / line {n} is nested too deep", parameter="body",
                                line=n) from None
+        if len(line) > MAX_FIELD_CHARS:
+            _field_too_long(n)
         if isinstance(value, str):
             rows.append(value)
         elif isinstance(value, dict):

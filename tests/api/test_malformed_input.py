@@ -137,6 +137,21 @@ def test_should_name_the_line_of_a_csv_field_over_the_field_limit(client, agency
     assert "line 3" in res.json()["detail"] and res.json()["line"] == 3
 
 
+def test_should_name_the_line_of_a_huge_field_whatever_csv_field_limit_the_process_has(client, agency_key):
+    import csv as csv_module
+
+    import loaders.readers  # noqa: F401  (raises the process-wide csv field limit to 1 MiB)
+
+    assert csv_module.field_size_limit() >= 1 << 20
+    body = "地址\n湖州市\n" + "长" * 150_000 + "\n"
+    res = client.post("/v1/match", content=body.encode(), headers={"Content-Type": "text/csv", "X-API-Key": agency_key})
+    assert res.status_code == 400 and res.json()["line"] == 3
+    jl = '"湖州市"\n"' + "长" * 150_000 + '"\n'
+    res = client.post("/v1/match", content=jl.encode(), headers={"Content-Type": "application/x-ndjson",
+                                                                 "X-API-Key": agency_key})
+    assert res.status_code == 400 and res.json()["line"] == 2
+
+
 def test_should_name_the_line_of_an_unterminated_quote_or_nul_in_csv(client, agency_key):
     body = b'\xe5\x9c\xb0\xe5\x9d\x80\n"a\x00b\n"c'
     res = client.post("/v1/match", content=body, headers={"Content-Type": "text/csv", "X-API-Key": agency_key})
