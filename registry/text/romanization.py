@@ -80,25 +80,36 @@ def _cn_number(text: str) -> int | None:
     return (_NUMERAL_VALUE.get(tens, 0) if tens else 1) * 10 + (_NUMERAL_VALUE.get(units, 0) if units else 0)
 
 
-def _syllables_of(text: str) -> list[tuple[str, bool]]:
+@lru_cache(maxsize=1)
+def _by_first_char() -> dict[str, tuple[Reading, ...]]:
+    """The readings by their first character, longest first (one dict look-up per character)."""
+    out: dict[str, list[Reading]] = {}
+    for r in readings():
+        out.setdefault(r.phrase[0], []).append(r)
+    return {k: tuple(v) for k, v in out.items()}
+
+
+@lru_cache(maxsize=65_536)
+def _syllables_of(text: str) -> tuple[tuple[str, bool], ...]:
     """(syllable, is_han) with the place-name readings table applied over pypinyin's."""
     syl = _syllables(text, v_to_u=True)
-    han_positions = [i for i, ch in enumerate(unicodedata.normalize("NFKC", text))
-                     if _is_han(ch)]
-    if len(han_positions) == sum(1 for _, h in syl if h):
-        han_text = "".join(unicodedata.normalize("NFKC", text)[i] for i in han_positions)
-        # indexes of the han syllables within syl
-        han_idx = [k for k, (_, h) in enumerate(syl) if h]
-        taken = [False] * len(han_text)
-        for r in readings():
-            for m in re.finditer(re.escape(r.phrase), han_text):
-                if any(taken[m.start():m.end()]):
-                    continue
+    norm = unicodedata.normalize("NFKC", text)
+    han_text = "".join(ch for ch in norm if _is_han(ch))
+    han_idx = [k for k, (_, h) in enumerate(syl) if h]
+    if len(han_text) != len(han_idx):  # never expected: keep pypinyin's readings
+        return tuple(syl)
+    table = _by_first_char()
+    i = 0
+    while i < len(han_text):
+        for r in table.get(han_text[i], ()):
+            if han_text.startswith(r.phrase, i):  # longest phrase first, left to right
                 for k, reading in enumerate(r.syllables):
-                    pos = han_idx[m.start() + k]
-                    syl[pos] = (reading.replace("v", "ü"), True)
-                    taken[m.start() + k] = True
-    return syl
+                    syl[han_idx[i + k]] = (reading.replace("v", "ü"), True)
+                i += len(r.phrase)
+                break
+        else:
+            i += 1
+    return tuple(syl)
 
 
 def _is_han(ch: str) -> bool:
