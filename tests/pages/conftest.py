@@ -115,3 +115,18 @@ def proposal(conn, township_address):
     }
     cs = open_change_set(conn, kind="inspection", author="tests", source="round 1", details=details)
     return {"cs": cs, "line": line, "marker": marker, "door": door}
+
+
+@pytest.fixture()
+def indexed(client, conn):
+    """Search on a gazetteer of the test's transaction (not the app's own loader thread, which reads
+    committed data and outlives the session database). Call it after building the data."""
+    from api.routes.search import get_gazetteer
+    from registry.search import StaticSource
+    from registry.search.loading import load_gazetteer
+
+    def _index():
+        source = StaticSource(load_gazetteer(conn))
+        client.app.dependency_overrides[get_gazetteer] = lambda: source
+
+    return _index

@@ -7,8 +7,9 @@ from loaders.demo_cli import demo_links
 from registry.doorplates import issue_plates
 
 
-def test_should_print_links_that_all_answer_after_the_city_is_issued(client, conn, township_address):
+def test_should_print_links_that_all_answer_after_the_city_is_issued(client, conn, township_address, indexed):
     ids = [township_address("330502001", n) for n in (1, 2, 3)]
+    indexed()
     result = issue_plates(conn, actor="tests", division="330500", source="tests")  # the whole city
     assert result.issued >= 3
     links = dict(demo_links(conn, "http://127.0.0.1:8000", "https://dz.example.gov.cn"))
@@ -23,6 +24,9 @@ def test_should_print_links_that_all_answer_after_the_city_is_issued(client, con
     assert "人民路1号" in client.get(urlsplit(scan).path).text
     assert set(links) >= {"首页 / landing page", "地图 / map", "OGC API – Features", "API 文档 / API docs"}
     assert "%E4%BA%BA%E6%B0%91%E8%B7%AF1%E5%8F%B7" in search  # 人民路1号, encoded
+    parts = urlsplit(search)
+    found = client.get(f"{parts.path}?{parts.query}").json()["results"]
+    assert found and found[0]["id"] == ids[0]  # the search finds the plate's own door
 
 
 def test_should_leave_out_the_scan_url_before_any_plate_is_issued(conn):

@@ -85,8 +85,16 @@ def test_should_draw_the_registry_tiles_find_a_door_and_show_its_popup(browser, 
     lon, lat = browser.execute_script("const c = registryMap.getCenter(); return [c.lng, c.lat];")
     assert abs(lon - doors[0]["lon"]) < 0.001 and abs(lat - doors[0]["lat"]) < 0.001
     browser.save_screenshot(str(tmp_path / "map-search.png"))
+
+    # the whole city at z8.5: the five counties of the reference divisions, from the counties tiles
+    browser.execute_script("registryMap.jumpTo({center: [119.95, 30.75], zoom: 8.5})")
+    _wait(browser, "return !registryMap.isMoving() && registryMap.areTilesLoaded()", 20)
+    names = _wait(browser, "return registryMap.queryRenderedFeatures({layers: ['counties-fill']})"
+                           ".map(f => f.properties.name)", 20)
+    assert {"吴兴区", "南浔区", "德清县", "长兴县", "安吉县"} <= set(names)
+    browser.save_screenshot(str(tmp_path / "map-city.png"))
     if os.environ.get("REGISTRY_TEST_SCREENSHOTS"):  # keep them to look at
-        for name in ("map-click.png", "map-search.png"):
+        for name in ("map-click.png", "map-search.png", "map-city.png"):
             shutil.copy(tmp_path / name, os.path.join(os.environ["REGISTRY_TEST_SCREENSHOTS"], name))
 
 

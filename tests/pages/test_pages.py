@@ -15,7 +15,8 @@ def test_should_link_the_map_the_docs_and_the_ogc_landing_page_from_the_landing_
         assert href in html
 
 
-def test_should_resolve_every_link_of_the_landing_page(client):
+def test_should_resolve_every_link_of_the_landing_page(client, indexed):
+    indexed()
     links = re.findall(r'href="([^"]+)"', client.get("/").text)
     assert len(links) >= 12
     for link in links:
