@@ -25,14 +25,8 @@ _FACES = text("""
                a.id AS left_id, a.geom AS left_geom, b.id AS right_id, b.geom AS right_geom
         FROM boundary_lines l JOIN divisions a ON a.id = l.left_division_id JOIN divisions b ON b.id = l.right_division_id
         WHERE l.id = :line
-    ), raw AS (
-        SELECT (ST_Dump(ST_Polygonize(ST_Union(g.old, g.new)))).geom AS face FROM g
     ), f AS (
-        -- clipped to the two divisions: a course that grazes the city's edge (within the node
-        -- tolerance) must not hand over ground outside both
-        SELECT (ST_Dump(ST_CollectionExtract(ST_Intersection(raw.face, ST_Union(g.left_geom, g.right_geom)), 3))).geom
-               AS face
-        FROM raw, g
+        SELECT (ST_Dump(ST_Polygonize(ST_Union(g.old, g.new)))).geom AS face FROM g
     )
     SELECT ST_AsEWKB(f.face) AS face, ST_Area(f.face::geography) AS area_m2,
            CASE WHEN ST_Contains(g.left_geom, ST_PointOnSurface(f.face)) THEN g.left_id
