@@ -54,12 +54,6 @@ class Settings(BaseSettings):
     inspection_node_tolerance_m: float = Field(
         default=0.5, gt=0, le=100, description="a re-surveyed line's ends must stay this close to where its neighbours meet"
     )
-    inspection_marker_tolerance_m: float = Field(
-        default=50.0, gt=0, le=1000, description="a field package's marker may lie this far from its line"
-    )
-    inspection_node_tolerance_m: float = Field(
-        default=0.5, gt=0, le=100, description="a re-surveyed line's ends must stay this close to where its neighbours meet"
-    )
     body_limit_bytes: int = Field(default=1_000_000, ge=1024, description="largest request body (413 above)")
     match_body_limit_bytes: int = Field(default=32_000_000, ge=1024, description="largest POST /v1/match body")
     package_body_limit_bytes: int = Field(default=200_000_000, ge=1024, description="largest field-package upload")
