@@ -47,8 +47,10 @@ def test_should_draw_the_registry_tiles_find_a_door_and_show_its_popup(browser, 
     assert browser.execute_script("return !!document.querySelector('#map canvas')")
     assert _wait(browser, "return window.registryMap && window.registryMap.isStyleLoaded() && "
                           "window.registryMap.areTilesLoaded()")
-    drawn = _wait(browser, "return registryMap.queryRenderedFeatures({layers: ['addresses']}).map(f => f.id)")
-    assert {d["id"] for d in doors} <= set(drawn)
+    want = sorted(d["id"] for d in doors)
+    drawn = _wait(browser, "const ids = new Set(registryMap.queryRenderedFeatures({layers: ['addresses']}).map(f => f.id));"
+                           f"return {want}.every(i => ids.has(i)) && [...ids]")
+    assert set(want) <= set(drawn)
 
     # the tiles came from the app's tile endpoint, and nothing came from elsewhere
     seen = app.state.seen_paths
@@ -88,9 +90,10 @@ def test_should_draw_the_registry_tiles_find_a_door_and_show_its_popup(browser, 
 
     # the whole city at z8.5: the five counties of the reference divisions, from the counties tiles
     browser.execute_script("registryMap.jumpTo({center: [119.95, 30.75], zoom: 8.5})")
-    _wait(browser, "return !registryMap.isMoving() && registryMap.areTilesLoaded()", 20)
-    names = _wait(browser, "return registryMap.queryRenderedFeatures({layers: ['counties-fill']})"
-                           ".map(f => f.properties.name)", 20)
+    # the new tiles arrive over a few frames: poll until the render settles on five names (or time out)
+    names = _wait(browser, "const n = new Set(registryMap.queryRenderedFeatures({layers: ['counties-fill']})"
+                           ".map(f => f.properties.name)); return n.size >= 5 && registryMap.areTilesLoaded() && [...n]",
+                  30)
     assert {"吴兴区", "南浔区", "德清县", "长兴县", "安吉县"} <= set(names)
     browser.save_screenshot(str(tmp_path / "map-city.png"))
     if os.environ.get("REGISTRY_TEST_SCREENSHOTS"):  # keep them to look at
