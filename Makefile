@@ -39,12 +39,12 @@ db: setup
 	$(REG) db migrate
 
 demo: db
-	@echo "==> loading the real Huzhou divisions"
-	$(REG) load reference --skip-if-loaded
+	@echo "==> loading the real Huzhou divisions as they were before the three real township adjustments"
+	$(REG) load reference --before-adjustments --skip-if-loaded
 	@echo "==> generating the synthetic city: $(SCALE) addresses, seed $(SEED)"
 	@if [ -f $(DEMO_DIR)/manifest.json ]; then echo "already generated in $(DEMO_DIR)"; \
 	 else $(REG) generate --addresses $(SCALE) --seed $(SEED) --out $(DEMO_DIR); fi
-	@echo "==> loading it"
+	@echo "==> loading it (on the state before the adjustments, then carried through them; idempotent)"
 	$(REG) load city $(DEMO_DIR)
 	@echo "==> issuing the doorplates of the whole city (idempotent: a re-run issues nothing)"
 	$(REG) plates issue --division 330500

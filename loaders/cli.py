@@ -319,7 +319,10 @@ def load_city_cmd(
     dry_run: DryRunOpt = False,
     actor: ActorOpt = "registry",
 ) -> None:
-    """Load a generated city: polygons, place names, facilities, heritage, addresses (one change set each; idempotent)."""
+    """Load a generated city: polygons, place names, facilities, heritage, addresses (one change set each; idempotent).
+
+    On the state before the real adjustments (`load reference --before-adjustments`) the city is
+    loaded there, carried through the three adjustments, and the rest loaded on today's state."""
     from loaders.city import load_city
     from loaders.hooks import maybe_pause
     from loaders.progress import stage_progress
@@ -330,6 +333,10 @@ def load_city_cmd(
             for level in ("county", "township"):
                 typer.echo(_lines_summary(level, result.derived[level]))
             typer.echo(_markers_summary(result.derived["markers"]))
+        elif result.adjusted is not None:
+            typer.echo(f"真实区划调整已沿用至城市数据 / the real township adjustments carried the city through: "
+                       f"change sets {', '.join(f'#{i}' for i in result.adjusted)}; 其余部分在调整后载入 / "
+                       f"the rest loads on today's state")
         elif result.report is None:
             typer.echo(f"{label}: 已载入，跳过 / already applied in change set #{result.skipped_change_set}, skipped")
         else:

@@ -183,31 +183,57 @@ def carry_through_observed_adjustments(conn: Connection, *, actor: str = "regist
     for row in _read_csv(directory / MCA_FILE):
         if row["level"] == "township":
             mca_of[(row["name"], row["parent_code"][:6])] = row["code"]
-    ids: dict[str, int] = {}
-    found = conn.execute(text("""
-        SELECT v.id, v.name, v.full_name, t.name AS township, c.nbs_code AS county
-        FROM divisions v JOIN divisions t ON t.id = v.parent_id JOIN divisions c ON c.id = t.parent_id
-        WHERE v.level = 'village' AND v.status = 'active'""")).all()
-    by_name = {(r.county, r.township, r.full_name): r.id for r in found}
-    for r in rows:
-        before = r["township_before"] or None
-        if before:
-            key = (r["county_code"], before, r["village"])
-            if key not in by_name:
-                raise Conflict(f"调整前状态中找不到 {before}{r['village']} / the state before the adjustments has no "
-                               f"{r['village']} in {before} (was the reference loaded with adjust=False?)",
-                               parameter="divisions")
-            ids[r["village_code"]] = by_name[key]
-    for r in rows:
-        if r["township_before"] == "旧馆镇":
-            ids[r["township_2023_code"]] = conn.execute(text(
-                "SELECT parent_id FROM divisions WHERE id = :v"), {"v": ids[r["village_code"]]}).scalar_one()
+    ids = _before_state_ids(conn, rows)
+    if ids is None:
+        raise Conflict("调整前状态中找不到调整所涉的村社区 / the state before the adjustments does not hold the "
+                       "villages of the adjustments (was the reference loaded with adjust=False?)",
+                       parameter="divisions")
     mca = {row["code"]: mca_of.get((row["name"], row["code"][:6])) for row in nbs_rows if row["level"] == "township"}
     done = apply_observed_adjustments(conn, rows, ids, mca, actor=actor)
     mca_all = {row["code"]: (mca.get(row["code"]) if row["level"] == "township" else
                              (row["code"] if row["level"] in ("city", "county") else None)) for row in nbs_rows}
     _check_current_state(conn, nbs_rows, mca_all)
     return done
+
+
+def _before_state_ids(conn: Connection, rows: list[dict[str, str]]) -> dict[str, int] | None:
+    """Today's (NBS 2023) code → the before-state division of the adjustments file (the villages,
+    still code-less under their former townships, and 旧馆镇); None unless the registry holds that state."""
+    found = conn.execute(text("""
+        SELECT v.id, v.full_name, t.id AS township_id, t.name AS township, c.nbs_code AS county
+        FROM divisions v JOIN divisions t ON t.id = v.parent_id JOIN divisions c ON c.id = t.parent_id
+        WHERE v.level = 'village' AND v.status = 'active' AND v.nbs_code IS NULL""")).all()
+    by_name = {(r.county, r.township, r.full_name): r for r in found}
+    ids: dict[str, int] = {}
+    for r in rows:
+        if r["township_before"]:
+            hit = by_name.get((r["county_code"], r["township_before"], r["village"]))
+            if hit is None:
+                return None
+            ids[r["village_code"]] = hit.id
+            if r["township_before"] == "旧馆镇":
+                ids[r["township_2023_code"]] = hit.township_id
+    return ids
+
+
+def before_state_codes(conn: Connection, *, directory: Path = REFERENCE_DIR) -> tuple[tuple[str, str, int], ...]:
+    """While the registry holds the state before the real adjustments (`adjust=False`): the NBS 2023
+    codes the divisions of the adjustments file will carry, as (code, "nbs2023", division id), for
+    loading files written against today's codes (the generated city) onto that state. Empty otherwise.
+    Nothing is written: the codes come with `carry_through_observed_adjustments`. Divisions the
+    adjustments set up (东迁街道, 康乾街道, their new communities) have no before-state row."""
+    rows = _read_csv(directory / ADJUSTMENTS_FILE)
+    ids = _before_state_ids(conn, rows)
+    if not ids:
+        return ()
+    out = {(code, "nbs2023", i) for code, i in ids.items()}
+    # a village still under 南浔镇 stands for 东迁街道 in the parent check of a row naming both codes
+    parents = dict(conn.execute(text("SELECT nbs_code, id FROM divisions WHERE level = 'township' AND nbs_code = "
+                                     "ANY(:c)"), {"c": [r["township_before_code_2023"] for r in rows
+                                                       if r["township_before_code_2023"]]}).all())
+    out |= {(r["township_2023_code"], "parent", parents[r["township_before_code_2023"]]) for r in rows
+            if r["township_before_code_2023"] in parents}
+    return tuple(sorted(out))
 
 
 def apply_observed_adjustments(conn: Connection, rows: list[dict[str, str]], ids: dict[str, int],

@@ -225,7 +225,7 @@ def _recompose_polygon(conn: Connection, township_id: int, cs: int, *, add: list
                         ST_UnaryUnion(ST_Collect(g)), coalesce((SELECT ST_UnaryUnion(ST_Collect(r.geom))
                                                                 FROM divisions r
                                                                 WHERE r.id = ANY(CAST(:remove AS bigint[]))),
-                                                               'GEOMETRYCOLLECTION EMPTY'::geometry)), 3))
+                                                               ST_SetSRID('GEOMETRYCOLLECTION EMPTY'::geometry, 4490))), 3))
              FROM (SELECT t.geom AS g UNION ALL SELECT a.geom FROM divisions a
                    WHERE a.id = ANY(CAST(:add AS bigint[]))) s
              HAVING count(g) > 0)),

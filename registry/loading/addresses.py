@@ -131,7 +131,7 @@ class AddressLoad:
         self.tx = LoadTransaction(self.conn, kind=self.kind, actor=o.actor, source=o.source, checksum=o.checksum,
                                   reason=o.reason, approval_ref=o.approval_ref, details=o.details)
         with self.timer("directories"):
-            self.divisions = DivisionDirectory.load(self.conn, o.code_authority)
+            self.divisions = DivisionDirectory.load(self.conn, o.code_authority, pending=o.pending_codes)
             self.places = PlaceDirectory.load(self.conn, self.divisions)
         self.stage = scratch_table(self.conn, "load_addr_stage")
         self.match = scratch_table(self.conn, "load_addr_match")

@@ -102,18 +102,28 @@ class DivisionDirectory:
             for code, auth in ((info.nbs_code, "nbs2023"), (info.mca_code, "mca2025")):
                 if code:
                     self._codes.setdefault(code, {}).setdefault(info.id, set()).add(auth)
+        self._parent_codes: dict[str, set[int]] = {}  # see `load(pending=)`
         self._by_name: dict[tuple[str, str], list[int]] | None = None  # built on the first name lookup
         self._code_cache: dict[tuple, Any] = {}
         self._name_cache: dict[tuple, Any] = {}
 
     @classmethod
-    def load(cls, conn: Connection, authority: str | None = None) -> "DivisionDirectory":
+    def load(cls, conn: Connection, authority: str | None = None,
+             pending: tuple[tuple[str, str, int], ...] = ()) -> "DivisionDirectory":
+        """`pending`: (code, authority, division id) resolved as if they were former codes, for files
+        that name a division by the code it only gets from a pending adjustment (nothing is written);
+        authority "parent": a township code a village's present township only stands for in the
+        file's parent check (the township the village is still to be transferred to)."""
         rows = conn.execute(text(
             "SELECT id, level, name, full_name, parent_id, nbs_code, mca_code, status, geom IS NOT NULL AS has_geom "
             "FROM divisions"
         )).mappings().all()
         codes = conn.execute(text("SELECT code, authority, division_id FROM division_codes")).all()
-        return cls([dict(r) for r in rows], [(c, a, d) for c, a, d in codes], authority)
+        directory = cls([dict(r) for r in rows], [(c, a, d) for c, a, d in codes]
+                        + [p for p in pending if p[1] != "parent"], authority)
+        for code, _, division_id in (p for p in pending if p[1] == "parent"):
+            directory._parent_codes.setdefault(code, set()).add(division_id)
+        return directory
 
     def get(self, division_id: int) -> DivisionInfo:
         return self.by_id[division_id]
@@ -133,7 +143,8 @@ class DivisionDirectory:
         return hit
 
     def candidates(self, code: str) -> set[int]:
-        return set(self._codes.get(self.clean_code(code) or "", {}))
+        c = self.clean_code(code) or ""
+        return set(self._codes.get(c, {})) | self._parent_codes.get(c, set())
 
     @staticmethod
     def clean_code(code: str) -> str | None:

@@ -74,6 +74,9 @@ class EntityOptions:
     dry_run: bool = False
     tolerance_m: float = DEFAULT_TOLERANCE_M
     code_authority: str | None = None  # nbs2023 | mca2025: the authority of the file's 9-digit codes
+    # (code, authority, division id): codes the file names that these divisions only get from pending
+    # adjustments (a city built on the state before them: loaders/reference.py `before_state_codes`)
+    pending_codes: tuple[tuple[str, str, int], ...] = ()
     details: dict[str, Any] = field(default_factory=dict)
 
 
@@ -362,7 +365,7 @@ class EntityLoad:
         o = self.options
         self.tx = LoadTransaction(self.conn, kind=self.spec.kind, actor=o.actor, source=o.source, checksum=o.checksum,
                                   reason=o.reason, approval_ref=o.approval_ref, details=o.details)
-        self.divisions = DivisionDirectory.load(self.conn, o.code_authority)
+        self.divisions = DivisionDirectory.load(self.conn, o.code_authority, pending=o.pending_codes)
         self.stage = scratch_table(self.conn, "load_ent_stage")
         self.match = scratch_table(self.conn, "load_ent_match")
         cols = "".join(f", {c.name} {c.sql_type}" for c in self.spec.columns)
