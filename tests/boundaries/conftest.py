@@ -4,80 +4,33 @@ database of its own (session scope, dropped at the end); `city_conn` is a connec
 transaction rolled back per test, `city_client` the API on that connection."""
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import pytest
-from sqlalchemy import Connection, Engine, create_engine
-from sqlalchemy.engine import make_url
+from sqlalchemy import Connection
+
+from city_databases import CommittedCity as City
+from city_databases import client_on, committed_city, rolled_back
 
 CITY_SEED = 5
 
 
-@dataclass
-class City:
-    url: str
-    engine: Engine
-    directory: object
-    loaded: list
-
-
 @pytest.fixture(scope="session")
 def city(database_url: str, tmp_path_factory) -> Iterator[City]:
-    from data.generate import generate_city
     from data.generate.addresses import MIN_ADDRESSES
-    from loaders.city import load_city
-    from loaders.reference import load_reference
-    from registry.db.migrate import upgrade
 
-    base = make_url(database_url)
-    name = f"registry_test_{os.getpid()}_bounds"
-    admin = create_engine(base.set(database="postgres").render_as_string(hide_password=False),
-                          isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        c.exec_driver_sql(f"CREATE DATABASE \"{name}\" TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C.UTF-8'")
-    url = base.set(database=name).render_as_string(hide_password=False)
-    try:
-        upgrade(url)
-        eng = create_engine(url, pool_size=3)
-        with eng.begin() as conn:
-            load_reference(conn, actor="tests")
-        directory = tmp_path_factory.mktemp("bounds_city")
-        generate_city(directory, addresses=MIN_ADDRESSES, seed=CITY_SEED)
-        loaded = load_city(eng, directory, actor="tests")
-        yield City(url, eng, directory, loaded)
-        eng.dispose()
-    finally:
-        with admin.connect() as c:
-            c.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
+    with committed_city(database_url, tmp_path_factory, suffix="bounds", seed=CITY_SEED,
+                        addresses=MIN_ADDRESSES) as built:
+        yield built
 
 
 @pytest.fixture()
 def city_conn(city: City) -> Iterator[Connection]:
-    connection = city.engine.connect()
-    trans = connection.begin()
-    try:
+    with rolled_back(city.engine) as connection:
         yield connection
-    finally:
-        trans.rollback()
-        connection.close()
 
 
 @pytest.fixture()
 def city_client(city_conn: Connection, city: City, app_settings):
-    from fastapi.testclient import TestClient
-
-    from api.app import create_app
-    from api.deps import get_conn
-
-    app = create_app(app_settings, engine=city.engine)
-
-    def _conn():
-        yield city_conn
-
-    app.dependency_overrides[get_conn] = _conn
-    with TestClient(app) as c:
+    with client_on(city.engine, city_conn, app_settings) as c:
         yield c

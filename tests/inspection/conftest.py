@@ -5,85 +5,41 @@ session; each test works in a transaction on it that is rolled back.
 """
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import pytest
-from sqlalchemy import Connection, Engine, create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import Connection, text
+
+from city_databases import CommittedCity as City
+from city_databases import client_on, committed_city, rolled_back
 
 CITY_ADDRESSES = 2000
 ROUND = 4
 
 
-@dataclass
-class City:
-    url: str
-    engine: Engine
+def _open_round(conn: Connection) -> None:
+    from registry.inspection import create_round
+
+    create_round(conn, ROUND, year=2024, year_to=2026, scope="湖州市全域", actor="tests")
 
 
 @pytest.fixture(scope="session")
 def inspection_city(database_url: str, tmp_path_factory) -> Iterator[City]:
-    from data.generate import generate_city
-    from loaders.city import load_city
-    from loaders.reference import load_reference
-    from registry.db.migrate import upgrade
-
-    base = make_url(database_url)
-    name = f"registry_test_{os.getpid()}_insp"
-    admin = create_engine(base.set(database="postgres").render_as_string(hide_password=False),
-                          isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        c.exec_driver_sql(f"CREATE DATABASE \"{name}\" TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C.UTF-8'")
-    url = base.set(database=name).render_as_string(hide_password=False)
-    try:
-        upgrade(url)
-        eng = create_engine(url, pool_size=4)
-        with eng.begin() as conn:
-            load_reference(conn, actor="tests")
-        directory = tmp_path_factory.mktemp("insp_city")
-        generate_city(directory, addresses=CITY_ADDRESSES, seed=5)
-        load_city(eng, directory, actor="tests")
-        with eng.begin() as conn:
-            from registry.inspection import create_round
-
-            create_round(conn, ROUND, year=2024, year_to=2026, scope="湖州市全域", actor="tests")
-        yield City(url, eng)
-        eng.dispose()
-    finally:
-        with admin.connect() as c:
-            c.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
+    with committed_city(database_url, tmp_path_factory, suffix="insp", seed=5, addresses=CITY_ADDRESSES,
+                        pool_size=4, prepare=_open_round) as built:
+        yield built
 
 
 @pytest.fixture()
 def cconn(inspection_city: City) -> Iterator[Connection]:
     """A connection to the inspection city inside a transaction rolled back after the test."""
-    connection = inspection_city.engine.connect()
-    trans = connection.begin()
-    try:
+    with rolled_back(inspection_city.engine) as connection:
         yield connection
-    finally:
-        trans.rollback()
-        connection.close()
 
 
 @pytest.fixture()
 def cclient(cconn: Connection, inspection_city: City, app_settings):
-    from fastapi.testclient import TestClient
-
-    from api.app import create_app
-    from api.deps import get_conn
-
-    app = create_app(app_settings, engine=inspection_city.engine)
-
-    def _conn():
-        yield cconn
-
-    app.dependency_overrides[get_conn] = _conn
-    with TestClient(app) as c:
+    with client_on(inspection_city.engine, cconn, app_settings) as c:
         yield c
 
 
