@@ -37,7 +37,7 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from registry.changes import apply_change_set, open_change_set
-from registry.errors import InvalidQuery, NotFound
+from registry.errors import Conflict, InvalidQuery, NotFound
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +98,14 @@ def _derive(conn: Connection, level: str) -> list[dict[str, Any]]:
             county_lines[(r.right_division_id, r.left_division_id)] = r.id
     out = []
     for r in rows:
+        for side in ("left", "right"):
+            if r[f"{side}_id"] is not None and r[f"{side}_code"] is None:
+                # The state before the real adjustments has townships whose old code the sources
+                # do not give: a line code cannot be made up for them.
+                raise Conflict(
+                    f"{r[f'{side}_name']} 没有区划代码，不能编界线代码；请在区划调整之后再派生界线 / "
+                    f"{r[f'{side}_name']} has no division code, so its lines cannot be coded; "
+                    f"derive the lines after the adjustments (registry adjust observed)", parameter="level")
         county_line = None
         if level == "township" and r["left_parent"] != r["right_parent"]:
             county_line = county_lines.get((r["left_parent"], r["right_parent"]))
