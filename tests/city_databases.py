@@ -4,7 +4,6 @@ loaded with the reference divisions and the city, and dropped at the end; a conn
 transaction rolled back per test; and the API on that connection."""
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,16 +22,12 @@ class CommittedCity:
 
 
 @contextmanager
-def committed_city(database_url: str, tmp_path_factory, *, suffix: str, seed: int, addresses: int,
-                   pool_size: int = 3, prepare: Callable[[Connection], None] | None = None) -> Iterator[CommittedCity]:
-    """A database `registry_test_<pid>_<suffix>` holding the reference divisions and a generated city."""
-    from data.generate import generate_city
-    from loaders.city import load_city
-    from loaders.reference import load_reference
+def scratch_database(database_url: str, suffix: str) -> Iterator[str]:
+    """The URL of a new, migrated database `<test database>_<suffix>` on the same server, dropped afterwards."""
     from registry.db.migrate import upgrade
 
     base = make_url(database_url)
-    name = f"registry_test_{os.getpid()}_{suffix}"
+    name = f"{base.database}_{suffix}"
     admin = create_engine(base.set(database="postgres").render_as_string(hide_password=False),
                           isolation_level="AUTOCOMMIT")
     with admin.connect() as c:
@@ -41,21 +36,35 @@ def committed_city(database_url: str, tmp_path_factory, *, suffix: str, seed: in
     url = base.set(database=name).render_as_string(hide_password=False)
     try:
         upgrade(url)
-        eng = create_engine(url, pool_size=pool_size)
-        with eng.begin() as conn:
-            load_reference(conn, actor="tests")
-        directory = tmp_path_factory.mktemp(f"{suffix}_city")
-        generate_city(directory, addresses=addresses, seed=seed)
-        loaded = load_city(eng, directory, actor="tests")
-        if prepare is not None:
-            with eng.begin() as conn:
-                prepare(conn)
-        yield CommittedCity(url, eng, directory, loaded)
-        eng.dispose()
+        yield url
     finally:
         with admin.connect() as c:
             c.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.dispose()
+
+
+@contextmanager
+def committed_city(database_url: str, tmp_path_factory, *, suffix: str, seed: int, addresses: int,
+                   pool_size: int = 3, prepare: Callable[[Connection], None] | None = None) -> Iterator[CommittedCity]:
+    """A database `<test database>_<suffix>` holding the reference divisions and a generated city."""
+    from data.generate import generate_city
+    from loaders.city import load_city
+    from loaders.reference import load_reference
+
+    with scratch_database(database_url, suffix) as url:
+        eng = create_engine(url, pool_size=pool_size)
+        try:
+            with eng.begin() as conn:
+                load_reference(conn, actor="tests")
+            directory = tmp_path_factory.mktemp(f"{suffix}_city")
+            generate_city(directory, addresses=addresses, seed=seed)
+            loaded = load_city(eng, directory, actor="tests")
+            if prepare is not None:
+                with eng.begin() as conn:
+                    prepare(conn)
+            yield CommittedCity(url, eng, directory, loaded)
+        finally:
+            eng.dispose()
 
 
 @contextmanager

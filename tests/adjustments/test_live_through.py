@@ -5,32 +5,23 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
-from registry.db.migrate import upgrade
+from city_databases import scratch_database
 from registry.text import compose_address
 
 
 @pytest.fixture(scope="module")
 def before_engine(database_url):
-    url = make_url(database_url)
-    name = url.database + "_before"
-    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        c.exec_driver_sql(f"CREATE DATABASE \"{name}\" TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C.UTF-8'")
-    target = url.set(database=name).render_as_string(hide_password=False)
-    upgrade(target)
-    eng = create_engine(target)
     from loaders.reference import load_reference
 
-    with eng.begin() as conn:
-        load_reference(conn, actor="tests", adjust=False)
-    yield eng
-    eng.dispose()
-    with admin.connect() as c:
-        c.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.dispose()
+    with scratch_database(database_url, "before") as target:
+        eng = create_engine(target)
+        try:
+            with eng.begin() as conn:
+                load_reference(conn, actor="tests", adjust=False)
+            yield eng
+        finally:
+            eng.dispose()
 
 
 def _village(conn, township: str, village: str):
