@@ -2,22 +2,13 @@
 a real headless Chromium, cut off from everything but 127.0.0.1, renders the operations."""
 from __future__ import annotations
 
-import shutil
-import socket
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-import uvicorn
 from fastapi import FastAPI
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
-needs_browser = pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER),
-                                   reason="chromium / chromium-driver missing: run scripts/setup-system.sh")
+from live_server import CHROMEDRIVER, CHROMIUM, needs_browser, serve
+
 SHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
 
 
@@ -28,23 +19,6 @@ def app(engine, app_settings) -> FastAPI:
     return create_app(app_settings, engine=engine)
 
 
-@contextmanager
-def _serve(app: FastAPI) -> Iterator[str]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(5)
-        sock.close()
 
 
 @pytest.fixture()
@@ -103,7 +77,7 @@ def test_should_serve_the_docs_pages_and_their_assets_from_the_app(app):
 
 @needs_browser
 def test_should_render_the_operations_in_docs_with_the_network_off(app, offline_browser):
-    with _serve(app) as url:
+    with serve(app) as url:
         offline_browser.get(url + "/docs")
         found = _wait_for(offline_browser, lambda d: "/v1/divisions/{code}" in _operations(d))
         SHOTS.mkdir(parents=True, exist_ok=True)
@@ -130,7 +104,7 @@ def test_the_browser_is_really_offline_cdn_docs_stay_blank(offline_browser):
     def division(code: str) -> dict:
         return {"code": code}
 
-    with _serve(plain) as url:
+    with serve(plain) as url:
         offline_browser.get(url + "/docs")
         assert _wait_for(offline_browser, lambda d: _operations(d), seconds=5) is None
         assert _operations(offline_browser) == []

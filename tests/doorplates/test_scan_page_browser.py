@@ -1,21 +1,15 @@
 """The scan page in a real headless Chromium at 360 px wide: the address, its pinyin and the
 navigation links are there, nothing overflows sideways, nothing is loaded from outside, and the
 report form works."""
-import shutil
-import socket
 import threading
-import time
 from urllib.parse import urlsplit
 
 import pytest
-import uvicorn
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
+from live_server import CHROMEDRIVER, CHROMIUM, serve
 
 pytestmark = pytest.mark.skipif(
     not (CHROMIUM and CHROMEDRIVER), reason="chromium / chromium-driver missing: run scripts/setup-system.sh")
-
 
 @pytest.fixture()
 def live_url(conn, engine, app_settings):
@@ -31,19 +25,8 @@ def live_url(conn, engine, app_settings):
             yield conn
 
     app.dependency_overrides[get_conn] = _conn
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(5)
-    sock.close()
+    with serve(app) as url:
+        yield url
 
 
 @pytest.fixture()

@@ -2,19 +2,13 @@
 and a proposed inspection change set with a line, a moved marker, a new marker and a door."""
 from __future__ import annotations
 
-import shutil
-import socket
 import threading
-import time
 
 import pytest
-import uvicorn
 from sqlalchemy import text
 
+from live_server import CHROMEDRIVER, CHROMIUM, serve
 from registry.changes import open_change_set
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
 
 
 @pytest.fixture()
@@ -44,24 +38,12 @@ def live_app(conn, engine, app_settings):
 
     source: dict = {}
     app.dependency_overrides[get_gazetteer] = lambda: source["gaz"]
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
+    with serve(app) as url:
+        def index_now():  # after the test has built its data
+            with lock:
+                source["gaz"] = StaticSource(load_gazetteer(conn))
 
-    def index_now():  # after the test has built its data
-        with lock:
-            source["gaz"] = StaticSource(load_gazetteer(conn))
-
-    yield app, f"http://127.0.0.1:{port}", index_now
-    server.should_exit = True
-    thread.join(5)
-    sock.close()
+        yield app, url, index_now
 
 
 @pytest.fixture()
