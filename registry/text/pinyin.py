@@ -17,7 +17,6 @@ from functools import lru_cache
 
 from pypinyin import Style, lazy_pinyin
 
-from .address_text import split_generic
 
 # Readings pypinyin gets wrong in place names; phrases win over characters.
 _PHRASE_READINGS: dict[str, tuple[str, ...]] = {
@@ -108,26 +107,6 @@ def pinyin_initials(text: str) -> str:
 
 
 # ------------------------------------------------------------ romanization
-
-_DIRECTIONS = set("东南西北中")
-_ORDINALS = set("一二三四五六七八九十")
-# Generics that take a one-syllable directional into the same word
-# (解放北路 → Jiefang Beilu, rule: 单音节附加成分与其相连部分连写).
-_ROAD_GENERICS = {"路", "街", "大道", "大街", "巷", "弄"}
-# Generics that take an ordinal the same way (吉山一村 → Jishan Yicun).
-_NUMBERED_GENERICS = {"村", "新村", "区", "小区"}
-
-
-def _word(text: str) -> str:
-    """One romanized word: syllables joined, apostrophe before a/o/e syllables."""
-    parts: list[str] = []
-    for syllable, han in _syllables(text, v_to_u=True):
-        if parts and han and syllable[0] in "aoe":
-            parts.append("'")        # 西安 Xi'an, not xian
-        parts.append(syllable)
-    word = "".join(parts)
-    return word[:1].upper() + word[1:]
-
 
 def place_name_pinyin(name: str, *, natural_village: bool = False) -> str:
     """Romanize a place name: specific and generic as separate capitalised words.
