@@ -16,6 +16,7 @@ from api.routes import addresses, adjustments, boundaries, changes, divisions, h
 from api.routes import doorplates
 from api.routes import search as search_routes
 from registry.db.engine import make_engine
+from registry.doorplates import KeyRing, ScanCounter
 from registry.search import SearchService
 from registry.settings import Settings, get_settings
 
@@ -33,6 +34,11 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         # The search gazetteer: loaded in the background at start-up when the app owns its engine,
         # on the first search otherwise (tests); kept fresh by LISTEN/NOTIFY.
         app.state.search = SearchService(app.state.engine)
+        # The doorplate routes' state: signing keys cached per process, scan counts buffered and
+        # written every REGISTRY_DOORPLATE_SCAN_FLUSH_SECONDS.
+        app.state.doorplate_keys = KeyRing(ttl=settings.key_cache_seconds)
+        app.state.doorplate_scans = ScanCounter(interval=settings.doorplate_scan_flush_seconds,
+                                                engine=app.state.engine)
         if owned:
             app.state.search.start()
         log.info("registry API ready")
@@ -40,6 +46,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
             yield
         finally:
             app.state.search.stop()
+            app.state.doorplate_scans.close()  # the buffered counts are written before the engine goes
             if owned:
                 app.state.engine.dispose()
 

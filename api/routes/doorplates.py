@@ -7,7 +7,6 @@ buffered in memory, orjson / a precompiled Jinja2 template.
 from __future__ import annotations
 
 import inspect
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path as FsPath
@@ -65,31 +64,15 @@ def _distance(m: int | None) -> str:
 
 TEMPLATES.filters["distance"] = _distance
 SCAN_PAGE = TEMPLATES.get_template("doorplate_scan.html")
-_init_lock = threading.Lock()
 
 
-# --- per-app state, made on first use (keeps api/app.py untouched) -----------------------------------
+# --- per-app state: the key ring and the scan counter, opened and closed by the app's lifespan ----
 def _ring(request: Request) -> KeyRing:
-    state = request.app.state
-    ring = getattr(state, "doorplate_keys", None)
-    if ring is None:
-        with _init_lock:
-            ring = getattr(state, "doorplate_keys", None)
-            if ring is None:
-                ring = state.doorplate_keys = KeyRing(ttl=state.settings.key_cache_seconds)
-    return ring
+    return request.app.state.doorplate_keys
 
 
 def _counter(request: Request) -> ScanCounter:
-    state = request.app.state
-    counter = getattr(state, "doorplate_scans", None)
-    if counter is None:
-        with _init_lock:
-            counter = getattr(state, "doorplate_scans", None)
-            if counter is None:
-                counter = state.doorplate_scans = ScanCounter(
-                    interval=state.settings.doorplate_scan_flush_seconds, engine=state.engine)
-    return counter
+    return request.app.state.doorplate_scans
 
 
 def _base_url(request: Request) -> str:

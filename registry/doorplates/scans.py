@@ -8,7 +8,6 @@ records. With `interval=0` every hit is written at once through the request's ow
 """
 from __future__ import annotations
 
-import atexit
 import logging
 import threading
 from collections import Counter
@@ -98,7 +97,6 @@ class ScanCounter:
                 return
             self._thread = threading.Thread(target=self._run, name="doorplate-scan-flusher", daemon=True)
             self._thread.start()
-        atexit.register(self.close)
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
@@ -108,7 +106,10 @@ class ScanCounter:
                 log.warning("could not write doorplate scan counts; will retry", exc_info=True)
 
     def close(self) -> None:
+        """Stop the flusher and write what is buffered (the API's lifespan calls it on shutdown)."""
         self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
         try:
             self.flush()
         except Exception:
