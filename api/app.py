@@ -13,7 +13,10 @@ from api.keycache import KeyCache
 from api.limits import BodyLimitMiddleware
 from api.ratelimit import AccessLogMiddleware, RateLimiter, RateLimitMiddleware
 from api.routes import addresses, adjustments, boundaries, changes, divisions, health, inspections
-from api.routes import doorplates
+from api.ogc import router as ogc_router  # OGC API – Features under /ogc
+from api.routes import doorplates, heritage, pages, placenames, tiles
+from api.routes import exports as export_routes
+from api.routes import feed as feed_routes
 from api.routes import search as search_routes
 from registry.db.engine import make_engine
 from registry.doorplates import KeyRing, ScanCounter
@@ -69,28 +72,10 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.add_middleware(RateLimitMiddleware, settings=settings, engine_getter=lambda: app.state.engine)  # anonymous
     app.add_middleware(AccessLogMiddleware)  # api/ratelimit.py: the request log, without personal data
     docs.install(app)
-    app.include_router(health.router)
-    app.include_router(divisions.router)
-    app.include_router(addresses.router)
-    app.include_router(changes.router)
-    app.include_router(boundaries.router)
-    app.include_router(inspections.router)
-    app.include_router(adjustments.router)
-    app.include_router(doorplates.router)
-    app.include_router(search_routes.router)
-    from api.ogc import router as ogc_router  # OGC API – Features under /ogc
-
-    app.include_router(ogc_router)
-    from api.routes import exports as export_routes, feed as feed_routes  # files, change feed
-
-    app.include_router(export_routes.router)
-    app.include_router(feed_routes.router)
-    from api.routes import pages, tiles  # vector tiles, `/` and `/map`
-
-    app.include_router(tiles.router)
-    app.include_router(pages.router)
-    from api.routes import heritage, placenames  # place names, naming checks, the heritage catalogue
-
-    app.include_router(placenames.router)
-    app.include_router(heritage.router)
+    # The order of the OpenAPI document's paths.
+    for router in (health.router, divisions.router, addresses.router, changes.router, boundaries.router,
+                   inspections.router, adjustments.router, doorplates.router, search_routes.router, ogc_router,
+                   export_routes.router, feed_routes.router, tiles.router, pages.router, placenames.router,
+                   heritage.router):
+        app.include_router(router)
     return app
