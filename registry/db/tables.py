@@ -557,3 +557,34 @@ for _col in (
     Column("synthetic", Boolean, nullable=False, server_default=text("false")),  # generated, not a fact
 ):
     heritage_items.append_column(_col)
+
+# --- platform speed (migration 0010) -------------------------------------------------------------
+# The change feed finds the rows a change set wrote by (change_set_id, id); the history tables get
+# (change_set_id, id, version) in the migration (they are not mirrored here).
+for _t in (divisions, boundary_lines, boundary_markers, marker_reference_objects, place_names, heritage_items,
+           addresses, doorplates, facilities):
+    Index(f"ix_{_t.name}_change_set", _t.c.change_set_id, _t.c.id)
+Index("ix_change_sets_applied", change_sets.c.applied_at, change_sets.c.id,
+      postgresql_where=change_sets.c.status == "applied")
+# Export jobs (api/export_jobs.py), seen by every API worker; the running worker holds the advisory
+# lock `lock_key`, so a job whose worker died is found out (the lock is free) and marked failed.
+export_jobs = Table(
+    "export_jobs",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("lock_key", BigInteger, nullable=False, unique=True, autoincrement=True),
+    Column("collection", Text, nullable=False),
+    Column("format", Text, nullable=False),
+    Column("agency", Text, nullable=False),
+    Column("status", Text, nullable=False, server_default="queued"),
+    Column("rows_total", BigInteger),
+    Column("rows_written", BigInteger, nullable=False, server_default="0"),
+    Column("error", Text),
+    Column("path", Text),
+    Column("worker", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("finished_at", DateTime(timezone=True)),
+    CheckConstraint("status IN ('queued', 'running', 'done', 'failed')", name="status"),
+    Index("ix_export_jobs_status", "status"),
+)
