@@ -558,6 +558,29 @@ for _col in (
 ):
     heritage_items.append_column(_col)
 
+# --- the search change log, readable on replicas (migration 0013) ------------------------------
+# Every payload the search triggers NOTIFY is also a row here (the transaction's id in `xid`, an
+# xid8), so an API reading from a standby follows the changes (registry/search/follow.py).
+from sqlalchemy.types import UserDefinedType  # noqa: E402  (kept with the table that uses it)
+
+
+class Xid8(UserDefinedType):
+    cache_ok = True
+
+    def get_col_spec(self, **_kw) -> str:
+        return "xid8"
+
+
+search_changes = Table(
+    "search_changes",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("xid", Xid8(), nullable=False, server_default=text("pg_current_xact_id()")),
+    Column("at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("payload", Text, nullable=False),
+    Index("ix_search_changes_xid", "xid"),
+)
+
 # --- platform speed (migration 0010) -------------------------------------------------------------
 # The change feed finds the rows a change set wrote by (change_set_id, id); the history tables get
 # (change_set_id, id, version) in the migration (they are not mirrored here).
