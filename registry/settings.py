@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     doorplate_scan_flush_seconds: float = Field(
         default=2.0, ge=0, le=3600, description="doorplate scan counts are buffered this long (0 = written per scan)"
     )
+    scan_cache_entries: int = Field(
+        default=50_000, ge=0, description="public plate pages kept rendered per process (0 = no render cache)"
+    )
     inspection_marker_tolerance_m: float = Field(
         default=50.0, gt=0, le=1000, description="a field package's marker may lie this far from its line"
     )
@@ -65,6 +68,10 @@ class Settings(BaseSettings):
                                     description="where anonymous buckets are counted: postgres (all processes) or memory")
     search_dialect_pinyin: bool = Field(
         default=True, description="search forgives z/zh, c/ch, s/sh, an/ang, en/eng, in/ing and n/l (Zhejiang pinyin)"
+    )
+    gazetteer_dir: Path = Field(
+        default=PROJECT_ROOT / "var" / "gazetteer",
+        description="where the search gazetteer's shared generations live (memory-mapped by every API worker)",
     )
 
     @field_validator("database_url")
