@@ -167,6 +167,49 @@ def validate_package(conn: Connection, pkg: PackageData, *, tolerances: Toleranc
     return out.problems, checked
 
 
+@dataclass(frozen=True)
+class _Registered:
+    """How a layer's features name the registry rows they edit (lines and markers alike)."""
+    layer: str
+    id_attr: str  # the feature's registry id: line_id, marker_id
+    version_attr: str  # the version it was exported at: line_ver, marker_ver
+    label_column: str  # the row's column that names it in messages: code, number
+    zh: str  # 界线, 界桩
+    en: str  # in "no active …": boundary line, marker
+    en_short: str  # in "… was exported at version": line, marker
+    en_stale_tail: str  # what the English stale-base message ends with
+
+
+_LINE = _Registered(schema.LINES, "line_id", "line_ver", "code", "界线", "boundary line", "line", ": export again")
+_MARKER = _Registered(schema.MARKERS, "marker_id", "marker_ver", "number", "界桩", "marker", "marker", "")
+
+
+def _match_registered(out: _Collector, kind: _Registered, f: Feature, key: Any, v: dict[str, Any],
+                      rows: dict[int, dict], seen: dict[int, int]) -> dict | None:
+    """The matching steps lines and markers share: the feature's registry id is not repeated in the
+    package (`duplicate_feature`), names an active row (`unknown_entity`), and was exported at the
+    row's current version (`stale_base`, reported but still matched). Returns the row, or None when
+    the feature matches nothing."""
+    rid = v[kind.id_attr]
+    if rid in seen:
+        out.add(kind.layer, f, key, "duplicate_feature", f"{kind.zh}标识 {rid} 与第 {seen[rid]} 个要素重复",
+                f"{kind.id_attr} {rid} repeats feature #{seen[rid]}")
+        return None
+    seen[rid] = f.fid
+    row = rows.get(rid)
+    if row is None or row["status"] != "active":
+        out.add(kind.layer, f, key, "unknown_entity", f"登记库中没有现行{kind.zh} {rid}", f"no active {kind.en} {rid}")
+        return None
+    exported = v[kind.version_attr]
+    if exported is not None and exported != row["version"]:
+        label = row[kind.label_column]
+        out.add(kind.layer, f, key, "stale_base",
+                f"{kind.zh} {label} 导出时为第 {exported} 版，现为第 {row['version']} 版，请重新导出",
+                f"{kind.en_short} {label} was exported at version {exported}, it is now {row['version']}"
+                f"{kind.en_stale_tail}")
+    return row
+
+
 def _check_lines(conn, pkg, out, checked, divs) -> None:
     ids = [i for f in pkg.layer(schema.LINES) if (i := _safe_int(f.get("line_id"))) is not None]
     rows = {r["id"]: dict(r) for r in conn.execute(text("""
@@ -179,19 +222,9 @@ def _check_lines(conn, pkg, out, checked, divs) -> None:
         lid = v["line_id"]
         if lid is None:
             continue
-        if lid in seen:
-            out.add(schema.LINES, f, key, "duplicate_feature", f"界线标识 {lid} 与第 {seen[lid]} 个要素重复",
-                    f"line_id {lid} repeats feature #{seen[lid]}")
+        row = _match_registered(out, _LINE, f, key, v, rows, seen)
+        if row is None:
             continue
-        seen[lid] = f.fid
-        row = rows.get(lid)
-        if row is None or row["status"] != "active":
-            out.add(schema.LINES, f, key, "unknown_entity", f"登记库中没有现行界线 {lid}", f"no active boundary line {lid}")
-            continue
-        if v["line_ver"] is not None and v["line_ver"] != row["version"]:
-            out.add(schema.LINES, f, key, "stale_base",
-                    f"界线 {row['code']} 导出时为第 {v['line_ver']} 版，现为第 {row['version']} 版，请重新导出",
-                    f"line {row['code']} was exported at version {v['line_ver']}, it is now {row['version']}: export again")
         if v["code"] is not None and v["code"] != row["code"]:
             out.add(schema.LINES, f, key, "bad_value", f"界线编码 {v['code']} 与登记库的 {row['code']} 不符",
                     f"line code {v['code']} differs from the registry's {row['code']}")
@@ -261,19 +294,9 @@ def _check_markers(conn, pkg, out, checked, divs) -> None:
                         f"new marker number {number} is already used by a marker in the registry")
             checked.new_markers.append(f)
             continue
-        if mid in seen:
-            out.add(schema.MARKERS, f, key, "duplicate_feature", f"界桩标识 {mid} 与第 {seen[mid]} 个要素重复",
-                    f"marker_id {mid} repeats feature #{seen[mid]}")
+        row = _match_registered(out, _MARKER, f, key, v, rows, seen)
+        if row is None:
             continue
-        seen[mid] = f.fid
-        row = rows.get(mid)
-        if row is None or row["status"] != "active":
-            out.add(schema.MARKERS, f, key, "unknown_entity", f"登记库中没有现行界桩 {mid}", f"no active marker {mid}")
-            continue
-        if v["marker_ver"] is not None and v["marker_ver"] != row["version"]:
-            out.add(schema.MARKERS, f, key, "stale_base",
-                    f"界桩 {row['number']} 导出时为第 {v['marker_ver']} 版，现为第 {row['version']} 版，请重新导出",
-                    f"marker {row['number']} was exported at version {v['marker_ver']}, it is now {row['version']}")
         if number is not None and number != row["number"]:
             out.add(schema.MARKERS, f, key, "bad_value", f"界桩编号 {number} 与登记库的 {row['number']} 不符（编号不在外业修改）",
                     f"marker number {number} differs from the registry's {row['number']} (numbers are not edited in the field)")
