@@ -69,6 +69,9 @@ app.command("backup")(backup_command), app.command("restore")(restore_command)
 from loaders.demo_cli import demo_app  # noqa: E402  (registry demo urls: where to look after make demo)
 
 app.add_typer(demo_app, name="demo")
+from loaders.replica_cli import replica_app  # noqa: E402  (registry db replica …: read replicas)
+
+db_app.add_typer(replica_app, name="replica")
 
 
 def _setup_logging(verbose: bool = False) -> None:
