@@ -21,6 +21,7 @@ from api.routes import search as search_routes
 from registry.db.engine import make_engine
 from registry.doorplates import KeyRing, ScanCounter
 from registry.search import SearchService
+from registry.serving import ReadPath
 from registry.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -42,14 +43,20 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         app.state.doorplate_keys = KeyRing(ttl=settings.key_cache_seconds)
         app.state.doorplate_scans = ScanCounter(interval=settings.doorplate_scan_flush_seconds,
                                                 engine=app.state.engine)
+        # The fast read path of scans, reverse and /healthz: an async pool (autocommit, prepared
+        # statements) and the plate pages' render cache; opened now when the app owns its engine,
+        # on first use otherwise (registry/serving).
+        app.state.read_path = ReadPath(settings, app.state.engine.url.render_as_string(hide_password=False))
         if owned:
             app.state.search.start()
+            await app.state.read_path.ensure()
         log.info("registry API ready")
         try:
             yield
         finally:
             app.state.search.stop()
             app.state.doorplate_scans.close()  # the buffered counts are written before the engine goes
+            await app.state.read_path.close()
             if owned:
                 app.state.engine.dispose()
 
