@@ -150,11 +150,21 @@ def printed_text(conn: Connection, address_id: int, issued_at: datetime) -> str 
             UNION ALL SELECT version, full_text, change_set_id FROM addresses WHERE id = :id) v
         LEFT JOIN change_sets c ON c.id = v.change_set_id
         ORDER BY v.version"""), {"id": address_id}).all()
-    if len(rows) < 2:
+    return printed_among([(r.full_text, r.created_at) for r in rows], issued_at)
+
+
+def printed_among(versions, issued_at: datetime | str) -> str | None:
+    """`printed_text` over the address's (full_text, change set created_at) versions, oldest first
+    (timestamps may come as ISO strings, as the doorplate scan's JSON row gives them)."""
+    if len(versions) < 2:
         return None
-    printed = rows[0].full_text
-    for r in rows[1:]:
-        if r.created_at is not None and r.created_at >= issued_at:
+    if isinstance(issued_at, str):
+        issued_at = datetime.fromisoformat(issued_at)
+    printed = versions[0][0]
+    for full_text, created_at in versions[1:]:
+        if isinstance(created_at, str):
+            created_at = datetime.fromisoformat(created_at)
+        if created_at is not None and created_at >= issued_at:
             break
-        printed = r.full_text
-    return printed if printed != rows[-1].full_text else None
+        printed = full_text
+    return printed if printed != versions[-1][0] else None

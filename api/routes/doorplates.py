@@ -31,6 +31,7 @@ from registry.doorplates import (
     get_plate,
     issue_plates,
     list_reports,
+    plate_code,
     plate_url,
     qr_png,
     qr_svg,
@@ -41,9 +42,14 @@ from registry.doorplates import (
 )
 from registry.doorplates.reports import MAX_TEXT, REPORT_KIND_NAMES
 from registry.divisions import AUTHORITY_HELP, match_code
-from registry.doorplates.tokens import InvalidSignature, InvalidToken
+from registry.doorplates.scans import UPSERT_SQL, upsert_params
+from registry.doorplates.scans import today as scan_today
+from registry.doorplates.tokens import LIVE_KEYS_SQL, InvalidSignature, InvalidToken
+from registry.doorplates.tokens import parse as parse_token
+from registry.doorplates.view import SCAN_SQL, Scan, compose, dependencies, scan_row
 from registry.errors import InvalidQuery, NotFound, RegistryError
 from registry.keys import ANONYMOUS, ApiKey
+from registry.serving import ReadPath, Render
 
 router = APIRouter(tags=["doorplates"])
 
@@ -143,7 +149,21 @@ async def scan(request: Request,
                token: Annotated[str, Path(description="the signed token printed in the QR code")],
                reported: Annotated[bool, Query(description="show the thank-you note after a report")] = False,
                ) -> Response:
+    fast = await _fast_path(request)
+    if fast is not None:
+        answer = await _scan_fast(request, fast, token, reported)
+        if answer is not None:
+            return answer
     return await run_in_threadpool(_scan, request, token, reported)
+
+
+async def _fast_path(request: Request) -> ReadPath | None:
+    """The app's async read path, unless a test overrides the request's connection (its rows are
+    then uncommitted: only that connection sees them)."""
+    path = getattr(request.app.state, "read_path", None)
+    if path is None or get_conn in request.app.dependency_overrides:
+        return None
+    return await path.ensure()
 
 
 def _scan(request: Request, token: str, reported: bool) -> Response:
@@ -164,6 +184,10 @@ def _scan_in(request: Request, conn, token: str, reported: bool) -> Response:
             return _error_page(exc, token)
         raise
     _counter(request).hit(parsed.plate_id, conn)
+    return _answer(request, result, token, html=html, agency=agency, reported=reported)
+
+
+def _answer(request: Request, result: Scan, token: str, *, html: bool, agency: bool, reported: bool) -> Response:
     if result.state == "ok":
         if html:
             return _page(200, state="ok", d=result.body, token=token, agency=agency, reported=reported,
@@ -187,6 +211,60 @@ def _scan_in(request: Request, conn, token: str, reported: bool) -> Response:
     if result.replacement:
         detail += f" (→ {result.replacement['code']})"
     return problems.problem(410, _GONE_TYPE[result.state], detail, request.url.path, **extra)
+
+
+def _sends_key(request: Request) -> bool:
+    authorization = request.headers.get("authorization")
+    return bool(request.headers.get("x-api-key")) or bool(authorization and authorization.lower().startswith("bearer "))
+
+
+async def _scan_fast(request: Request, fast: ReadPath, token: str, reported: bool) -> Response | None:
+    """The public scan without a thread or a transaction: the token checked against the cached keys,
+    the page from the render cache, else one prepared statement on the async pool (the primary's:
+    the cache follows the primary's notifications). None: an agency caller (the slow path shows more)."""
+    key = getattr(request.state, "api_key", None)
+    if key is None and _sends_key(request):
+        return None  # not resolved yet by the app's dependency: the slow path checks it
+    if key is not None and key.allows("agency"):
+        return None  # agency views are never cached, nor mixed with public ones
+    html = _wants_html(request)
+    ring = _ring(request)
+    try:
+        parsed = parse_token(token)
+        if ring.needs_load(parsed.key_id):
+            ring.store(await fast.pool.fetchall(LIVE_KEYS_SQL, primary=True))
+        ring.check(parsed, ring.loaded_secret(parsed.key_id))
+    except (InvalidToken, InvalidSignature) as exc:
+        if html:
+            return _error_page(exc, token)
+        raise
+    variant = (request.url.path, html, reported)
+    cache = fast.cache
+    render = cache.get(variant)
+    if render is None:
+        epoch = cache.epoch
+        row = scan_row(await fast.pool.fetchone(SCAN_SQL, (parsed.plate_id,), primary=True))
+        if row is None:
+            exc = NotFound(f"门牌 {plate_code(parsed.plate_id)} 不存在 / plate {parsed.plate_id} not found",
+                           parameter="token")
+            if html:
+                return _error_page(exc, token)
+            raise exc
+        successor_key = row["successor"][1] if row.get("successor") else None
+        if row.get("successor") and ring.needs_load(successor_key):
+            ring.store(await fast.pool.fetchall(LIVE_KEYS_SQL, primary=True))
+        result = compose(row, base_url=_base_url(request), token=token, token_for=ring.loaded_token_for)
+        response = _answer(request, result, token, html=html, agency=False, reported=reported)
+        render = Render(response.status_code, bytes(response.body), response.media_type or "",
+                        tuple((k, v) for k, v in response.headers.items() if k not in ("content-length", "content-type")))
+        cache.put(variant, render, dependencies(row), epoch)
+    counter = _counter(request)
+    if counter.buffered:
+        counter.hit(parsed.plate_id)
+    else:
+        await fast.pool.execute(UPSERT_SQL, upsert_params({(parsed.plate_id, scan_today()): 1}))
+    return Response(render.body, status_code=render.status, media_type=render.media_type,
+                    headers=dict(render.headers))
 
 
 class ReportIn(BaseModel):

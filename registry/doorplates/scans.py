@@ -20,11 +20,12 @@ from sqlalchemy import Connection, Engine, text
 log = logging.getLogger(__name__)
 TZ = ZoneInfo("Asia/Shanghai")
 
-_UPSERT = text("""
+# In the driver's placeholders: run through SQLAlchemy (`exec_driver_sql`) and the async read pool alike.
+UPSERT_SQL = """
     INSERT INTO doorplate_scans (plate_id, day, count)
-    SELECT p, d, n FROM unnest(CAST(:plates AS bigint[]), CAST(:days AS date[]), CAST(:counts AS int[])) AS t(p, d, n)
+    SELECT p, d, n FROM unnest(CAST(%s AS bigint[]), CAST(%s AS date[]), CAST(%s AS int[])) AS t(p, d, n)
     ON CONFLICT (plate_id, day) DO UPDATE SET count = doorplate_scans.count + EXCLUDED.count
-""")
+"""
 
 
 def today() -> date:
@@ -34,9 +35,12 @@ def today() -> date:
 def add_counts(conn: Connection, counts: dict[tuple[int, date], int]) -> None:
     if not counts:
         return
+    conn.exec_driver_sql(UPSERT_SQL, upsert_params(counts))
+
+
+def upsert_params(counts: dict[tuple[int, date], int]) -> tuple[list, list, list]:
     keys = sorted(counts)  # a stable order, so concurrent flushes cannot deadlock
-    conn.execute(_UPSERT, {"plates": [k[0] for k in keys], "days": [k[1] for k in keys],
-                           "counts": [counts[k] for k in keys]})
+    return [k[0] for k in keys], [k[1] for k in keys], [counts[k] for k in keys]
 
 
 class ScanCounter:

@@ -35,6 +35,7 @@ MAC_BYTES = 8  # 64 bits: online forgery needs ~2^63 tries per plate
 _DOMAIN = b"hzdp1"
 MAX_KEY_ID = 32767  # smallint; ids below 128 keep tokens one byte shorter
 MAX_TOKEN_CHARS = 40
+LIVE_KEYS_SQL = "SELECT id, secret FROM doorplate_keys WHERE retired_at IS NULL"
 
 
 class InvalidToken(InvalidQuery):
@@ -146,23 +147,36 @@ class KeyRing:
         return self.ttl > 0 and time.monotonic() - self._loaded_at < self.ttl
 
     def _load(self, conn: Connection) -> None:
-        rows = conn.execute(
-            select(doorplate_keys.c.id, doorplate_keys.c.secret).where(doorplate_keys.c.retired_at.is_(None))
-        ).all()
+        self.store(conn.exec_driver_sql(LIVE_KEYS_SQL).all())
+
+    def store(self, rows) -> None:
+        """Take the (id, secret) rows of LIVE_KEYS_SQL, read by the caller (the async scan path)."""
+        secrets_ = {r[0]: bytes(r[1]) for r in rows}
         with self._lock:
-            self._secrets = {r.id: bytes(r.secret) for r in rows}
-            self._current = max(self._secrets) if self._secrets else None
+            self._secrets = secrets_
+            self._current = max(secrets_) if secrets_ else None
             self._loaded_at = time.monotonic()
 
     def invalidate(self) -> None:
         with self._lock:
             self._loaded_at = float("-inf")
 
-    def secret(self, conn: Connection, key_id: int) -> bytes | None:
+    def needs_load(self, key_id: int | None) -> bool:
+        """Whether the keys must be read (again) before `key_id` can be looked up."""
         if not self._fresh():
+            return True
+        if key_id is None:
+            return self._current is None
+        # a key rotated in by another process; at most one look a second for misses
+        return key_id not in self._secrets and time.monotonic() - self._loaded_at > 1.0
+
+    def secret(self, conn: Connection, key_id: int) -> bytes | None:
+        if self.needs_load(key_id):
             self._load(conn)
-        elif key_id not in self._secrets and time.monotonic() - self._loaded_at > 1.0:
-            self._load(conn)  # a key rotated in by another process; at most one look a second for misses
+        return self._secrets.get(key_id)
+
+    def loaded_secret(self, key_id: int) -> bytes | None:
+        """The secret as last loaded (the caller checked `needs_load` and stored fresh rows)."""
         return self._secrets.get(key_id)
 
     def current_key_id(self, conn: Connection) -> int:
@@ -176,7 +190,16 @@ class KeyRing:
     def token_for(self, conn: Connection, plate_id: int, key_id: int | None) -> str:
         """The token of a plate, signed with the key recorded on it (else the current key)."""
         key_id = key_id or self.current_key_id(conn)
-        secret = self.secret(conn, key_id)
+        return self._token(plate_id, key_id, self.secret(conn, key_id))
+
+    def loaded_token_for(self, plate_id: int, key_id: int | None) -> str:
+        """`token_for` with the keys as last loaded."""
+        key_id = key_id or self._current
+        if key_id is None:
+            raise NotFound("尚无门牌签名密钥 / no signing key yet", parameter="key")
+        return self._token(plate_id, key_id, self.loaded_secret(key_id))
+
+    def _token(self, plate_id: int, key_id: int, secret: bytes | None) -> str:
         if secret is None:
             raise Conflict(f"门牌 {plate_id} 的签名密钥 {key_id} 已停用，需要重新制牌 / plate {plate_id} was "
                            f"signed with retired key {key_id}: replace the plate", parameter="key")
@@ -185,7 +208,10 @@ class KeyRing:
     def verify(self, conn: Connection, token: str) -> ParsedToken:
         """The parsed token when its signature verifies; InvalidToken / InvalidSignature otherwise."""
         parsed = parse(token)
-        secret = self.secret(conn, parsed.key_id)
+        return self.check(parsed, self.secret(conn, parsed.key_id))
+
+    def check(self, parsed: ParsedToken, secret: bytes | None) -> ParsedToken:
+        """The parsed token when `secret` (its key's, None when unknown or retired) signed it."""
         if secret is None or not hmac.compare_digest(_mac(secret, parsed.payload), parsed.mac):
             raise InvalidSignature(
                 "门牌签名无效：此二维码不是本系统签发的，或已停用 / the plate's signature does not verify: "

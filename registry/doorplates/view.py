@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -41,6 +42,7 @@ _FIELDS: tuple[tuple[str, str], ...] = (
     ("id", "p.id"), ("address_id", "p.address_id"), ("kind", "p.kind"), ("status", "p.status"),
     ("replaced_by_id", "p.replaced_by_id"), ("reason", "p.reason"), ("issued_at", "p.issued_at"),
     ("ended_at", "p.ended_at"), ("key_id", "p.key_id"), ("version", "p.version"),
+    ("street_id", "a.street_id"), ("compound_id", "a.compound_id"), ("division_id", "a.division_id"),
     ("group_no", "a.group_no"), ("number", "a.number"), ("building", "a.building"), ("unit", "a.unit"),
     ("room", "a.room"), ("full_text", "a.full_text"), ("code", "a.code"), ("address_status", "a.status"),
     ("lon", "ST_X(a.geom)"), ("lat", "ST_Y(a.geom)"),
@@ -55,7 +57,24 @@ _FIELDS: tuple[tuple[str, str], ...] = (
         FROM divisions d JOIN up ON d.id = up.parent_id WHERE up.depth < 8)
       SELECT json_agg(json_build_array(id, name, level, code) ORDER BY depth DESC) FROM up)"""),
 )
-FIELD_NAMES = tuple(name for name, _ in _FIELDS) + ("services",)
+# Only the scan reads these: the address's versions with when each was written (the text the plate
+# was printed with, `registry.as_of.printed_among`) and the live end of a replaced plate's chain
+# (a replacement may itself be replaced; a cycle stops where it closes, as the loop it replaces did).
+_SCAN_ONLY: tuple[tuple[str, str], ...] = (
+    ("versions", """(SELECT json_agg(json_build_array(v.full_text, c.created_at) ORDER BY v.version)
+      FROM (SELECT h.version, h.full_text, h.change_set_id FROM addresses_history h WHERE h.id = a.id
+            UNION ALL SELECT a.version, a.full_text, a.change_set_id) v
+      LEFT JOIN change_sets c ON c.id = v.change_set_id)"""),
+    ("successor", """(WITH RECURSIVE ch(id, key_id, status, replaced_by_id, path, stop) AS (
+        SELECT r.id, r.key_id, r.status, r.replaced_by_id, ARRAY[p.id], r.replaced_by_id IS NULL OR r.id = p.id
+        FROM doorplates r WHERE r.id = p.replaced_by_id
+        UNION ALL
+        SELECT r.id, r.key_id, r.status, r.replaced_by_id, ch.path || ch.id,
+               r.replaced_by_id IS NULL OR r.id = ANY(ch.path || ch.id)
+        FROM doorplates r JOIN ch ON r.id = ch.replaced_by_id WHERE NOT ch.stop)
+      SELECT json_build_array(id, key_id, status, path) FROM ch WHERE stop LIMIT 1)"""),
+)
+FIELD_NAMES = tuple(name for name, _ in _FIELDS) + ("services",) + tuple(name for name, _ in _SCAN_ONLY)
 
 _SELECT = f"""
 SELECT json_build_array({", ".join(expr for _, expr in _FIELDS)}{{services}})
@@ -79,9 +98,10 @@ LEFT JOIN LATERAL (
 ) svc ON true
 """
 # Run on the driver's cursor (psycopg placeholders): no ORM-side result processing on the hot path.
-SCAN_SQL = _SELECT.replace("{services}", ", svc.services") + _SERVICES + "WHERE p.id = %s"
+SCAN_SQL = (_SELECT.replace("{services}", ", svc.services, " + ", ".join(expr for _, expr in _SCAN_ONLY))
+            + _SERVICES + "WHERE p.id = %s")
 # The same without the services, for many plates at once (print runs).
-FACES_SQL = _SELECT.replace("{services}", ", NULL") + "WHERE p.id = ANY(%s)"
+FACES_SQL = _SELECT.replace("{services}", ", NULL" * (1 + len(_SCAN_ONLY))) + "WHERE p.id = ANY(%s)"
 
 
 def _cursor(conn: Connection):
@@ -105,7 +125,24 @@ def fetch_row(conn: Connection, plate_id: int) -> dict[str, Any] | None:
     with _cursor(conn) as cur:
         cur.execute(SCAN_SQL, (plate_id,))
         found = cur.fetchone()
+    return scan_row(found)
+
+
+def scan_row(found) -> dict[str, Any] | None:
+    """The row of SCAN_SQL (one JSON array) by field name; None when the plate does not exist."""
     return dict(zip(FIELD_NAMES, found[0])) if found else None
+
+
+def dependencies(row: dict[str, Any]) -> set[tuple[str, int]]:
+    """The rows (table, id) a plate's public page is made of, besides its divisions and the nearby
+    facilities (renders are dropped whole when any division or facility changes)."""
+    deps = {("doorplates", row["id"]), ("addresses", row["address_id"])}
+    for table, key in (("place_names", "street_id"), ("place_names", "compound_id"), ("doorplates", "replaced_by_id")):
+        if row.get(key):
+            deps.add((table, row[key]))
+    if row.get("successor"):
+        deps.update(("doorplates", pid) for pid in [row["successor"][0], *row["successor"][3]])
+    return deps
 
 
 _NUMBERED = re.compile(r"^(.+?)(号|幢|单元|室|组)$")
@@ -295,6 +332,29 @@ def resolve(conn: Connection, plate_id: int, *, ring: KeyRing, base_url: str, ag
     row = fetch_row(conn, plate_id)
     if row is None:
         raise NotFound(f"门牌 {plate_code(plate_id)} 不存在 / plate {plate_id} not found", parameter="token")
+    result = compose(row, base_url=base_url, token=token,
+                     token_for=lambda pid, key_id: ring.token_for(conn, pid, key_id))
+    if agency:
+        record = plate_record(row)
+        record["history"] = plate_history(conn, plate_id)
+        from registry.doorplates.scans import scan_counts
+
+        record["scans"] = scan_counts(conn, plate_id)
+        record["open_reports"] = conn.execute(
+            text("SELECT count(*) FROM doorplate_reports WHERE plate_id = :id AND status = 'open'"),
+            {"id": plate_id}).scalar_one()
+        result.body["plate"] = {**result.plate, **record}
+        result.body["address"]["status"] = row["address_status"]
+        result.body["address"]["registered_text"] = row["full_text"]
+    return result
+
+
+def compose(row: dict[str, Any], *, base_url: str, token: str | None,
+            token_for: Callable[[int, int | None], str]) -> Scan:
+    """The public scan of a SCAN_SQL row, without another query: `token_for(plate_id, key_id)`
+    signs the replacing plate's link (any exception: the plate is named without a link)."""
+    from registry.as_of import printed_among
+
     parts = parts_from_row(row)
     address_text = parts.standard_text()
     face = plate_face(row["kind"], parts)
@@ -329,9 +389,7 @@ def resolve(conn: Connection, plate_id: int, *, ring: KeyRing, base_url: str, ag
     if state == "ok":
         # A plate printed before a division adjustment (or any re-parenting) still shows the
         # address then: the page gives today's address and the printed one as 原… (registry/as_of.py).
-        from registry.as_of import printed_text
-
-        printed = printed_text(conn, row["address_id"], row["issued_at"])
+        printed = printed_among(row["versions"] or [], row["issued_at"])
         if printed:
             body["address"]["printed_text"] = printed
     if state == "ok" and row["address_status"] == "retired":
@@ -342,32 +400,12 @@ def resolve(conn: Connection, plate_id: int, *, ring: KeyRing, base_url: str, ag
         body["navigation"] = None  # no directions to a door the registry no longer lists
     replacement = None
     if row["replaced_by_id"]:
-        # Follow the chain to the plate that is live now (a replacement may itself be replaced).
-        current = row["replaced_by_id"]
-        seen = {plate_id}
-        while True:
-            nxt = conn.execute(text("SELECT id, key_id, status, replaced_by_id FROM doorplates WHERE id = :id"),
-                               {"id": current}).mappings().one()
-            if nxt["replaced_by_id"] is None or nxt["id"] in seen:
-                break
-            seen.add(nxt["id"])
-            current = nxt["replaced_by_id"]
+        # the plate that is live now, at the end of the chain (SCAN_SQL follows it)
+        nxt_id, nxt_key, nxt_status, _path = row["successor"]
         replacement = {"id": row["replaced_by_id"], "code": plate_code(row["replaced_by_id"]),
-                       "current": {"id": nxt["id"], "code": plate_code(nxt["id"]), "status": nxt["status"]}}
+                       "current": {"id": nxt_id, "code": plate_code(nxt_id), "status": nxt_status}}
         try:
-            replacement["url"] = scan_url(base_url, ring.token_for(conn, nxt["id"], nxt["key_id"]))
+            replacement["url"] = scan_url(base_url, token_for(nxt_id, nxt_key))
         except Exception:  # its key was retired: name it, without a link
             pass
-    if agency:
-        record = plate_record(row)
-        record["history"] = plate_history(conn, plate_id)
-        from registry.doorplates.scans import scan_counts
-
-        record["scans"] = scan_counts(conn, plate_id)
-        record["open_reports"] = conn.execute(
-            text("SELECT count(*) FROM doorplate_reports WHERE plate_id = :id AND status = 'open'"),
-            {"id": plate_id}).scalar_one()
-        body["plate"] = {**plate_public, **record}
-        body["address"]["status"] = row["address_status"]
-        body["address"]["registered_text"] = row["full_text"]
     return Scan(state, plate_public, body, replacement)

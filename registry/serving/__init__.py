@@ -1,0 +1,58 @@
+"""The fast read path of the API's hottest requests: an async read pool (`pool.ReadPool`) and the
+render cache of public plate pages with its listener (`cache`), owned together by the app's
+lifespan as one `ReadPath`.
+
+Opened at start-up when the app owns its engine (`registry serve`); otherwise (an app built on a
+test's engine) on the first request that uses it, so that an app whose requests never take the
+fast path opens no connection of its own.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from registry.serving.cache import Render, RenderCache, follow
+from registry.serving.pool import Health, ReadPool, libpq_url, read_urls
+from registry.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class ReadPath:
+    def __init__(self, settings: Settings, primary_url: str) -> None:
+        self.urls = read_urls(settings, primary_url)
+        self.primary = libpq_url(primary_url)
+        self.pool = ReadPool(self.urls, min_size=2, max_size=max(2, settings.pool_size))
+        self.cache = RenderCache(settings.scan_cache_entries)
+        self._listener: asyncio.Task | None = None
+        self._opening: asyncio.Lock | None = None
+        self.opened = False
+
+    async def ensure(self) -> "ReadPath":
+        """Open the pool and start following notifications, once."""
+        if self.opened:
+            return self
+        if self._opening is None:
+            self._opening = asyncio.Lock()
+        async with self._opening:
+            if not self.opened:
+                await self.pool.open()
+                if self.cache.max_entries > 0:
+                    self._listener = asyncio.get_running_loop().create_task(follow(self.cache, self.primary),
+                                                                            name="render-cache-listener")
+                self.opened = True
+        return self
+
+    async def close(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(BaseException):
+                await self._listener
+            self._listener = None
+        if self.opened:
+            await self.pool.close()
+            self.opened = False
+
+
+__all__ = ["Health", "ReadPath", "ReadPool", "Render", "RenderCache", "follow", "libpq_url", "read_urls"]

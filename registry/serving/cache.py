@@ -1,0 +1,143 @@
+"""The render cache of public doorplate pages, kept right by the registry's change notifications.
+
+An entry is the finished answer of one public scan (status, body bytes, media type, headers) under
+its variant key (the scan's path, HTML or JSON, with or without the thank-you note). It records the
+rows it was made of, `(table, id)` (`registry.doorplates.view.dependencies`: the plate and the
+plates that replaced it, the address, its street and compound). Then:
+
+- `addresses:<ids>`, `place_names:<ids>`, `doorplates:<ids>` drop the entries made of those rows;
+- `divisions:…`, `facilities:…`, `doorplate_keys:…` or any `<table>:*` (a bulk statement) drop every
+  entry: a division rename or merge, a new facility nearby, a retired key change many pages at once
+  and are rare;
+- the listener's connection lost (notifications may have been missed) drops every entry, and
+  nothing is cached until it listens again.
+
+A fill that raced a change is never stored: `put` takes the epoch read before the row was read,
+and any invalidation since (the notification of a change the read may not have seen) refuses it.
+Agency views are never cached (the API only caches public answers).
+
+The notifications: `registry_search` (migration 0003: addresses, place names, divisions,
+facilities, heritage items) and `registry_serving` (migration 0011: doorplates and signing keys),
+both `<table>:<id>,<id>,…` or `<table>:*`, delivered at commit.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from collections.abc import Hashable, Iterable
+from dataclasses import dataclass
+
+import psycopg
+
+log = logging.getLogger(__name__)
+
+CHANNELS = ("registry_search", "registry_serving")
+# Tables whose change drops every render; `heritage_items` concerns no plate page.
+_DROP_ALL = frozenset({"divisions", "facilities", "doorplate_keys"})
+_BY_ROW = frozenset({"addresses", "place_names", "doorplates"})
+RETRY_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class Render:
+    status: int
+    body: bytes
+    media_type: str
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+class RenderCache:
+    """Renders by variant key, with the rows each was made of. Used from one event loop (no locks)."""
+
+    def __init__(self, max_entries: int = 50_000) -> None:
+        self.max_entries = max_entries
+        self._entries: OrderedDict[Hashable, tuple[Render, frozenset]] = OrderedDict()
+        self._by_row: dict[tuple[str, int], set[Hashable]] = {}
+        self.epoch = 0
+        self.listening = False  # only while notifications are followed may anything be stored
+        self.hits = self.misses = self.dropped = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: Hashable) -> Render | None:
+        found = self._entries.get(key)
+        if found is None:
+            self.misses += 1
+            return None
+        self._entries.move_to_end(key)
+        self.hits += 1
+        return found[0]
+
+    def put(self, key: Hashable, render: Render, rows: Iterable[tuple[str, int]], epoch: int) -> bool:
+        """Store a render made from rows read after `epoch` was taken; refused when anything was
+        invalidated since, or while the notifications are not followed."""
+        if not self.listening or epoch != self.epoch or self.max_entries <= 0:
+            return False
+        rows = frozenset(rows)
+        self._discard(key)
+        self._entries[key] = (render, rows)
+        for row in rows:
+            self._by_row.setdefault(row, set()).add(key)
+        while len(self._entries) > self.max_entries:
+            self._discard(next(iter(self._entries)))
+        return True
+
+    def _discard(self, key: Hashable) -> None:
+        found = self._entries.pop(key, None)
+        if found is None:
+            return
+        self.dropped += 1
+        for row in found[1]:
+            keys = self._by_row.get(row)
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del self._by_row[row]
+
+    def clear(self) -> None:
+        self.epoch += 1
+        self.dropped += len(self._entries)
+        self._entries.clear()
+        self._by_row.clear()
+
+    def invalidate(self, table: str, ids: Iterable[int]) -> None:
+        self.epoch += 1
+        for i in ids:
+            for key in list(self._by_row.get((table, i), ())):
+                self._discard(key)
+
+    def apply(self, payload: str) -> None:
+        """One notification payload, `<table>:<ids>` or `<table>:*`."""
+        table, _, ids = payload.partition(":")
+        if table in _DROP_ALL or (ids.strip() == "*" and table in _BY_ROW):
+            self.clear()
+        elif table in _BY_ROW:
+            self.invalidate(table, (int(p) for p in ids.split(",") if p.strip().isdigit()))
+
+
+async def follow(cache: RenderCache, url: str, *, channels: tuple[str, ...] = CHANNELS) -> None:
+    """LISTEN on `url` (the primary: notifications are not replicated) and apply every payload to
+    `cache`, until cancelled; on a lost connection drop everything and listen again."""
+    while True:
+        try:
+            conn = await psycopg.AsyncConnection.connect(url, autocommit=True, connect_timeout=2,
+                                                         keepalives=1, keepalives_idle=5, keepalives_interval=2,
+                                                         keepalives_count=2)
+            try:
+                for channel in channels:
+                    await conn.execute(f"LISTEN {channel}")
+                cache.clear()  # whatever happened while not listening
+                cache.listening = True
+                async for note in conn.notifies():
+                    cache.apply(note.payload)
+            finally:
+                cache.listening = False
+                cache.clear()
+                await conn.close()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the database went away: renders are dropped, scans read the rows
+            log.warning("render cache listener: %s; retrying", exc)
+        await asyncio.sleep(RETRY_SECONDS)
