@@ -1,8 +1,9 @@
 """`registry export COLLECTION --format gpkg|shp|geojson|csv|fgb -o FILE`: a collection as a file.
 
-The rows come from `registry.exports` (the public views the OGC API serves, in batches through a
-server-side cursor) and go to GDAL through `pyogrio.write_arrow` as a stream of Arrow record
-batches, so an export of the whole city holds one batch in memory. CSV is written here (GDAL's CSV
+The rows come from `registry.exports` (the public views the OGC API serves) as one `COPY … TO
+STDOUT` parsed into Arrow record batches by pyarrow (loaders/export_arrow.py: no Python object per
+row) and go to GDAL through `pyogrio.write_arrow` as a stream, in one GDAL transaction with the
+spatial index built once at the end, so an export of the whole city holds one batch in memory. CSV is written here (GDAL's CSV
 driver has no GBK): UTF-8 with a BOM by default, so that Excel opens it right, points as x/y
 columns (lon/lat in a geographic CRS) and other geometries as WKT. `--encoding gbk` writes the
 Shapefile's .dbf (and says so in its .cpg) or the CSV in GBK for older desktop GIS; characters
@@ -35,15 +36,6 @@ _GDAL_TYPES = {"Point": "Point", "MultiPolygon": "MultiPolygon", "MultiLineStrin
                "MULTILINESTRING": "MultiLineString", "MULTIPOLYGON": "MultiPolygon"}
 
 
-def _arrow_schema(plan: ExportPlan):
-    import pyarrow as pa
-
-    types = {"integer": pa.int64(), "number": pa.float64()}
-    fields = [pa.field("id", pa.int64()), pa.field("geometry", pa.binary())]
-    fields += [pa.field(p.name, types.get(p.type, pa.string())) for p in plan.props]
-    return pa.schema(fields)
-
-
 def _stringify(values: list, kind: str) -> list:
     if kind in ("date", "date-time") and any(not isinstance(v, (str, type(None))) for v in values[:1]):
         return [v.isoformat() if v is not None else None for v in values]
@@ -51,24 +43,23 @@ def _stringify(values: list, kind: str) -> list:
 
 
 def _reader(conn: Connection, plan: ExportPlan, counter: list[int], progress: Callable[[int], None] | None):
+    """The rows as a stream of Arrow batches built from PostgreSQL's COPY (loaders/export_arrow.py)."""
     import pyarrow as pa
 
-    schema = _arrow_schema(plan)
-    kinds = {p.name: p.type for p in plan.props}
+    from loaders.export_arrow import arrow_schema, record_batches
 
     def batches():
-        # closed here (the reader is closed by write_export), not by the garbage collector: the rows'
-        # server-side cursor lives in `conn`'s transaction
-        with closing(plan.batches(conn)) as rows:
+        # closed here (the reader is closed by write_export), not by the garbage collector: the COPY
+        # lives in `conn`'s transaction
+        with closing(record_batches(conn, plan)) as rows:
             for batch in rows:
-                counter[0] += len(batch["id"])
+                counter[0] += batch.num_rows
                 if progress:
                     progress(counter[0])
-                arrays = [pa.array(_stringify(batch[f.name], kinds.get(f.name, "")), type=f.type) for f in schema]
-                yield pa.RecordBatch.from_arrays(arrays, schema=schema)
+                yield batch
                 log.info("exported %d rows of %s", counter[0], plan.collection.id)
 
-    return pa.RecordBatchReader.from_batches(schema, batches())
+    return pa.RecordBatchReader.from_batches(arrow_schema(plan), batches())
 
 
 def _geometry_type(conn: Connection, plan: ExportPlan, fmt: str) -> str:

@@ -16,6 +16,7 @@ from datetime import date
 from typing import Any
 
 from sqlalchemy import Connection, text
+from sqlalchemy.dialects.postgresql.psycopg import dialect as _psycopg_dialect
 
 from registry.divisions import match_code
 from registry.errors import InvalidQuery
@@ -24,6 +25,7 @@ from registry.features.query import ItemsQuery, Period, collection, parse_dateti
 
 FORMATS = ("gpkg", "shp", "geojson", "csv", "fgb")
 BATCH_ROWS = 20000
+_PSYCOPG = _psycopg_dialect()
 _EPSG = re.compile(r"^(?:EPSG:)?(\d{4,6})$", re.IGNORECASE)
 
 
@@ -55,6 +57,18 @@ class ExportPlan:
         """The distinct geometry types among the rows (a Shapefile holds one)."""
         sql, params = self._sql("DISTINCT GeometryType(f.geom)")
         return sorted(t for t in conn.execute(text(sql), params).scalars() if t)
+
+    def copy_sql(self) -> tuple[str, dict[str, Any]]:
+        """`COPY (…) TO STDOUT (FORMAT csv)` of the rows for the driver (psycopg placeholders): id,
+        the geometry as hex WKB in the target CRS, then the attributes (dates as ISO 8601 text), in
+        storage order (sorting 1.6M wide rows would spill to disk)."""
+        geom = "f.geom" if self.srid == STORAGE_SRID else f"ST_Transform(f.geom, {int(self.srid)})"
+        cols = ", ".join(f'to_json(f."{p.name}") #>> \'{{}}\'' if p.type in ("date", "date-time") else f'f."{p.name}"'
+                         for p in self.props)
+        sql, params = self._sql(f"f.id, encode(ST_AsBinary({geom}), 'hex'), {cols}")
+        compiled = text(f"COPY ({sql}) TO STDOUT (FORMAT csv)").bindparams(**params).compile(
+            dialect=_PSYCOPG)
+        return compiled.string, dict(compiled.params)
 
     def batches(self, conn: Connection, batch_rows: int = BATCH_ROWS) -> Iterator[dict[str, list]]:
         """Column batches: {"id": [...], "geometry": [WKB ...], <prop>: [...]}, in storage order; dates
