@@ -11,11 +11,12 @@ from __future__ import annotations
 import ipaddress
 import re
 from functools import lru_cache
+from typing import Annotated
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from registry.errors import SettingsError
 
@@ -43,6 +44,17 @@ class Settings(BaseSettings):
     database_name: str = Field(default="registry", description="database name in the managed cluster")
 
     pool_size: int = Field(default=10, ge=1, le=200)
+    # Read replicas (registry/db/routing.py): comma-separated URLs; reads go to the healthy ones.
+    replica_urls: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(), description="postgresql://… of read replicas, comma-separated (registry db replica start)")
+    replica_check_seconds: float = Field(default=1.0, gt=0, le=60, description="how often replicas' health is checked")
+    replica_max_lag_bytes: int = Field(default=256 * 2**20, ge=0,
+                                       description="a replica further behind the primary than this gets no reads")
+    db_connect_timeout_seconds: int = Field(default=3, ge=1, le=300, description="libpq connect_timeout")
+    db_pool_timeout_seconds: float = Field(default=5.0, gt=0, le=300,
+                                           description="longest wait for a pooled connection (then 503)")
+    read_statement_timeout_ms: int = Field(default=30_000, ge=0,
+                                           description="statement_timeout of the replicas' connections (0 = none)")
     public_base_url: str = Field(default="http://127.0.0.1:8000",
                                  description="scheme://host[:port][/path] printed in doorplate QR codes")
     log_level: str = Field(default="INFO")
@@ -89,6 +101,27 @@ class Settings(BaseSettings):
         if v.startswith("postgresql://"):
             v = "postgresql+psycopg://" + v[len("postgresql://"):]
         return v
+
+    @field_validator("replica_urls", mode="before")
+    @classmethod
+    def _check_replica_urls(cls, v) -> tuple[str, ...]:
+        from sqlalchemy.engine import make_url
+
+        parts = [p.strip() for p in v.split(",")] if isinstance(v, str) else list(v or ())
+        out = []
+        for part in filter(None, parts):
+            url = cls._check_url(part)
+            try:
+                parsed = make_url(url)
+                parsed.port  # noqa: B018 - parses it
+            except Exception:
+                raise ValueError(f"不是有效的数据库网址 / not a valid database URL: {part!r}") from None
+            if parsed.port is not None and not 0 < parsed.port < 65536:
+                raise ValueError(f"端口无效 / invalid port in {part!r}")
+            if not parsed.host or not parsed.database:
+                raise ValueError(f"网址应含主机和数据库名 / the URL needs a host and a database: {part!r}")
+            out.append(url)
+        return tuple(out)
 
     @field_validator("database_name")
     @classmethod
