@@ -70,8 +70,20 @@ def require_database(settings: Settings, url: str) -> None:
                                   f"(REGISTRY_DATABASE_URL): {last}", parameter="REGISTRY_DATABASE_URL") from None
 
 
-def make_engine(settings: Settings, *, url: str | None = None, pool_size: int | None = None) -> Engine:
-    """An engine on `url`, else on the configured database, which must exist (see module doc)."""
+def connect_args(settings: Settings, *, statement_timeout_ms: int = 0) -> dict:
+    """libpq parameters that make a dead or unreachable server fail fast: connect_timeout, TCP
+    keepalives (a half-open connection is dropped after ~20 s), a statement_timeout if given."""
+    args = {"connect_timeout": settings.db_connect_timeout_seconds,
+            "keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 2}
+    if statement_timeout_ms:
+        args["options"] = f"-c statement_timeout={int(statement_timeout_ms)}"
+    return args
+
+
+def make_engine(settings: Settings, *, url: str | None = None, pool_size: int | None = None,
+                statement_timeout_ms: int = 0) -> Engine:
+    """An engine on `url`, else on the configured database, which must exist (see module doc).
+    Waiting for a pooled connection longer than REGISTRY_DB_POOL_TIMEOUT_SECONDS raises."""
     if url is None:
         url = resolve_database_url(settings)
         require_database(settings, url)
@@ -80,6 +92,8 @@ def make_engine(settings: Settings, *, url: str | None = None, pool_size: int | 
         pool_size=pool_size or settings.pool_size,
         max_overflow=settings.pool_size,
         pool_pre_ping=True,
+        pool_timeout=settings.db_pool_timeout_seconds,
+        connect_args=connect_args(settings, statement_timeout_ms=statement_timeout_ms),
         future=True,
     )
 
