@@ -19,6 +19,7 @@ from registry.errors import (
     InvalidQuery,
     NotFound,
     PayloadTooLarge,
+    PrimaryUnavailable,
     RateLimited,
     RegistryError,
     Unauthorized,
@@ -40,6 +41,7 @@ STATUS_OF: list[tuple[type[RegistryError], int]] = [
     (Conflict, 409),
     (RateLimited, 429),
     (PayloadTooLarge, 413),
+    (PrimaryUnavailable, 503),  # a write while the primary is down; reads go on from replicas
     (DatabaseUnavailable, 503),
     (RegistryError, 500),
 ]
@@ -59,6 +61,8 @@ def problem(status: int, code: str, detail: str, instance: str, **extra) -> JSON
         headers = {"WWW-Authenticate": 'ApiKey header="X-API-Key"'}
     elif status == 429:
         headers = {"Retry-After": str(extra.get("retry_after", 60))}
+    elif status == 503:  # the database is down: try again soon (DatabaseUnavailable.retry_after)
+        headers = {"Retry-After": str(extra.get("retry_after", 5))}
     return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
 
 
@@ -75,6 +79,8 @@ def install(app: FastAPI) -> None:
         status = status_for(exc)
         if status >= 500:
             log.error("domain error on %s: %s", request.url.path, exc.message)
+        if isinstance(exc, DatabaseUnavailable):
+            exc.details.setdefault("retry_after", exc.retry_after)
         return problem(status, exc.code, exc.message, request.url.path, parameter=exc.parameter,
                        **{k: v for k, v in exc.details.items() if isinstance(v, (str, int, float, list, dict))})
 

@@ -73,7 +73,16 @@ class PayloadTooLarge(RegistryError):
 
 
 class DatabaseUnavailable(RegistryError):
+    """The database cannot serve the request now; `retry_after` (seconds) says when to try again."""
+
     code = "database-unavailable"
+    retry_after = 5
+
+
+class PrimaryUnavailable(DatabaseUnavailable):
+    """A write while the primary is down (reads go on from the replicas): 503 with Retry-After."""
+
+    code = "primary-unavailable"
 
 
 class SetupError(RegistryError):
