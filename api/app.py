@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 from sqlalchemy import Engine
 
-from api import docs, problems
+from api import docs, openapi, problems
 from api.deps import caller_key
 from api.keycache import KeyCache
 from api.limits import BodyLimitMiddleware
@@ -79,6 +79,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.add_middleware(RateLimitMiddleware, settings=settings, engine_getter=lambda: app.state.engine)  # anonymous
     app.add_middleware(AccessLogMiddleware)  # api/ratelimit.py: the request log, without personal data
     docs.install(app)
+    openapi.install(app)  # api/openapi.py: every error, media type and constraint in /openapi.json
     # The order of the OpenAPI document's paths.
     for router in (health.router, divisions.router, addresses.router, changes.router, boundaries.router,
                    inspections.router, adjustments.router, doorplates.router, search_routes.router, ogc_router,

@@ -73,6 +73,22 @@ def status_for(exc: RegistryError) -> int:
     return 500
 
 
+def allowed_methods(request: Request) -> str:
+    """Every method some route takes at this path (Starlette's own Allow names one route's only)."""
+    from starlette.routing import Match
+
+    import fastapi.routing
+
+    routes = request.app.router.routes
+    iterate = getattr(fastapi.routing, "iter_route_contexts", None)  # routers included lazily (FastAPI ≥ 0.16x)
+    methods: set[str] = set()
+    for route in (iterate(routes) if iterate else routes):
+        match, _ = route.matches({**request.scope, "method": "\x00"})  # no method matches: PARTIAL when the path does
+        if match == Match.PARTIAL and getattr(route, "methods", None):
+            methods |= set(route.methods)
+    return ", ".join(sorted(methods))
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(RegistryError)
     async def _domain(request: Request, exc: RegistryError):
@@ -112,7 +128,10 @@ def install(app: FastAPI) -> None:
         detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"没有这个资源 / no such resource: {request.url.path}"
-        return problem(exc.status_code, code, detail, request.url.path)
+        res = problem(exc.status_code, code, detail, request.url.path)
+        if exc.status_code == 405:  # RFC 9110: a 405 lists the methods the path takes
+            res.headers["Allow"] = allowed_methods(request)
+        return res
 
     @app.exception_handler(DataError)
     async def _data(request: Request, exc: DataError):
