@@ -16,6 +16,7 @@ import typer
 
 from loaders.plates_cli import Authority, _fail
 from registry.errors import RegistryError
+from registry.faults import checkpoint
 from registry.settings import get_settings
 
 adjust_app = typer.Typer(help="Division adjustments (区划调整): merge, split, rename, recode, transfer.", no_args_is_help=True)
@@ -59,6 +60,8 @@ def _run(fn) -> None:
     try:
         with _engine().begin() as conn:
             result = fn(conn)
+            checkpoint("adjustment.commit")
+        checkpoint("adjustment.committed")
     except RegistryError as exc:
         _fail(exc)
     d = result.dating

@@ -12,6 +12,7 @@ from typing import Annotated, Optional
 import typer
 
 from registry.errors import Conflict, RegistryError
+from registry.faults import checkpoint
 from registry.settings import get_settings
 
 changes_app = typer.Typer(help="Change sets: list, show (with the diff), approve, reject, apply.", no_args_is_help=True)
@@ -86,6 +87,8 @@ def _act(action: str, change_set_id: int, actor: str, reason: str | None = None)
                 done = True
             else:
                 cs, done = apply_reviewed(conn, change_set_id, actor=actor)
+            checkpoint("changes.commit")
+        checkpoint("changes.committed")
     except RegistryError as exc:
         _fail(exc)
     if not done:

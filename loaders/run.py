@@ -19,6 +19,7 @@ from loaders.mapping import Mapping, load_mapping
 from loaders.pipeline import prepare, row_batches
 from loaders.readers import open_source
 from loaders.rejects import RejectWriter
+from registry.faults import checkpoint
 from registry.loading.addresses import FIELDS as ADDRESS_FIELDS, AddressLoad, AddressOptions
 from registry.loading.base import LoadReport, no_progress
 from registry.loading.entities import SPECS, EntityLoad, EntityOptions
@@ -80,6 +81,7 @@ def _stream(load, prepared, fo: FileOptions, progress) -> None:
             done += len(batch)
             progress("读取 reading", done, max(total, done))
             maybe_pause("rows", done)
+            checkpoint("load.rows")
     finally:
         if was_enabled:
             gc.enable()

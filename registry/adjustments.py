@@ -32,6 +32,7 @@ from registry.changes import apply_change_set, audit, open_change_set
 from registry.db.tables import division_adjustments, division_codes, division_successors, divisions
 from registry.divisions import match_code
 from registry.errors import Conflict, InvalidQuery, NotFound
+from registry.faults import checkpoint
 from registry.reparenting import code_taken, move_villages, record_former_code, rederive_addresses
 
 log = logging.getLogger(__name__)
@@ -157,6 +158,7 @@ def _run(conn: Connection, kind: str, dating: Dating, *, actor: str, reason: str
                              reason=reason, source="registry adjust",
                              details={"adjustment": kind, "effective_on": _iso(dating.effective),
                                       "known_in_force_by": _iso(dating.known_in_force_by), "note": dating.note})
+        checkpoint("adjustment.change_set_opened")
         conn.execute(text("SELECT set_config('registry.valid_time', "
                           "(CAST(:d AS date)::timestamp AT TIME ZONE :tz)::text, true)"),
                      {"d": dating.day, "tz": TIME_ZONE})
@@ -164,17 +166,23 @@ def _run(conn: Connection, kind: str, dating: Dating, *, actor: str, reason: str
             details, counts = body(cs)
         finally:
             conn.execute(text("SELECT set_config('registry.valid_time', '', true)"))
+        checkpoint("adjustment.body_done")
         successors = details.pop("_successors", [])
         adj_id = conn.execute(insert(division_adjustments).values(
             change_set_id=cs, kind=kind, approval_ref=dating.approval_ref, effective_on=dating.effective,
             known_in_force_by=dating.known_in_force_by, note=dating.note, details=_plain(details),
         ).returning(division_adjustments.c.id)).scalar_one()
+        checkpoint("adjustment.recorded")
         for old_id, new_id in successors:
             conn.execute(insert(division_successors).values(division_id=old_id, successor_id=new_id,
                                                             adjustment_id=adj_id))
+            checkpoint("adjustment.successor")
         audit(conn, actor=actor, action=f"adjustment.{kind}", entity_kind="division_adjustment", entity_id=adj_id,
               change_set_id=cs, details=counts)
+        checkpoint("adjustment.audited")
         apply_change_set(conn, cs, actor=actor, counts=counts)
+        checkpoint("adjustment.applied")
+    checkpoint("adjustment.savepoint_released")
     log.info("adjustment %s #%d applied in change set %d: %s", kind, adj_id, cs, counts)
     return Adjustment(adj_id, cs, kind, dating, details, counts)
 
@@ -209,6 +217,7 @@ def _repoint(conn: Connection, old_ids: list[int], new_id: int, cs: int) -> dict
         out[table] = conn.execute(text(f"""
             UPDATE {table} SET division_id = :new, change_set_id = :cs
             WHERE division_id = ANY(CAST(:old AS bigint[]))"""), {"new": new_id, "cs": cs, "old": old_ids}).rowcount
+        checkpoint("adjustment.repointed")
     return out
 
 
@@ -216,6 +225,7 @@ def _recompose_polygon(conn: Connection, township_id: int, cs: int, *, add: list
                        remove: list[int] = ()) -> None:
     """A township's polygon: the union of its villages' polygons where every village has one,
     else its own polygon with the given villages' (or townships') polygons added/removed."""
+    checkpoint("adjustment.polygon")
     conn.execute(text("""
         UPDATE divisions t SET geom = coalesce(
             (SELECT ST_Multi(ST_CollectionExtract(ST_UnaryUnion(ST_Collect(v.geom)), 3)) FROM divisions v
@@ -350,6 +360,7 @@ def merge(conn: Connection, codes: list[str], *, into: str, dating: Dating, acto
         repointed = _repoint(conn, old_ids, survivor["id"], cs)
         conn.execute(text("UPDATE divisions SET status = 'abolished', geom = NULL, change_set_id = :cs "
                           "WHERE id = ANY(CAST(:ids AS bigint[]))"), {"cs": cs, "ids": old_ids})
+        checkpoint("adjustment.abolished")
         details: dict[str, Any] = {"into": _ref(survivor), "merged": [_ref(r) for r in others],
                                    "villages": {str(k): list(v) for k, v in moved.items()},
                                    "_successors": [(i, survivor["id"]) for i in old_ids]}

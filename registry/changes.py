@@ -14,6 +14,7 @@ from sqlalchemy import Connection, func, insert, select, update
 
 from registry.db.tables import audit_log, change_sets
 from registry.errors import Conflict, NotFound
+from registry.faults import checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -218,5 +219,7 @@ def apply_reviewed(conn: Connection, cs_id: int, *, actor: str) -> tuple[ChangeS
         raise Conflict(f"变更集 {cs_id} 的类型 {cs.kind} 不能在此应用 / change sets of kind {cs.kind} "
                        "are applied by their own command", parameter="change_set")
     counts = fn(conn, cs, actor)
+    checkpoint("changes.applier_done")
     transition(conn, cs_id, "applied", actor=actor, counts={**cs.counts, **counts})
+    checkpoint("changes.applied")
     return get_change_set(conn, cs_id), True

@@ -33,6 +33,7 @@ from sqlalchemy import Connection, text
 from sqlalchemy.exc import IntegrityError
 
 from registry.errors import Conflict, InvalidQuery, NotFound
+from registry.faults import checkpoint
 from registry.loading.base import Stager, copy_text
 from registry.loading.compose import FastComposer
 
@@ -115,6 +116,7 @@ def _next_seq_base(conn: Connection, table: str) -> None:
 
 
 def _keep_old_codes(conn: Connection, source: str) -> None:
+    checkpoint("reparent.keep_old_codes")
     conn.exec_driver_sql(f"""
         INSERT INTO address_codes (code, address_id, valid_from, valid_to)
         SELECT a.code, a.id, a.valid_from, now() FROM addresses a JOIN {source} s ON s.address_id = a.id
@@ -124,6 +126,7 @@ def _keep_old_codes(conn: Connection, source: str) -> None:
 
 def _write(conn: Connection, source: str, change_set_id: int, *, with_division: bool) -> int:
     division = "division_id = s.division_id, " if with_division else ""
+    checkpoint("reparent.write")
     try:
         with conn.begin_nested():
             return conn.execute(text(f"""
@@ -186,6 +189,7 @@ def move_addresses(conn: Connection, moves: dict[int, int], *, change_set_id: in
             yield (f"{r.id}\t{division}\t{copy_text(address_code(codes[division], n))}\t{n}\t"
                    f"{copy_text(composed[r.id])}\n")
 
+    checkpoint("reparent.stage")
     _stage(conn, "rp_new", "address_id, division_id, code, local_seq, full_text", lines())
     conn.exec_driver_sql("ANALYZE rp_new")
     _keep_old_codes(conn, "rp_new")
@@ -229,8 +233,10 @@ def rederive_addresses(conn: Connection, division_ids: Iterable[int], *, change_
             yield (f"{address_id}\t{divisions_of[address_id]}\t{copy_text(code)}\t{seqs[address_id]}\t"
                    f"{copy_text(full_text)}\n")
 
+    checkpoint("reparent.stage")
     _stage(conn, "rp_new", "address_id, division_id, code, local_seq, full_text", lines())
     conn.exec_driver_sql("ANALYZE rp_new")
+    checkpoint("reparent.codes_taken")
     # A derived code that another address holds (a code is never reused): the next sequence.
     # (Anti-joins, not NOT IN: planned as hash joins whatever the number of rows.)
     taken = conn.exec_driver_sql("""
@@ -341,6 +347,8 @@ def move_villages(conn: Connection, village_ids: Iterable[int], township_id: int
     for vid, (old, new) in changes.items():
         if old and old != new:
             record_former_code(conn, vid, old, "nbs2023", valid_to=effective or _date.today())
+            checkpoint("reparent.former_code")
+    checkpoint("reparent.villages")
     conn.execute(text("""
         UPDATE divisions d SET parent_id = :t, nbs_code = n.code, change_set_id = :cs
         FROM unnest(CAST(:ids AS bigint[]), CAST(:codes AS text[])) AS n(id, code) WHERE d.id = n.id"""),
@@ -351,6 +359,7 @@ def move_villages(conn: Connection, village_ids: Iterable[int], township_id: int
         FROM unnest(CAST(:ids AS bigint[]), CAST(:codes AS text[])) AS n(id, code)
         ON CONFLICT DO NOTHING"""),
         {"eff": effective or _date.today(), "ids": list(changes), "codes": [c[1] for c in changes.values()]})
+    checkpoint("reparent.village_codes")
     if rederive:
         rederive_addresses(conn, list(changes), change_set_id=change_set_id)
     return changes

@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 
 from registry.changes import ChangeSet, audit, register_applier
 from registry.errors import Conflict
+from registry.faults import checkpoint
 from registry.inspection.tiling import apply_face, line_faces
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ def check_base(conn: Connection, base: dict[str, dict[str, int]]) -> None:
 def apply_inspection(conn: Connection, cs: ChangeSet, actor: str) -> dict[str, Any]:
     diff = cs.details
     check_base(conn, diff.get("base", {}))
+    checkpoint("inspection.base_checked")
     cs_id = cs.id
     moves: dict[int, int] = {}
     county_changed = False
@@ -58,6 +60,7 @@ def apply_inspection(conn: Connection, cs: ChangeSet, actor: str) -> dict[str, A
     for line in diff["lines"]:
         for face in line_faces(conn, line["id"], line["geom"]):
             apply_face(conn, face, cs_id)
+            checkpoint("inspection.face")
             area += face.area_m2
             for a in face.addresses:
                 moves[a["id"]] = face.village
@@ -70,18 +73,24 @@ def apply_inspection(conn: Connection, cs: ChangeSet, actor: str) -> dict[str, A
         audit(conn, actor=actor, action="inspection.line.resurvey", entity_kind="boundary_line", entity_id=line["id"],
               change_set_id=cs_id, details={"area_to_left_m2": line["area_to_left_m2"],
                                             "area_to_right_m2": line["area_to_right_m2"]})
+        checkpoint("inspection.line")
     if county_changed:
         from registry.boundaries import derive_boundary_lines
 
         derive_boundary_lines(conn, level="township", actor=actor)
+        checkpoint("inspection.township_lines")
     moved_addresses = 0
     if moves:
         from registry.reparenting import move_addresses
 
         moved_addresses = move_addresses(conn, moves, change_set_id=cs_id)
+        checkpoint("inspection.reparented")
     n_markers = _apply_markers(conn, diff, cs_id)
+    checkpoint("inspection.markers")
     n_refs = _apply_reference_objects(conn, diff, cs_id)
+    checkpoint("inspection.reference_objects")
     n_records = _write_records(conn, diff, cs_id)
+    checkpoint("inspection.records")
     counts = {"lines_updated": len(diff["lines"]), "area_changed_m2": round(area, 1),
               "addresses_reparented": moved_addresses, **n_markers, "reference_objects_written": n_refs,
               "records_written": n_records}
@@ -103,6 +112,7 @@ def _apply_markers(conn: Connection, diff: dict, cs_id: int) -> dict[str, int]:
             sets.append(f"{col} = :{col}")
             params[col] = date.fromisoformat(new) if col == "installed_on" and new else new
         conn.execute(text(f"UPDATE boundary_markers SET {', '.join(sets)} WHERE id = :id"), params)
+        checkpoint("inspection.marker")
         n["markers_updated"] += 1
     for m in diff["markers_added"]:
         try:

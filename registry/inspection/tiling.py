@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, text
 
+from registry.faults import checkpoint
+
 _FACES = text("""
     WITH g AS (
         SELECT l.geom AS old, ST_SetSRID(ST_GeomFromEWKB(decode(:new, 'hex')), 4490) AS new,
@@ -109,6 +111,7 @@ def apply_face(conn: Connection, face: Face, change_set_id: int) -> None:
         UPDATE divisions SET geom = ST_Multi(ST_CollectionExtract(ST_Difference(geom, ST_GeomFromEWKB(:face)), 3)),
                change_set_id = :cs
         WHERE id = ANY(:ids)"""), {**p, "ids": losers})
+    checkpoint("inspection.face_taken")
     conn.execute(text("""
         UPDATE divisions SET geom = ST_Multi(ST_CollectionExtract(ST_Union(geom, ST_GeomFromEWKB(:face)), 3)),
                change_set_id = :cs

@@ -30,6 +30,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from sqlalchemy import Connection, text
 
+from registry.faults import checkpoint
 from registry.loading.base import (IssueSink, LoadReport, LoadTransaction, RowBatch, Stager, Timer, collect_issues,
                                    copy_text, issues_from, no_progress, scratch_table)
 from registry.loading.compose import FastComposer
@@ -368,6 +369,7 @@ class AddressLoad:
     # -- set-based validation and apply -------------------------------------------------------
     def _x(self, sql: str, **params: Any):
         sql = sql.format(stage=self.stage, match=self.match, POINT=POINT, LON=LON, LAT=LAT)
+        checkpoint("load.statement")
         if not log.isEnabledFor(logging.DEBUG):
             return self.conn.execute(text(sql), params)
         started = time.perf_counter()

@@ -18,6 +18,7 @@ import numpy as np
 from sqlalchemy import Connection, text
 
 from registry.changes import apply_change_set, audit, open_change_set
+from registry.faults import checkpoint
 from registry.loading.reasons import RowIssue, decode_params
 
 log = logging.getLogger(__name__)
@@ -119,6 +120,7 @@ class Timer:
 
         class _T:
             def __enter__(self_inner):
+                checkpoint("load." + name.replace(" ", "_"))  # each phase of a load is a step of its progress
                 self_inner.t = time.perf_counter()
 
             def __exit__(self_inner, *exc):
@@ -197,6 +199,7 @@ class LoadTransaction:
         conn.execute(text("SET LOCAL jit = off"))
         self.change_set_id = open_change_set(conn, kind=kind, author=actor, source=source, reason=reason,
                                              approval_ref=approval_ref, checksum=checksum, details=details or {})
+        checkpoint("load.change_set_opened")
 
     def finish(self, report: LoadReport, *, dry_run: bool) -> None:
         """Apply the change set (or roll everything back for a dry run or a no-op load)."""
@@ -208,8 +211,10 @@ class LoadTransaction:
             return
         counts = report.counts()
         counts["reasons"] = dict(report.reasons)
+        checkpoint("load.change_set_apply")
         apply_change_set(self.conn, self.change_set_id, actor=self.actor, counts=counts)
         self._nested.commit()
+        checkpoint("load.savepoint_released")
         report.change_set_id = self.change_set_id
 
     def abort(self) -> None:

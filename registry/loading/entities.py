@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 from sqlalchemy import Connection, text
 
+from registry.faults import checkpoint
 from registry.loading.base import (IssueSink, LoadReport, LoadTransaction, RowBatch, Stager, Timer, collect_issues,
                                    copy_text, issues_from, no_progress, scratch_table)
 from registry.loading.directory import DivisionDirectory, DivisionInfo, Issue, clean_name
@@ -445,6 +446,7 @@ class EntityLoad:
         params.setdefault("cs", self.tx.change_set_id)
         params.setdefault("source", self.options.source)
         used = {k: v for k, v in params.items() if f":{k}" in sql}
+        checkpoint("load.statement")
         return self.conn.execute(text(sql.replace("{stage}", self.stage).replace("{match}", self.match)), used)
 
     def _key_join(self, a: str, b: str) -> str:

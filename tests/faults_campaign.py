@@ -1,0 +1,257 @@
+"""Fault campaigns: an operation of the `registry` command SIGKILLed at checkpoints along its own
+progress (registry/faults.py), with the registry checked to be exactly as before or as after.
+
+A campaign works in a database of its own, copied from a template holding the state before
+(`CREATE DATABASE … TEMPLATE`). It runs the command once with the trace on, to learn the
+checkpoints a normal run passes, in order, and the state after; then, for each of a spread of
+those checkpoints, it kills a run there and compares the fingerprint of every table (row count
+and md5 of its rows, ordered) with the before and after fingerprints — anything else is a half
+state — and re-runs the command, which must complete with the state after.
+
+The runs are children forked from the test process (imports done once: a kill costs the
+operation's own time, not Python's start-up); each opens its own connections. A timestamp column
+enters the fingerprint only as NULL / NOT NULL (now() differs between two runs of the same
+operation), and so does a transaction id (search_changes.xid). Sequences are put back to the template's values before a re-run: PostgreSQL does not
+give back the numbers a rolled-back transaction drew, so without that the re-run's new rows would
+get other ids than the reference run's.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+
+KILLED = -signal.SIGKILL
+
+
+@dataclass
+class KillResult:
+    point: str  # the checkpoint, as REGISTRY_FAULT_KILL_AT names it
+    state: str  # "before" or "after"
+    rerun_exit: int | None
+
+
+@dataclass
+class CampaignReport:
+    points_passed: int  # checkpoints a normal run passes
+    results: list[KillResult] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        before = sum(r.state == "before" for r in self.results)
+        return (f"{len(self.results)} kill points of {self.points_passed}: {before} before, "
+                f"{len(self.results) - before} after, {self.seconds:.1f} s")
+
+
+def libpq(url: str) -> str:
+    return url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+# --- the state of a database -------------------------------------------------------------------
+def fingerprint(url: str) -> dict[str, tuple[int, str]]:
+    """{table: (rows, md5 of its rows in order)} for every table of the public schema."""
+    with psycopg.connect(libpq(url), autocommit=True) as c:
+        c.execute("SET extra_float_digits = 1")
+        cols: dict[str, list[str]] = {}
+        for table, column, kind in c.execute("""
+                SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod)
+                FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+                WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND c.relname <> 'spatial_ref_sys'
+                ORDER BY c.relname, a.attnum"""):
+            ident = '"' + column.replace('"', '""') + '"'
+            run_dependent = kind.startswith("timestamp") or kind in ("xid", "xid8")
+            cols.setdefault(table, []).append(f"({ident} IS NULL)" if run_dependent else ident)
+        sql = " UNION ALL ".join(
+            f"SELECT '{t}', count(*), md5(coalesce(string_agg(r, E'\\n' ORDER BY r), '')) "
+            f"FROM (SELECT ROW({', '.join(cs)})::text AS r FROM \"{t}\") s" for t, cs in cols.items())
+        return {t: (int(n), h) for t, n, h in c.execute(sql)}
+
+
+def differences(a: dict, b: dict) -> list[str]:
+    return [f"{t}: {a.get(t)} vs {b.get(t)}" for t in sorted(set(a) | set(b)) if a.get(t) != b.get(t)]
+
+
+def sequences(url: str) -> dict[str, tuple[int, bool]]:
+    with psycopg.connect(libpq(url), autocommit=True) as c:
+        names = [r[0] for r in c.execute("""SELECT quote_ident(schemaname) || '.' || quote_ident(sequencename)
+                                            FROM pg_sequences""")]
+        return {n: tuple(c.execute(f"SELECT last_value, is_called FROM {n}").fetchone()) for n in names}
+
+
+def reset_sequences(url: str, values: dict[str, tuple[int, bool]]) -> None:
+    with psycopg.connect(libpq(url), autocommit=True) as c:
+        for name, (value, called) in values.items():
+            c.execute("SELECT setval(%s, %s, %s)", (name, value, called))
+
+
+def copy_database(admin_url: str, template: str, name: str) -> None:
+    """`name` dropped and made again as a copy of `template` (nobody may be connected to it)."""
+    with psycopg.connect(libpq(admin_url), autocommit=True) as c:
+        c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        for attempt in range(50):  # a backend of a killed run may still be on its way out
+            try:
+                c.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+                return
+            except psycopg.errors.ObjectInUse:
+                if attempt == 49:
+                    raise
+                time.sleep(0.1)
+
+
+def drop_database(admin_url: str, name: str) -> None:
+    with psycopg.connect(libpq(admin_url), autocommit=True) as c:
+        c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# --- one run of the command, in a forked child ---------------------------------------------------
+WARM = ("loaders.cli", "loaders.run", "loaders.city", "loaders.progress", "loaders.adjust_cli", "loaders.changes_cli",
+        "registry.inspection", "registry.adjustments", "registry.reparenting", "registry.boundaries",
+        "data.generate.markers")
+
+
+def warm() -> None:
+    """Import here, once, what the commands import lazily: each forked child then starts warm."""
+    import importlib
+
+    for name in WARM:
+        importlib.import_module(name)
+
+
+def run_cli(url: str, args: list[str], *, log: Path, kill_at: str | None = None, trace: Path | None = None,
+            timeout: float = 120.0) -> int:
+    """Run `registry ARGS` against `url` in a child forked from this process; its exit code
+    (negative: the signal that ended it). Output goes to `log`."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into the test process
+        code = 70
+        try:
+            fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            os.dup2(fd, 1)
+            os.dup2(fd, 2)
+            code = _child(url, args, kill_at, trace)
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+    deadline = time.monotonic() + timeout
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            raise AssertionError(f"registry {' '.join(args)} did not end within {timeout:.0f} s: {log.read_text()}")
+        time.sleep(0.005)
+
+
+def _child(url: str, args: list[str], kill_at: str | None, trace: Path | None) -> int:
+    import click
+
+    from registry import faults
+    from registry.settings import get_settings
+
+    for name in (faults.KILL_AT, faults.TRACE, "REGISTRY_LOADER_PAUSE_AT"):
+        os.environ.pop(name, None)
+    os.environ["REGISTRY_DATABASE_URL"] = url
+    if kill_at:
+        os.environ[faults.KILL_AT] = kill_at
+    if trace:
+        os.environ[faults.TRACE] = str(trace)
+    faults.reset()
+    get_settings.cache_clear()
+    from loaders.cli import app
+
+    sys.argv = ["registry", *args]
+    try:
+        result = app(args, prog_name="registry", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.exceptions.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    return result if isinstance(result, int) else 0
+
+
+# --- the campaign --------------------------------------------------------------------------------
+def spread(names: list[str], n: int) -> list[str]:
+    """n checkpoints spread evenly over the run (all when it passes fewer), as NAME:K specs;
+    the first and the last are always in."""
+    specs, seen = [], {}
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        specs.append(f"{name}:{seen[name]}")
+    if len(specs) <= n:
+        return specs
+    picks = sorted({round(i * (len(specs) - 1) / (n - 1)) for i in range(n)})
+    return [specs[i] for i in picks]
+
+
+def run_campaign(admin_url: str, template: str, work: str, url: str, args: list[str], tmp: Path, *,
+                 points: int = 20, rerun_exits: tuple[int, ...] = (0,), after_rerun_exits: tuple[int, ...] = (0,),
+                 rerun_every: int = 1) -> CampaignReport:
+    """Kill `registry ARGS` at `points` checkpoints; `url` is the work database's URL. A re-run
+    after a kill that left the state before must exit with one of `rerun_exits`, after one that
+    left the state after with one of `after_rerun_exits` (an adjustment already made is refused);
+    both must end in the state after. `rerun_every`: re-run after every n-th kill only (and after
+    every kill that left the state after)."""
+    started = time.perf_counter()
+    warm()
+    try:
+        return _campaign(admin_url, template, work, url, args, tmp, points, rerun_exits, after_rerun_exits,
+                         rerun_every, started)
+    finally:
+        drop_database(admin_url, work)
+
+
+def _campaign(admin_url, template, work, url, args, tmp, points, rerun_exits, after_rerun_exits, rerun_every,
+              started) -> CampaignReport:
+    copy_database(admin_url, template, work)
+    before, seqs = fingerprint(url), sequences(url)
+    trace = tmp / "trace.txt"
+    code = run_cli(url, args, log=tmp / "reference.log", trace=trace)
+    assert code == 0, (tmp / "reference.log").read_text()
+    after = fingerprint(url)
+    assert after != before, "the operation changed nothing: nothing to test"
+    passed = trace.read_text(encoding="utf-8").splitlines()
+    report = CampaignReport(points_passed=len(passed))
+    copy_database(admin_url, template, work)
+    for i, point in enumerate(spread(passed, points)):
+        log = tmp / f"kill_{i:02d}.log"
+        code = run_cli(url, args, log=log, kill_at=point)
+        assert code == KILLED, f"{point}: the run was not killed (exit {code}): {log.read_text()}"
+        now = fingerprint(url)
+        if now == before:
+            state = "before"
+        elif now == after:
+            state = "after"
+        else:
+            raise AssertionError(f"killed at {point}: a half state, neither before nor after:\n  "
+                                 + "\n  ".join(differences(now, before)))
+        rerun = None
+        if state == "after" or i % rerun_every == 0:
+            if state == "before":
+                reset_sequences(url, seqs)
+            rerun = run_cli(url, args, log=log)
+            allowed = rerun_exits if state == "before" else after_rerun_exits
+            assert rerun in allowed, f"{point}: the re-run exited {rerun}: {log.read_text()}"
+            got = fingerprint(url)
+            assert got == after, f"{point}: the re-run did not give the state after:\n  " + "\n  ".join(
+                differences(got, after))
+            copy_database(admin_url, template, work)
+        else:
+            reset_sequences(url, seqs)
+        report.results.append(KillResult(point, state, rerun))
+    report.seconds = time.perf_counter() - started
+    return report
