@@ -10,15 +10,25 @@ from fastapi import Depends, Header, Request
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import Connection
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as SqlTimeout
 
-from registry.errors import DatabaseUnavailable
+from registry.errors import DatabaseUnavailable, PrimaryUnavailable
 from registry.keys import ANONYMOUS, ApiKey, authenticate, require_scope
 
 
 def get_conn(request: Request) -> Iterator[Connection]:
+    """A connection to the primary, committed when the request succeeds (writes, and reads that
+    must see the primary). With replicas, a primary known to be down fails at once with 503."""
+    router = getattr(request.app.state, "db", None)
+    engine = router.write_engine() if router is not None else request.app.state.engine
     try:
-        conn = request.app.state.engine.connect()
-    except OperationalError as exc:  # the database is down or unreachable
+        conn = engine.connect()
+    except (OperationalError, SqlTimeout) as exc:  # the database is down, unreachable or its pool exhausted
+        if router is not None:
+            router.mark_down(engine, exc)
+        if router is not None and router.has_replicas:
+            raise PrimaryUnavailable("主库不可用，暂不能写入 / the primary database is unavailable: writes are "
+                                     "refused for now (reads go on)") from exc
         raise DatabaseUnavailable("数据库不可用 / the database is unavailable") from exc
     try:
         yield conn
@@ -28,6 +38,34 @@ def get_conn(request: Request) -> Iterator[Connection]:
 
 
 DbConn = Annotated[Connection, Depends(get_conn)]
+
+
+def get_read_conn(request: Request) -> Iterator[Connection]:
+    """A connection for a request that only reads: a healthy replica's (registry/db/routing.py),
+    else the primary's. Without replicas, or when a test overrides `get_conn`, it is `get_conn`'s."""
+    router = getattr(request.app.state, "db", None)
+    provider = request.app.dependency_overrides.get(get_conn)
+    if provider is not None or router is None or not router.has_replicas:
+        provider = provider or get_conn
+        yield from (provider(request) if inspect.signature(provider).parameters else provider())
+        return
+    last: BaseException | None = None
+    for engine in router.read_engines():
+        try:
+            conn = engine.connect()
+        except (OperationalError, SqlTimeout) as exc:  # this node is down: the next one
+            router.mark_down(engine, exc)
+            last = exc
+            continue
+        try:
+            yield conn
+        finally:
+            conn.close()  # rolled back: nothing to commit on a read
+        return
+    raise DatabaseUnavailable("数据库不可用 / no database node answers") from last
+
+
+ReadConn = Annotated[Connection, Depends(get_read_conn)]
 
 
 def _secret(x_api_key: str | None, authorization: str | None) -> str | None:

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from api.deps import DbConn
+from api.deps import ReadConn
 from api.ogc.openapi import document
 from registry.errors import InvalidQuery
 from registry.features import query as fq
@@ -123,7 +123,7 @@ def _collection_body(request: Request, conn, c: Collection) -> dict:
 
 
 @router.get("/collections")
-def collections(request: Request, conn: DbConn) -> JSONResponse:
+def collections(request: Request, conn: ReadConn) -> JSONResponse:
     _check_params(request, _PLAIN)
     b = _base(request)
     return JSONResponse({
@@ -134,7 +134,7 @@ def collections(request: Request, conn: DbConn) -> JSONResponse:
 
 
 @router.get("/collections/{collection_id}")
-def collection(request: Request, conn: DbConn, collection_id: str) -> JSONResponse:
+def collection(request: Request, conn: ReadConn, collection_id: str) -> JSONResponse:
     _check_params(request, _PLAIN)
     return JSONResponse(_collection_body(request, conn, fq.collection(collection_id)))
 
@@ -180,7 +180,7 @@ def items_options(collection_id: str, feature_id: str | None = None) -> Response
 
 
 @router.api_route("/collections/{collection_id}/items", methods=["GET", "HEAD"])
-def items(request: Request, conn: DbConn, collection_id: str) -> Response:
+def items(request: Request, conn: ReadConn, collection_id: str) -> Response:
     c = fq.collection(collection_id)
     _check_params(request, _ITEMS)
     q = _items_query(request, c, with_filters=True)
@@ -203,7 +203,7 @@ def items(request: Request, conn: DbConn, collection_id: str) -> Response:
 
 
 @router.get("/collections/{collection_id}/items/{feature_id}")
-def item(request: Request, conn: DbConn, collection_id: str, feature_id: str) -> Response:
+def item(request: Request, conn: ReadConn, collection_id: str, feature_id: str) -> Response:
     c = fq.collection(collection_id)
     _check_params(request, _ITEM)
     q = _items_query(request, c, with_filters=False)

@@ -3,7 +3,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
 
-from api.deps import CurrentKey, DbConn, scope
+from api.deps import CurrentKey, ReadConn, scope
 from registry.as_of import address_as_of, parse_as_of
 from registry.addresses import Page, address_history, address_views, as_feature, get_address, list_addresses
 from registry.divisions import AUTHORITY_HELP, match_code
@@ -13,7 +13,7 @@ router = APIRouter(prefix="/v1", tags=["addresses"])
 
 @router.get("/addresses/{address_id}", summary="An address by its stable identifier (an agency key sees the "
             "full record: version, change set, source, history link, plates)")
-def address(conn: DbConn, key: CurrentKey, address_id: Annotated[int, Path(description="stable identifier")],
+def address(conn: ReadConn, key: CurrentKey, address_id: Annotated[int, Path(description="stable identifier")],
             as_of: Annotated[str | None, Query(description="YYYY-MM-DD: the address as in force on that day")] = None,
             ) -> dict:
     day = parse_as_of(as_of)
@@ -26,7 +26,7 @@ def address(conn: DbConn, key: CurrentKey, address_id: Annotated[int, Path(descr
             "active ones only, pages of at most 100 by `after`; an agency key: every status, a total, offset too)")
 def addresses(
     request: Request,
-    conn: DbConn,
+    conn: ReadConn,
     key: CurrentKey,
     division: Annotated[str, Query(description="division code (either authority)")],
     limit: Annotated[int, Query(description="page size, 1–100 (public) or 1–1000 (agency)")] = 100,
@@ -59,5 +59,5 @@ def addresses(
 
 @router.get("/addresses/{address_id}/history", summary="Every version of an address (scope: agency)",
             dependencies=[scope("agency")])
-def history(conn: DbConn, address_id: Annotated[int, Path(description="stable identifier")]) -> dict:
+def history(conn: ReadConn, address_id: Annotated[int, Path(description="stable identifier")]) -> dict:
     return {"id": address_id, "versions": address_history(conn, address_id)}

@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse
 
-from api.deps import DbConn
+from api.deps import ReadConn
 from registry.addresses import Page
 from registry.boundaries import get_line, line_history, list_lines
 from registry.divisions import AUTHORITY_HELP, resolve_division_id
@@ -29,7 +29,7 @@ def _collection(features: list[dict], total: int, **extra) -> JSONResponse:
 
 @router.get("/boundary-lines", summary="Boundary lines (界线), as GeoJSON: by level and/or division")
 def boundary_lines(
-    conn: DbConn,
+    conn: ReadConn,
     level: Annotated[str | None, Query(description="county or township")] = None,
     division: Annotated[str | None, Query(description="division code (either authority): lines on its boundary")] = None,
     authority: Annotated[str | None, Query(description=AUTHORITY_HELP)] = None,
@@ -46,7 +46,7 @@ def boundary_lines(
 
 @router.get("/boundary-lines/{line}", summary="A boundary line by its id or its 12-/18-digit code")
 def boundary_line(
-    conn: DbConn,
+    conn: ReadConn,
     line: Annotated[str, Path(description="stable id, or line code such as 330502330503")],
     history: Annotated[bool, Query(description="every version instead of the current one")] = False,
 ) -> JSONResponse:
@@ -56,13 +56,13 @@ def boundary_line(
 
 
 @router.get("/boundary-lines/{line}/history", summary="Every version of a boundary line, oldest first")
-def boundary_line_history(conn: DbConn, line: Annotated[str, Path(description="stable id or line code")]) -> dict:
+def boundary_line_history(conn: ReadConn, line: Annotated[str, Path(description="stable id or line code")]) -> dict:
     return line_history(conn, line)
 
 
 @router.get("/markers", summary="Boundary markers (界桩), as GeoJSON: all, or those of one line")
 def markers(
-    conn: DbConn,
+    conn: ReadConn,
     line: Annotated[str | None, Query(description="the line's stable id or code")] = None,
     limit: Annotated[int, Query(description="page size, 1–1000")] = 1000,
     offset: Annotated[int, Query(description="rows to skip")] = 0,
@@ -76,7 +76,7 @@ def markers(
 
 @router.get("/markers/{marker}", summary="A boundary marker by its id or number, with its reference objects (方位物)")
 def marker(
-    conn: DbConn,
+    conn: ReadConn,
     marker: Annotated[str, Path(description="stable id, or the full number such as 330502330503007Q")],
     history: Annotated[bool, Query(description="every version instead of the current one")] = False,
 ) -> JSONResponse:
@@ -86,5 +86,5 @@ def marker(
 
 
 @router.get("/markers/{marker}/history", summary="Every version of a boundary marker, oldest first")
-def marker_history_route(conn: DbConn, marker: Annotated[str, Path(description="stable id or number")]) -> dict:
+def marker_history_route(conn: ReadConn, marker: Annotated[str, Path(description="stable id or number")]) -> dict:
     return marker_history(conn, marker)

@@ -2,7 +2,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from api.deps import DbConn
+from api.deps import ReadConn
 from registry.adjustments import adjustment_context
 from registry.as_of import division_as_of, parse_as_of
 from registry.divisions import AUTHORITY_HELP, get_division
@@ -12,7 +12,7 @@ router = APIRouter(prefix="/v1", tags=["divisions"])
 
 @router.get("/divisions/{code}", summary="A division by its NBS 2023 or MCA 2025 code")
 def division(
-    conn: DbConn,
+    conn: ReadConn,
     code: Annotated[str, Path(description="6-, 9- or 12-digit code under either authority")],
     geometry: Annotated[bool, Query(description="include the polygon as GeoJSON")] = False,
     authority: Annotated[str | None, Query(description=AUTHORITY_HELP)] = None,

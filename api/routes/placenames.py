@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 
-from api.deps import DbConn, scope
+from api.deps import DbConn, ReadConn, scope
 from registry import placenames
 from registry.keys import ApiKey
 from registry.placename_categories import CATEGORIES
@@ -18,7 +18,7 @@ router = APIRouter(prefix="/v1", tags=["place names"])
 
 @router.get("/placenames", summary="Place names by text (name, alias, former name, romanization), category, division")
 def list_names(
-    conn: DbConn,
+    conn: ReadConn,
     q: Annotated[str | None, Query(description="part of the name, a former name or alias, or the romanization")] = None,
     category: Annotated[str | None, Query(description="a category code, Chinese name or synonym (road, 桥梁 …)")] = None,
     division: Annotated[str | None, Query(description="a division code (either authority): names within it")] = None,
@@ -35,7 +35,7 @@ def categories() -> dict:
 
 
 @router.get("/placenames/{pid}", summary="One place name with its former names, aliases and history")
-def one(conn: DbConn, pid: Annotated[int, Path(description="the place name's stable id")]) -> dict:
+def one(conn: ReadConn, pid: Annotated[int, Path(description="the place name's stable id")]) -> dict:
     return placenames.get_place_name(conn, pid)
 
 

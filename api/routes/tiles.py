@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Request, Response
 from fastapi.responses import JSONResponse
 
-from api.deps import DbConn
+from api.deps import ReadConn
 from registry.errors import InvalidQuery
 from registry.tiles import LAYERS, MAX_ZOOM, TileCache, check_tile, in_range, layer, tilejson
 
@@ -46,7 +46,7 @@ def _int(raw: str, name: str) -> int:
                        400: {"description": "z, x or y off the grid (problem+json)"},
                        404: {"description": "unknown layer (problem+json)"}})
 def tile_route(
-    request: Request, conn: DbConn,
+    request: Request, conn: ReadConn,
     layer_name: Annotated[str, Path(description=_LAYER_DOC)],
     z: Annotated[str, Path(description=f"zoom 0–{MAX_ZOOM}")],
     x: Annotated[str, Path(description="column 0–2^z−1")],
