@@ -19,6 +19,7 @@ from api.routes import exports as export_routes
 from api.routes import feed as feed_routes
 from api.routes import search as search_routes
 from registry.db.engine import make_engine
+from registry.db.routing import DatabaseRouter
 from registry.doorplates import KeyRing, ScanCounter
 from registry.search import SearchService
 from registry.serving import ReadPath
@@ -38,6 +39,11 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         # The search gazetteer: loaded in the background at start-up when the app owns its engine,
         # on the first search otherwise (tests); kept fresh by LISTEN/NOTIFY.
         app.state.search = SearchService(app.state.engine)
+        # Reads to healthy replicas (REGISTRY_REPLICA_URLS), writes to the primary (registry/db/routing.py);
+        # with replicas the search follows the change log there (NOTIFY does not reach a standby).
+        app.state.db = DatabaseRouter.open(settings, app.state.engine).start()
+        if app.state.db.has_replicas:
+            app.state.search.follow = app.state.db.read_engine
         # The doorplate routes' state: signing keys cached per process, scan counts buffered and
         # written every REGISTRY_DOORPLATE_SCAN_FLUSH_SECONDS.
         app.state.doorplate_keys = KeyRing(ttl=settings.key_cache_seconds)
@@ -57,6 +63,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
             app.state.search.stop()
             app.state.doorplate_scans.close()  # the buffered counts are written before the engine goes
             await app.state.read_path.close()
+            app.state.db.close()  # its health thread and the replicas' engines (not the primary's)
             if owned:
                 app.state.engine.dispose()
 

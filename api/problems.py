@@ -7,7 +7,8 @@ from http import HTTPStatus
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from registry.errors import (
@@ -132,6 +133,15 @@ def install(app: FastAPI) -> None:
         if exc.status_code == 405:  # RFC 9110: a 405 lists the methods the path takes
             res.headers["Allow"] = allowed_methods(request)
         return res
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(PoolTimeout)
+    async def _database_down(request: Request, exc: Exception):
+        # the server went away during the request, a statement ran past its timeout, or no pooled
+        # connection came free in time: 503 at once (the next request may be routed elsewhere)
+        log.warning("database unavailable on %s: %s", request.url.path, type(getattr(exc, "orig", exc)).__name__)
+        return problem(503, "database-unavailable", "数据库不可用 / the database is unavailable", request.url.path,
+                       retry_after=DatabaseUnavailable.retry_after)
 
     @app.exception_handler(DataError)
     async def _data(request: Request, exc: DataError):

@@ -114,6 +114,10 @@ class StaticSource:
 class SearchService:
     """Owns the gazetteer of one process: load, listen, apply, reload."""
 
+    # Reads from replicas (api/app.py sets it to the router's read_engine): NOTIFY does not reach a
+    # standby, so the thread polls the change log instead (registry.search.follow).
+    follow = None
+
     def __init__(self, engine: Engine, *, poll_seconds: float = 0.05) -> None:
         self.engine = engine
         self.poll_seconds = poll_seconds
@@ -158,6 +162,10 @@ class SearchService:
 
     # -- the thread ----------------------------------------------------------------------------
     def _run(self) -> None:
+        if self.follow is not None:
+            from registry.search.follow import run_following
+
+            return run_following(self)
         listener = None
         while not self._stop.is_set():
             try:

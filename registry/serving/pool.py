@@ -43,12 +43,13 @@ def libpq_url(url: str) -> str:
 
 def read_urls(settings: Settings, primary: str | None = None) -> list[str]:
     """The URLs reads may go to, in the order to try them: healthy replicas first, the primary last.
-    Today the primary only (`primary`, else the configured database); replica routing plugs in here."""
+    The replicas are REGISTRY_REPLICA_URLS (registry/db/routing.py checks their health and lag for the
+    SQLAlchemy side; this pool marks a URL down on its own errors)."""
     if primary is None:
         from registry.db.engine import resolve_database_url
 
         primary = resolve_database_url(settings, start=False)
-    return [primary]
+    return [*settings.replica_urls, primary]
 
 
 @dataclass
