@@ -20,6 +20,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import BaseModel, Field
 
 from api import problems
+from api.fastpath import read_path
 from api.deps import DbConn, get_conn, get_key, scope
 from registry.addresses import Page
 from registry.doorplates import (
@@ -149,21 +150,12 @@ async def scan(request: Request,
                token: Annotated[str, Path(description="the signed token printed in the QR code")],
                reported: Annotated[bool, Query(description="show the thank-you note after a report")] = False,
                ) -> Response:
-    fast = await _fast_path(request)
+    fast = await read_path(request)
     if fast is not None:
         answer = await _scan_fast(request, fast, token, reported)
         if answer is not None:
             return answer
     return await run_in_threadpool(_scan, request, token, reported)
-
-
-async def _fast_path(request: Request) -> ReadPath | None:
-    """The app's async read path, unless a test overrides the request's connection (its rows are
-    then uncommitted: only that connection sees them)."""
-    path = getattr(request.app.state, "read_path", None)
-    if path is None or get_conn in request.app.dependency_overrides:
-        return None
-    return await path.ensure()
 
 
 def _scan(request: Request, token: str, reported: bool) -> Response:

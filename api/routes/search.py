@@ -12,7 +12,8 @@ from fastapi.concurrency import run_in_threadpool
 import orjson
 from fastapi.responses import Response, StreamingResponse
 
-from api.deps import DbConn, scope
+from api.deps import scope
+from api.fastpath import read_path
 from api.limits import match_limit, read_body
 from registry.divisions import AUTHORITY_HELP, CodeMatch, settle_code, validate_authority, validate_code
 from registry.errors import InvalidQuery
@@ -20,6 +21,7 @@ from registry.search import Filters, autocomplete, parse_body, reverse, search, 
 from registry.search.engine import STRUCTURED_FIELDS, structured_query
 from registry.search.batch import COLUMNS, count_statuses, formatted
 from registry.search.gazetteer import Gazetteer
+from registry.search.reverse import reverse_async
 from registry.search.validate import (MAX_BATCH_ROWS, check_limit, check_text, parse_bbox, parse_kinds,
                                       parse_near)
 
@@ -174,14 +176,27 @@ async def autocomplete_route(request: Request, source: Source) -> Response:
     return _json({"suggestions": autocomplete(gaz, q, limit=limit, kinds=kinds)})
 
 
-@router.get("/reverse", summary="The nearest address within a radius and the divisions containing a point")
-def reverse_route(
-    conn: DbConn,
+@router.get("/reverse", summary="The nearest address within a radius and the divisions containing a point",
+            response_class=Response)
+async def reverse_route(
+    request: Request,
     lon: Annotated[float, Query(description="longitude (CGCS2000 ≈ WGS84)")],
     lat: Annotated[float, Query(description="latitude")],
     radius: Annotated[float, Query(description="metres, at most 5000")] = 200.0,
-) -> dict:
-    return reverse(conn, lon, lat, radius)
+) -> Response:
+    fast = await read_path(request)
+    if fast is None:  # a test's own connection: its rows are uncommitted
+        return _json(await run_in_threadpool(_reverse_on_request_connection, request, lon, lat, radius))
+    search = getattr(request.app.state, "search", None)
+    store = search.get().addresses if search is not None and search.ready else None
+    return _json(await reverse_async(fast.pool, lon, lat, radius, nearest=fast.nearest_for(store)))
+
+
+def _reverse_on_request_connection(request: Request, lon: float, lat: float, radius: float) -> dict:
+    from api.deps import _request_connection
+
+    with _request_connection(request) as conn:
+        return reverse(conn, lon, lat, radius)
 
 
 @router.post("/match", summary=f"Batch matching (scope: agency): CSV or JSON lines, ≤ {MAX_BATCH_ROWS:,} rows",

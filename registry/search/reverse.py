@@ -1,63 +1,111 @@
 """Reverse geocoding in PostGIS: the nearest address by KNN (`<->` on the GiST index) within a
 radius, and the division chain by point-in-polygon (the finest division whose polygon covers
-the point, then its parents)."""
+the point, then its parents).
+
+One rule, two runners: `reverse` on a SQLAlchemy connection (tests, scripts, any caller in a
+transaction) and `reverse_async` on the async read pool (the API's fast path: no thread, prepared
+statements, usually two round trips). Both run the same statements and build the answer with
+`_answer`; `reverse_async` may take the nearest address from memory (`registry.search.nearest`)
+where that answer is exact, and reads that address's row by id.
+"""
 from __future__ import annotations
 
-from sqlalchemy import Connection, text
+from typing import Any
+
+from sqlalchemy import Connection
 
 from registry.search.validate import check_lon_lat, check_radius
 
+_POINT = "ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4490)"
+_ROW = "json_build_array(n.id, n.full_text, n.code, d.nbs_code, d.name, ST_X(n.geom), ST_Y(n.geom), n.meters)"
 # KNN on the GiST index needs the point as a constant expression in ORDER BY (a CTE or a join
 # would make PostgreSQL sort every row); 8 nearest by degrees, then the nearest in metres.
-_NEAREST = text("""
-    SELECT n.id, n.full_text, n.code, d.nbs_code AS division_code, d.name AS division_name,
-           ST_X(n.geom) AS lon, ST_Y(n.geom) AS lat,
-           ST_Distance(n.geom::geography, ST_SetSRID(ST_MakePoint(:lon, :lat), 4490)::geography) AS meters
-    FROM (SELECT a.id, a.full_text, a.code, a.division_id, a.geom
-          FROM addresses a WHERE a.status <> 'retired' AND a.geom IS NOT NULL
-          ORDER BY a.geom <-> ST_SetSRID(ST_MakePoint(:lon, :lat), 4490) LIMIT 8) n
+_NEAREST = f"""(SELECT {_ROW} FROM (
+      SELECT a.id, a.full_text, a.code, a.division_id, a.geom,
+             ST_Distance(a.geom::geography, {_POINT}::geography) AS meters
+      FROM (SELECT a.id, a.full_text, a.code, a.division_id, a.geom
+            FROM addresses a WHERE a.status <> 'retired' AND a.geom IS NOT NULL
+            ORDER BY a.geom <-> {_POINT} LIMIT 8) a) n
     JOIN divisions d ON d.id = n.division_id
-    ORDER BY meters LIMIT 1
-""")
-
+    ORDER BY n.meters LIMIT 1)"""
+# The same for one address the memory index chose (its row, and the distance PostGIS gives).
+_BY_ID = f"""(SELECT {_ROW} FROM (
+      SELECT a.id, a.full_text, a.code, a.division_id, a.geom,
+             ST_Distance(a.geom::geography, {_POINT}::geography) AS meters
+      FROM addresses a WHERE a.id = %(id)s AND a.status <> 'retired' AND a.geom IS NOT NULL) n
+    JOIN divisions d ON d.id = n.division_id)"""
 # The finest division covering the point: villages first (small polygons), then any level.
-_COVERING = text("""
-    SELECT d.id, d.level FROM divisions d
-    WHERE d.status = 'active' AND d.geom IS NOT NULL AND d.level = ANY(:levels)
-      AND ST_Covers(d.geom, ST_SetSRID(ST_MakePoint(:lon, :lat), 4490))
-    LIMIT 5
-""")
-
-_CHAIN = text("""
+_COVERING = f"""(SELECT json_agg(json_build_array(c.id, c.level)) FROM (
+      SELECT d.id, d.level FROM divisions d
+      WHERE d.status = 'active' AND d.geom IS NOT NULL AND d.level = ANY(%(levels)s)
+        AND ST_Covers(d.geom, {_POINT})
+      LIMIT 5) c)"""
+NEAREST_SQL = f"SELECT {_NEAREST}, {_COVERING}"
+BY_ID_SQL = f"SELECT {_BY_ID}, {_COVERING}"
+COVERING_SQL = f"SELECT {_COVERING}"
+CHAIN_SQL = """
     WITH RECURSIVE up AS (
         SELECT id, level, name, coalesce(mca_code, nbs_code) AS code, parent_id, 0 AS depth
-        FROM divisions WHERE id = :id
+        FROM divisions WHERE id = %(id)s
         UNION ALL
         SELECT d.id, d.level, d.name, coalesce(d.mca_code, d.nbs_code), d.parent_id, up.depth + 1
         FROM divisions d JOIN up ON d.id = up.parent_id
     )
-    SELECT id, level, name, code FROM up ORDER BY depth DESC
-""")
-
+    SELECT level, code, name FROM up ORDER BY depth DESC
+"""
+VILLAGE = ["village"]
+ABOVE_VILLAGE = ["township", "county", "city", "province"]
 _DEPTH = {"province": 0, "city": 1, "county": 2, "township": 3, "village": 4}
+
+
+def _params(lon: float, lat: float, levels: list[str], **extra: Any) -> dict[str, Any]:
+    return {"lon": lon, "lat": lat, "levels": levels, **extra}
+
+
+def _finest(covering) -> int | None:
+    if not covering:
+        return None
+    return max(covering, key=lambda r: _DEPTH.get(r[1], -1))[0]
+
+
+def _answer(lon: float, lat: float, radius: float, row, chain_rows) -> dict:
+    address = None
+    if row is not None and row[7] <= radius:
+        rid, full_text, code, division_code, division_name, x, y, meters = row
+        address = {"id": rid, "address": full_text, "code": code,
+                   "division": {"code": division_code, "name": division_name},
+                   "lon": round(x, 7), "lat": round(y, 7), "distance_m": round(meters, 1)}
+    chain = [{"level": level, "code": code, "name": name} for level, code, name in chain_rows]
+    return {"lon": lon, "lat": lat, "radius_m": radius, "address": address, "divisions": chain}
 
 
 def reverse(conn: Connection, lon: float, lat: float, radius: float = 200.0) -> dict:
     lon, lat = check_lon_lat(lon, lat)
     radius = check_radius(radius)
-    row = conn.execute(_NEAREST, {"lon": lon, "lat": lat}).first()
-    address = None
-    if row is not None and row.meters <= radius:
-        address = {"id": row.id, "address": row.full_text, "code": row.code,
-                   "division": {"code": row.division_code, "name": row.division_name},
-                   "lon": round(row.lon, 7), "lat": round(row.lat, 7), "distance_m": round(row.meters, 1)}
-    covering = conn.execute(_COVERING, {"lon": lon, "lat": lat, "levels": ["village"]}).all()
+    run = lambda sql, p: conn.exec_driver_sql(sql, p).all()  # noqa: E731
+    row, covering = run(NEAREST_SQL, _params(lon, lat, VILLAGE))[0]
     if not covering:
-        covering = conn.execute(_COVERING, {"lon": lon, "lat": lat,
-                                            "levels": ["township", "county", "city", "province"]}).all()
-    chain: list[dict] = []
-    if covering:
-        finest = max(covering, key=lambda r: _DEPTH.get(r.level, -1))
-        chain = [{"level": r.level, "code": r.code, "name": r.name}
-                 for r in conn.execute(_CHAIN, {"id": finest.id}).all()]
-    return {"lon": lon, "lat": lat, "radius_m": radius, "address": address, "divisions": chain}
+        covering = run(COVERING_SQL, _params(lon, lat, ABOVE_VILLAGE))[0][0]
+    finest = _finest(covering)
+    chain = run(CHAIN_SQL, {"id": finest}) if finest is not None else []
+    return _answer(lon, lat, radius, row, chain)
+
+
+async def reverse_async(pool, lon: float, lat: float, radius: float = 200.0, *, nearest=None) -> dict:
+    """`reverse` on the async read pool (`registry.serving.ReadPool`). `nearest(lon, lat, radius)`,
+    when given, answers the nearest address's id from memory: an id, `0` for none within the
+    radius, or None where memory cannot be exact (then PostGIS's KNN answers)."""
+    lon, lat = check_lon_lat(lon, lat)
+    radius = check_radius(radius)
+    known = nearest(lon, lat, radius) if nearest is not None else None
+    if known is None:
+        row, covering = await pool.fetchone(NEAREST_SQL, _params(lon, lat, VILLAGE))
+    else:
+        row, covering = await pool.fetchone(BY_ID_SQL, _params(lon, lat, VILLAGE, id=known))
+        if known and row is None:  # retired or moved since memory saw it: ask PostGIS
+            row, covering = await pool.fetchone(NEAREST_SQL, _params(lon, lat, VILLAGE))
+    if not covering:
+        covering = (await pool.fetchone(COVERING_SQL, _params(lon, lat, ABOVE_VILLAGE)))[0]
+    finest = _finest(covering)
+    chain = await pool.fetchall(CHAIN_SQL, {"id": finest}) if finest is not None else []
+    return _answer(lon, lat, radius, row, chain)

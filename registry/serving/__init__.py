@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 
+from registry.search.nearest import NearestIndex
 from registry.serving.cache import Render, RenderCache, follow
 from registry.serving.pool import Health, ReadPool, libpq_url, read_urls
 from registry.settings import Settings
@@ -26,6 +27,8 @@ class ReadPath:
         self.pool = ReadPool(self.urls, min_size=2, max_size=max(2, settings.pool_size))
         self.cache = RenderCache(settings.scan_cache_entries)
         self._listener: asyncio.Task | None = None
+        self.nearest = NearestIndex()  # reverse geocoding's nearest address from the gazetteer's columns
+        self._grid: asyncio.Future | None = None
         self._opening: asyncio.Lock | None = None
         self.opened = False
 
@@ -43,6 +46,18 @@ class ReadPath:
                                                                             name="render-cache-listener")
                 self.opened = True
         return self
+
+    def nearest_for(self, store):
+        """`nearest(lon, lat, radius)` over the gazetteer's `store` once its grid is built (built in
+        a thread on first use: until then, and with no store, None and PostGIS answers)."""
+        if store is None:
+            return None
+        if self.nearest.ready_for(store):
+            index = self.nearest
+            return lambda lon, lat, radius: index.nearest(store, lon, lat, radius)
+        if self._grid is None or self._grid.done():
+            self._grid = asyncio.get_running_loop().run_in_executor(None, self.nearest.prepare, store)
+        return None
 
     async def close(self) -> None:
         if self._listener is not None:

@@ -1,0 +1,16 @@
+"""Which requests take the fast read path (registry/serving: the async pool and the render cache)."""
+from __future__ import annotations
+
+from fastapi import Request
+
+from api.deps import get_conn
+from registry.serving import ReadPath
+
+
+async def read_path(request: Request) -> ReadPath | None:
+    """The app's async read path, opened on first use; None when the lifespan did not run or a test
+    overrides the request's connection (its rows are uncommitted: only that connection sees them)."""
+    path = getattr(request.app.state, "read_path", None)
+    if path is None or get_conn in request.app.dependency_overrides:
+        return None
+    return await path.ensure()

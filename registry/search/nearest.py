@@ -1,0 +1,134 @@
+"""The nearest address from memory: a grid over the gazetteer's lon/lat columns, answering what
+`registry.search.reverse`'s KNN statement answers — the 8 nearest addresses by planar distance in
+degrees (PostGIS `<->`), then the nearest of them in metres on the CGCS2000 spheroid (PostGIS
+geography `ST_Distance`, geographiclib's inverse problem; pyproj's `Geod` solves the same) — or
+nothing when that one lies beyond the radius.
+
+Exact, not approximate: cells are scanned ring by ring until every address nearer than the
+8th candidate — or nearer than the radius can reach, whichever comes first — is known (see
+`Grid.nearest`). Where it cannot be exact it says so (None) and PostGIS answers: a point far from
+every address (more rings than `MAX_RINGS`), a store without the overlay this module reads.
+
+The candidates are the store's base rows that are alive (`ids`, `lon`, `lat`, `alive`: a row
+superseded by a change is dead) and the rows of its overlay (changed or new addresses, applied by
+the gazetteer's listener). So the answer is as fresh as the gazetteer (tens of milliseconds behind
+a commit), like search.
+"""
+from __future__ import annotations
+
+import math
+import threading
+
+import numpy as np
+from pyproj import Geod
+
+CELL_DEG = 0.004  # ~400 m: a dense town's cell holds a few hundred doors
+MAX_RINGS = 60  # ~24 km of rings at most; beyond that PostGIS's index answers
+KNN = 8  # as registry.search.reverse's statement
+_GEOD = Geod(a=6378137.0, rf=298.257222101)  # CGCS2000 (EPSG:4490); GRS80 to 0.1 mm
+# Metres per degree, a floor for a planar distance in degrees near latitude φ (with margin).
+_M_PER_DEG_LAT = 110_500.0
+
+
+def _m_per_deg_floor(lat: float) -> float:
+    return _M_PER_DEG_LAT * math.cos(math.radians(min(89.0, abs(lat) + 1.0))) * 0.99
+
+
+class Grid:
+    """The cells of one store's base rows (not their liveness: read at each query)."""
+
+    def __init__(self, lon: np.ndarray, lat: np.ndarray) -> None:
+        ok = np.isfinite(lon) & np.isfinite(lat)
+        rows = np.flatnonzero(ok)
+        self.x0 = float(lon[rows].min()) if len(rows) else 0.0
+        self.y0 = float(lat[rows].min()) if len(rows) else 0.0
+        ix = ((lon[rows] - self.x0) / CELL_DEG).astype(np.int64)
+        iy = ((lat[rows] - self.y0) / CELL_DEG).astype(np.int64)
+        self.nx = int(ix.max()) + 1 if len(rows) else 1
+        self.ny = int(iy.max()) + 1 if len(rows) else 1
+        key = ix * self.ny + iy
+        order = np.argsort(key, kind="stable")
+        self.rows = rows[order].astype(np.int64)
+        self.starts = np.searchsorted(key[order], np.arange(self.nx * self.ny + 1))
+
+    def cells(self, cx0: int, cx1: int, cy0: int, cy1: int, ring: int, cx: int, cy: int) -> list[np.ndarray]:
+        """The rows of the cells on ring `ring` around (cx, cy), clipped to the grid."""
+        out = []
+        for ix in range(max(cx0, 0), min(cx1, self.nx - 1) + 1):
+            if ix in (cx - ring, cx + ring):
+                ys = range(max(cy0, 0), min(cy1, self.ny - 1) + 1)
+            else:
+                ys = [y for y in (cy - ring, cy + ring) if 0 <= y < self.ny]
+            for iy in ys:
+                k = ix * self.ny + iy
+                s, e = self.starts[k], self.starts[k + 1]
+                if e > s:
+                    out.append(self.rows[s:e])
+        return out
+
+
+class NearestIndex:
+    """The grid of the current gazetteer's store, built once per store (off the event loop)."""
+
+    def __init__(self) -> None:
+        self._store = None
+        self._grid: Grid | None = None
+        self._building = threading.Lock()
+
+    def prepare(self, store) -> bool:
+        """Build the grid of `store` if needed (slow: call it in a thread); True when ready."""
+        if self._store is store and self._grid is not None:
+            return True
+        with self._building:
+            if self._store is not store:
+                grid = Grid(np.asarray(store.lon), np.asarray(store.lat))
+                self._store, self._grid = store, grid
+        return True
+
+    def ready_for(self, store) -> bool:
+        return self._store is store and self._grid is not None
+
+    def nearest(self, store, lon: float, lat: float, radius: float) -> int | None:
+        """The id PostGIS's KNN statement would answer, 0 when none lies within `radius` metres,
+        None where memory cannot be exact."""
+        if not self.ready_for(store):
+            return None
+        overlay = getattr(store, "overlay", None)
+        if not isinstance(overlay, dict):
+            return None  # a store this module does not know how to read whole
+        grid = self._grid
+        reach = radius / _m_per_deg_floor(lat)  # no address within the radius is farther (degrees)
+        cx = math.floor((lon - grid.x0) / CELL_DEG)
+        cy = math.floor((lat - grid.y0) / CELL_DEG)
+        alive, lons, lats, ids = store.alive, store.lon, store.lat, store.ids
+        extra = [(aid, r.lon, r.lat) for aid, r in list(overlay.items())
+                 if r is not None and math.isfinite(r.lon) and math.isfinite(r.lat)]
+        ex_ids = np.array([e[0] for e in extra], dtype=np.int64)
+        ex_d = (np.hypot(np.array([e[1] for e in extra]) - lon, np.array([e[2] for e in extra]) - lat)
+                if extra else np.empty(0))
+        found_rows: list[np.ndarray] = []
+        for ring in range(MAX_RINGS + 1):
+            found_rows += grid.cells(cx - ring, cx + ring, cy - ring, cy + ring, ring, cx, cy)
+            # every base row nearer than `bound` (degrees) lies in the cells scanned so far
+            bound = min(lon - (grid.x0 + (cx - ring) * CELL_DEG), grid.x0 + (cx + ring + 1) * CELL_DEG - lon,
+                        lat - (grid.y0 + (cy - ring) * CELL_DEG), grid.y0 + (cy + ring + 1) * CELL_DEG - lat)
+            rows = np.concatenate(found_rows) if found_rows else np.empty(0, dtype=np.int64)
+            rows = rows[alive[rows]]
+            d = np.concatenate([np.hypot(lons[rows] - lon, lats[rows] - lat), ex_d])
+            if len(d) >= KNN and np.partition(d, KNN - 1)[KNN - 1] <= bound:
+                break  # the 8 nearest are known exactly
+            if bound >= reach:
+                break  # every address within the radius is known, and so is its rank among the 8
+        else:
+            return None
+        cand_ids = np.concatenate([ids[rows], ex_ids])
+        cand_lon = np.concatenate([lons[rows], [e[1] for e in extra]]) if extra else lons[rows]
+        cand_lat = np.concatenate([lats[rows], [e[2] for e in extra]]) if extra else lats[rows]
+        if len(d) == 0:
+            return 0
+        top = np.argsort(d, kind="stable")[:KNN]
+        _, _, metres = _GEOD.inv(np.full(len(top), lon), np.full(len(top), lat), cand_lon[top], cand_lat[top])
+        best = int(np.argmin(metres))
+        if metres[best] > radius:
+            return 0
+        return int(cand_ids[top[best]])
