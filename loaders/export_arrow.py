@@ -92,8 +92,13 @@ def record_batches(conn: Connection, plan: ExportPlan) -> Iterator[pa.RecordBatc
     types = {f.name: (pa.string() if f.name == "geometry" else f.type) for f in schema}
     raw = conn.connection.driver_connection
     with raw.cursor() as cur, cur.copy(sql, params) as copy:
+        stream = _CopyStream(iter(copy))
+        first = stream.read(1)
+        if not first:
+            return  # no rows: pyarrow refuses an empty CSV
+        stream._rest = first + stream._rest
         reader = pacsv.open_csv(
-            _CopyStream(iter(copy)),
+            stream,
             read_options=pacsv.ReadOptions(column_names=names, block_size=BLOCK_BYTES, use_threads=True),
             parse_options=pacsv.ParseOptions(newlines_in_values=True),
             # PostgreSQL writes NULL unquoted and empty, an empty string as "": keep them apart

@@ -153,18 +153,26 @@ def zip_shapefile(shp: Path, target: Path) -> None:
             z.write(part, part.name)
 
 
+def export_to_folder(conn: Connection, plan: ExportPlan, fmt: str, folder: Path, *, encoding: str | None = None,
+                     bom: bool = True, progress: Callable[[int], None] | None = None) -> tuple[Path, int]:
+    """(file to send, rows) written into `folder` (made if missing) — a Shapefile comes zipped."""
+    folder.mkdir(parents=True, exist_ok=True)
+    name = plan.collection.id.replace("-", "_")
+    path = folder / f"{name}{SUFFIXES[fmt]}"
+    n = write_export(conn, plan, fmt, path, encoding=encoding, bom=bom, progress=progress)
+    if fmt == "shp":
+        zipped = folder / f"{name}.zip"
+        zip_shapefile(path, zipped)
+        path = zipped
+    return path, n
+
+
 def export_to_temp(conn: Connection, plan: ExportPlan, fmt: str, *, encoding: str | None = None,
                    bom: bool = True, progress: Callable[[int], None] | None = None) -> tuple[Path, Path, int]:
     """(file to send, temporary folder to remove afterwards, rows) — a Shapefile comes zipped."""
     folder = Path(tempfile.mkdtemp(prefix="registry-export-"))
     try:
-        name = plan.collection.id.replace("-", "_")
-        path = folder / f"{name}{SUFFIXES[fmt]}"
-        n = write_export(conn, plan, fmt, path, encoding=encoding, bom=bom, progress=progress)
-        if fmt == "shp":
-            zipped = folder / f"{name}.zip"
-            zip_shapefile(path, zipped)
-            path = zipped
+        path, n = export_to_folder(conn, plan, fmt, folder, encoding=encoding, bom=bom, progress=progress)
         return path, folder, n
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)

@@ -4,7 +4,8 @@ The file is written by the same code as `registry export` (loaders/export_cli.py
 batches from a server-side cursor) into a temporary folder and sent in chunks from there, then
 removed; a Shapefile comes as a zip of its .shp/.shx/.dbf/.prj/.cpg. A large export is better a job:
 `POST /v1/exports/{collection}` answers 202 at once, `GET /v1/export-jobs/{id}` tells its progress
-and, when done, links the file (api/export_jobs.py).
+and, when done, links the file (api/export_jobs.py: the jobs are rows of `export_jobs` and files
+under REGISTRY_EXPORT_DIR, so any worker answers).
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from starlette.background import BackgroundTask
 
 from api.deps import DbConn, scope
 from api.export_jobs import ExportJobs
-from registry.errors import Conflict
+from registry.errors import Conflict, NotFound
 from registry.keys import ApiKey
 from registry.exports import FORMATS, parse_format, plan_export
 
@@ -58,7 +59,8 @@ def export_file(
 def _jobs(request: Request) -> ExportJobs:
     jobs = getattr(request.app.state, "export_jobs", None)
     if jobs is None:  # made on first use, on the app's engine
-        jobs = request.app.state.export_jobs = ExportJobs(request.app.state.engine)
+        jobs = request.app.state.export_jobs = ExportJobs(request.app.state.engine,
+                                                          request.app.state.settings.export_dir)
     return jobs
 
 
@@ -106,6 +108,8 @@ def export_job(request: Request, job_id: Annotated[str, Path(max_length=40)]) ->
             dependencies=[scope("agency")])
 def export_job_file(request: Request, job_id: Annotated[str, Path(max_length=40)]) -> FileResponse:
     job = _jobs(request).get(job_id)
+    if job.status == "done" and job.path is not None and not job.path.exists():
+        raise NotFound(f"导出任务 {job_id} 的文件已不在 / the file of export job {job_id} is gone", parameter="job_id")
     if job.status != "done" or job.path is None:
         raise Conflict(f"导出任务 {job_id} 尚未完成（{job.status}）/ export job {job_id} is not done ({job.status})",
                        parameter="job_id")
