@@ -17,6 +17,24 @@ from registry.db.cluster import ManagedCluster
 from registry.db.migrate import upgrade
 from registry.settings import Settings
 
+# The search gazetteer's shared generations (REGISTRY_GAZETTEER_DIR) of this session go to a
+# folder of its own, removed at the end, not to var/ (servers started by the tests inherit it).
+_GAZETTEER_DIR = None
+if "REGISTRY_GAZETTEER_DIR" not in os.environ:
+    import tempfile
+
+    _GAZETTEER_DIR = tempfile.mkdtemp(prefix="registry-test-gazetteer-")
+    os.environ["REGISTRY_GAZETTEER_DIR"] = _GAZETTEER_DIR
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _gazetteer_dir() -> Iterator[None]:
+    yield
+    if _GAZETTEER_DIR is not None:
+        import shutil
+
+        shutil.rmtree(_GAZETTEER_DIR, ignore_errors=True)
+
 
 def _admin_and_test_url(settings: Settings, name: str) -> tuple[str, str]:
     if settings.database_url:

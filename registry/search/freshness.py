@@ -5,8 +5,13 @@ triggers of migration 0003 NOTIFY after every committed statement) and applies t
 - `place_names:<ids>` (also sent for alias changes), `facilities:<ids>`, `heritage_items:<ids>`:
   the entities are read again and re-indexed;
 - `divisions:<ids>` or any `<table>:*` (a statement changing more than 500 rows, e.g. a bulk
-  load or a division adjustment): the whole gazetteer is rebuilt in this thread and swapped in
-  when ready; searches keep using the old one meanwhile.
+  load or a division adjustment): a new generation of the shared gazetteer is built (by the
+  first process that takes the lock; the others attach to it: registry.search.generation) and
+  swapped in when ready; searches keep using the old one meanwhile.
+
+The generation's address columns are files mapped by every process; the overlay of changes is
+each process's own, fed by its own LISTEN and, on attaching, by the rows changed after the
+generation's snapshot (generation.changes_since).
 
 The LISTEN is issued before the first load, so a change committed during the load is applied
 after it (re-applying a row is harmless).
@@ -17,12 +22,15 @@ import gc
 import logging
 import threading
 import time
+from pathlib import Path
 
 import psycopg
 from sqlalchemy import Engine
 
 from registry.errors import DatabaseUnavailable
+from registry.settings import get_settings
 from registry.search.gazetteer import Gazetteer
+from registry.search.generation import SharedGazetteers, changes_since, release
 from registry.search.loading import (fetch_addresses, index_item, index_place, load_gazetteer, load_items,
                                      load_places, place_division_set)
 
@@ -118,9 +126,14 @@ class SearchService:
     # standby, so the thread polls the change log instead (registry.search.follow).
     follow = None
 
-    def __init__(self, engine: Engine, *, poll_seconds: float = 0.05) -> None:
+    def __init__(self, engine: Engine, *, poll_seconds: float = 0.05, directory: Path | None = None,
+                 shared: bool = True) -> None:
         self.engine = engine
         self.poll_seconds = poll_seconds
+        # the gazetteer's columns live in a generation shared by every process of the machine
+        # (registry.search.generation, under REGISTRY_GAZETTEER_DIR); shared=False keeps a private
+        # in-memory copy
+        self.shared = SharedGazetteers(engine, directory or get_settings().gazetteer_dir) if shared else None
         self._gaz: Gazetteer | None = None
         self._ready = threading.Event()
         self._stop = threading.Event()
@@ -144,6 +157,8 @@ class SearchService:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
+        if self._gaz is not None and (self._thread is None or not self._thread.is_alive()):
+            release(self._gaz)  # the generation may be deleted once no process maps it
 
     @property
     def ready(self) -> bool:
@@ -191,26 +206,69 @@ class SearchService:
         payloads = [n.payload for n in listener.notifies(timeout=self.poll_seconds)]
         if not payloads:
             return
+        received = time.time()  # every change announced so far is committed: a snapshot after this sees it
         # take whatever else has already arrived, so one burst is one apply
         payloads += [n.payload for n in listener.notifies(timeout=0.0)]
         changes, reload = parse_payloads(payloads)
         if reload:
-            self._reload()
+            self._reload(fresher_than=received)
         elif changes and self._gaz is not None:
             with self.engine.connect() as conn:
                 apply_changes(self._gaz, conn, changes)
         self.last_change_at = time.time()
 
-    def _reload(self) -> None:
-        with self.engine.connect() as conn:
-            gaz = load_gazetteer(conn, text_keys="thread")
-            conn.rollback()
-        self._gaz = gaz
+    def _reload(self, fresher_than: float | None = None) -> None:
+        """Load (private) or attach (shared) a gazetteer and swap it in; a shared one is caught
+        up with the rows changed after its snapshot, or rebuilt when too much changed."""
+        if self.shared is None:
+            with self.engine.connect() as conn:
+                gaz = load_gazetteer(conn, text_keys="thread")
+                conn.rollback()
+            self._swap(gaz)
+            return
+        gaz = self.shared.obtain(fresher_than)
+        for attempt in range(3):
+            with self.engine.connect() as conn:
+                changes, stale = changes_since(conn, gaz.snapshot or "")
+                if not stale:
+                    if changes:
+                        apply_changes(gaz, conn, changes)
+                    conn.rollback()
+                    break
+                conn.rollback()
+            log.info("gazetteer generation too far behind the database: building a new one")
+            release(gaz)
+            gaz = self.shared.obtain(fresher_than=time.time())
+        else:  # pragma: no cover - a database changing faster than a build
+            log.warning("gazetteer: the database changed during three builds; serving the last one")
+        self._swap(gaz)
+
+    def _swap(self, gaz: Gazetteer) -> None:
+        old, self._gaz = self._gaz, gaz
         self.error = None
+        if old is not None and old.generation is not gaz.generation:
+            release(old)  # searches still running keep their mapping; the files may go
+        del old
+        if self.shared is not None:
+            self.shared.clean()  # the previous generation, once no process maps it
         # The gazetteer is a million long-lived objects: keep the cyclic collector from walking
-        # them on every full collection (tens of milliseconds, the p99 of the API otherwise).
+        # them on every full collection (tens of milliseconds, the p99 of the API otherwise). The
+        # previous one's objects were frozen too: unfreeze so that they are freed, and give the
+        # freed heap back to the system, so that a reload does not grow the process.
+        gc.unfreeze()
         gc.collect()
+        trim_heap()
         gc.freeze()
         if not self._ready.is_set():
             self.ready_seconds = time.perf_counter() - (self.started_at or time.perf_counter())
             self._ready.set()
+
+
+def trim_heap() -> None:
+    """malloc_trim(0): return the freed parts of the C heap to the system (glibc only)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # pragma: no cover - another libc
+        pass

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
+import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -94,6 +95,10 @@ class Rec:
     full_text: str
 
 
+# The first sort key after the container in each sorted view (see AddressStore.gather).
+CSR_KEYS = {"street": "main", "compound": "bld", "village": "main"}
+
+
 @dataclass
 class Csr:
     """Rows of one container kind sorted by (container, key, …): spans by container id."""
@@ -113,6 +118,10 @@ class Cand:
 
 
 class AddressStore:
+    """The addresses: in memory (built by registry.search.loading) or attached to the files of a
+    shared generation (registry.search.generation), read-only there; the liveness mask and the
+    overlay are always this process's own."""
+
     def __init__(self, columns: dict[str, np.ndarray], text_buf: bytes, text_end: np.ndarray,
                  codes: dict[str, dict[str, int]]) -> None:
         self.ids: np.ndarray = columns["id"]
@@ -121,27 +130,57 @@ class AddressStore:
         self.packed = np.empty(len(self.ids), dtype=[(f, columns[f].dtype) for f in FIELDS])
         for f in FIELDS:
             self.packed[f] = columns.pop(f)
-        self.col = {f: self.packed[f] for f in FIELDS}
         self.lon: np.ndarray = columns["lon"]
         self.lat: np.ndarray = columns["lat"]
         self.status: np.ndarray = columns["status"]
-        self.alive = np.ones(len(self.ids), dtype=bool)
-        self.dead = 0  # base rows superseded by the overlay (none: skip the liveness filter)
-        # the exact-text fast path: hashes of the standard texts (after 浙江省湖州市), sorted;
+        # the exact-text fast path: keys of the standard texts (after 浙江省湖州市), sorted;
         # built after the load by build_text_keys (until then the fast path is skipped)
         self.key_order: np.ndarray | None = None
         self.key_sorted: np.ndarray | None = None
-        self.overlay_by_text: dict[str, int] = {}
         self.text_buf = text_buf
         self.text_end = text_end
         self.codes = codes  # non-numeric building/unit/room labels -> negative codes
+        self._init_views()
+        self.csr = {kind: self._csr(kind, (first,)) for kind, first in CSR_KEYS.items()}
+
+    def _init_views(self) -> None:
+        """The column views and this process's own state: the liveness mask and the overlay."""
+        self.col = {f: self.packed[f] for f in FIELDS}
+        self.alive = np.ones(len(self.ids), dtype=bool)
+        self.dead = 0  # base rows superseded by the overlay (none: skip the liveness filter)
+        self.overlay_by_text: dict[str, int] = {}
         self.overlay: dict[int, Rec] = {}
         self.overlay_by: dict[str, dict[int, set[int]]] = {"street": {}, "compound": {}, "village": {}}
-        self.csr = {
-            "street": self._csr("street", ("main", "sub", "pre", "suf", "bld", "unit", "room")),
-            "compound": self._csr("compound", ("bld", "unit", "room", "main", "sub")),
-            "village": self._csr("village", ("main", "sub", "group", "bld", "unit", "room")),
-        }
+
+    # -- the arrays of a shared generation ---------------------------------------------------
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Every array of the store by file name (registry.search.generation writes them)."""
+        out = {"id": self.ids, "packed": self.packed, "lon": self.lon, "lat": self.lat, "status": self.status,
+               "text_end": self.text_end}
+        if self.key_order is not None and self.key_sorted is not None:
+            out.update(key_order=self.key_order, key_sorted=self.key_sorted)
+        for kind, csr in self.csr.items():
+            spans = np.array([(c, s, e) for c, (s, e) in csr.spans.items()], dtype=np.int64).reshape(-1, 3)
+            out.update({f"csr_{kind}_order": csr.order, f"csr_{kind}_key": csr.key, f"csr_{kind}_spans": spans})
+        return out
+
+    @classmethod
+    def attached(cls, arrays: dict[str, np.ndarray], text_buf, codes: dict[str, dict[str, int]]) -> "AddressStore":
+        """A store over arrays read from files (memory-mapped, read-only) and a text buffer that
+        slices to bytes (bytes or mmap.mmap)."""
+        self = cls.__new__(cls)
+        self.ids, self.packed = arrays["id"], arrays["packed"]
+        self.lon, self.lat, self.status = arrays["lon"], arrays["lat"], arrays["status"]
+        self.key_order, self.key_sorted = arrays.get("key_order"), arrays.get("key_sorted")
+        self.text_buf, self.text_end = text_buf, arrays["text_end"]
+        self.codes = codes
+        self._init_views()
+        self.csr = {}
+        for kind in CSR_KEYS:
+            spans = arrays[f"csr_{kind}_spans"]
+            self.csr[kind] = Csr(arrays[f"csr_{kind}_order"], arrays[f"csr_{kind}_key"],
+                                 {c: (s, e) for c, s, e in spans.tolist()})
+        return self
 
     def __len__(self) -> int:
         return int(self.alive.sum()) + len(self.overlay)
@@ -182,7 +221,7 @@ class AddressStore:
         over: list[Rec] = []
         ids = self.overlay_by[container].get(cid)
         if ids:
-            first = {"street": "main", "compound": "bld", "village": "main"}[container]
+            first = CSR_KEYS[container]
             for i in ids:
                 r = self.overlay.get(i)
                 if r is not None and (key is None or getattr(r, first) == key):
@@ -245,14 +284,14 @@ class AddressStore:
         return [int(i) for i in cand.base] + list(cand.over)
 
     def build_text_keys(self) -> None:
-        """Hash every standard text (a second or two at city scale; run in a thread)."""
+        """Key every standard text (a second or two at city scale; run in a thread)."""
         n = len(self.ids)
         prefix = CITY_PREFIX.encode("utf-8")
-        lines = self.text_buf.split(b"\n")
+        lines = bytes(self.text_buf).split(b"\n")
 
         def key(line: bytes) -> int:
             tail = line[line.index(b"\t") + 1:]
-            return hash(tail[len(prefix):] if tail.startswith(prefix) else tail)
+            return text_key(tail[len(prefix):] if tail.startswith(prefix) else tail)
 
         keys = np.fromiter((key(line) for line in lines[:n]), dtype=np.int64, count=n)
         del lines
@@ -267,7 +306,7 @@ class AddressStore:
             return self.overlay[aid]
         if self.key_sorted is None or self.key_order is None:
             return None
-        key = hash(tail.encode("utf-8"))
+        key = text_key(tail.encode("utf-8"))
         lo = int(np.searchsorted(self.key_sorted, key, "left"))
         hi = int(np.searchsorted(self.key_sorted, key, "right"))
         found = None
@@ -325,6 +364,12 @@ class AddressStore:
         return self.codes.get(kind, {}).get(label)
 
 
+def text_key(tail: bytes) -> int:
+    """The exact-text key of a standard text: the same in every process (hash() of bytes is
+    salted per process, and a shared generation's keys are computed once)."""
+    return zlib.crc32(tail) | (len(tail) << 32)
+
+
 @dataclass
 class Gazetteer:
     divisions: dict[int, Div]
@@ -340,6 +385,11 @@ class Gazetteer:
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     by_code: dict[str, list] = field(default_factory=dict)  # code -> its readings (registry.divisions.CodeMatch)
     _chain_sets: dict[int, frozenset] = field(default_factory=dict, repr=False)
+    # the database snapshot it was read in (pg_current_snapshot()) and the wall-clock time just
+    # before it was taken: a shared generation is caught up from there (registry.search.generation)
+    snapshot: str | None = None
+    snapshot_time: float = 0.0
+    generation: object | None = field(default=None, repr=False)  # the attached shared generation, if any
 
     def code_readings(self, code: str) -> list:
         """The divisions a code names, one per authority (MCA first): for `registry.divisions.settle_code`."""

@@ -176,6 +176,8 @@ def load_gazetteer(conn: Connection, *, text_keys: bool | str = True) -> Gazette
     own_snapshot = not conn.in_transaction()
     if own_snapshot:
         conn = conn.execution_options(isolation_level="REPEATABLE READ")  # one snapshot for every read
+    snapshot_time = time.time()  # before the snapshot is taken: every change announced earlier is in it
+    snapshot = conn.execute(text("SELECT pg_current_snapshot()::text")).scalar_one()
     divisions, successors, former = load_divisions(conn)
     places, aliases = load_places(conn)
     facilities, heritage = load_items(conn)
@@ -183,6 +185,7 @@ def load_gazetteer(conn: Connection, *, text_keys: bool | str = True) -> Gazette
     names.dialect = get_settings().search_dialect_pinyin  # REGISTRY_SEARCH_DIALECT_PINYIN
     gaz = Gazetteer(divisions, places, facilities, heritage, names, None, successors)  # type: ignore[arg-type]
     gaz.by_code = _codes(divisions)
+    gaz.snapshot, gaz.snapshot_time = snapshot, snapshot_time
     add_former_codes(conn, gaz.by_code, divisions)
     failure: list[BaseException] = []
 
