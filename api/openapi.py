@@ -26,13 +26,15 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
-from api.deps import get_conn
+from api import deps
 from api.problems import MEDIA_TYPE as PROBLEM
 from registry import addresses as _addresses
 from registry import boundaries as _boundaries
 from registry import heritage as _heritage
 from registry.divisions import _CODE, AUTHORITIES
-from registry.doorplates.reports import REPORT_STATUSES
+from registry.doorplates.reports import MAX_TEXT, REPORT_KINDS, REPORT_STATUSES
+from registry.doorplates.tokens import MAC_BYTES, MAX_TOKEN_CHARS
+from registry.placename_categories import _LOOKUP as _CATEGORY_NAMES
 from registry.exports import FORMATS
 from registry.search.validate import KINDS, MAX_LIMIT as SEARCH_MAX, MAX_QUERY_CHARS, MAX_RADIUS_M
 from registry.tiles import LAYERS, MAX_ZOOM
@@ -69,6 +71,7 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 _TEXT = {"type": "string"}
 _BINARY = {"type": "string", "format": "binary"}
 _OBJECT = {"type": "object"}
+_NONBLANK = "[^\\s\\x00-\\x1f\\x7f-\\x9f]"
 FEATURE = {"type": "object", "required": ["type"],
            "properties": {"type": {"const": "Feature"}, "geometry": {"type": ["object", "null"]},
                           "properties": {"type": ["object", "null"]}}}
@@ -109,6 +112,16 @@ SUCCESS: dict[tuple[str, str], dict[str, dict[str, dict]]] = {
                                                       "204": {}, "304": {}},
     ("GET", "/heritage/atlas"): {"200": {HTML: _TEXT}},
     ("GET", "/heritage/atlas.pdf"): {"200": {"application/pdf": _BINARY}},
+}
+
+# (METHOD, path) -> {property: schema}: what the registry checks in a body FastAPI describes loosely.
+_NAME = {"type": "string", "minLength": 1, "pattern": _NONBLANK}
+BODY_PROPERTIES: dict[tuple[str, str], dict[str, dict]] = {
+    ("POST", "/p/{token}/report"): {"kind": {"type": "string", "enum": list(REPORT_KINDS)},
+                                     "text": {"type": ["string", "null"], "maxLength": MAX_TEXT}},
+    ("POST", "/v1/placenames/check"): {"name": _NAME, "category": {"type": "string",
+                                                                   "enum": sorted(_CATEGORY_NAMES)},
+                                       "division": {"type": "string", "pattern": CODE_PATTERN}},
 }
 
 _ERROR_TEXT_503 = "数据库不可用 / the database is unavailable"
@@ -152,8 +165,28 @@ PARAMETERS: dict[str, dict] = {
     "offset": {"type": "integer", "minimum": 0, "maximum": INT64_MAX},
     "address_id": _ID, "plate_id": _ID, "pid": _ID, "item_id": _ID,
 }
+# A division filter that the route skips when empty (`?division=`).
+_OPTIONAL_CODE = {"type": "string", "pattern": "^(" + CODE_PATTERN.strip("^$") + ")?$",
+                  "description": "a division code of either authority (6, 9 or 12 digits); empty: no filter"}
+# base64url of key id and plate id (varints) and the MAC: the signature is checked, not described
+_TOKEN = {"type": "string", "pattern": "^[A-Za-z0-9_-]+$", "minLength": -(-(2 + MAC_BYTES) * 4 // 3),
+          "maxLength": MAX_TOKEN_CHARS}
 PATH_PARAMETERS: dict[tuple[str, str], dict] = {
     ("/v1/divisions/{code}", "code"): {"type": "string", "pattern": CODE_PATTERN},
+    **{(p, "division"): _OPTIONAL_CODE for p in ("/heritage/atlas", "/heritage/atlas.pdf", "/v1/adjustments",
+                                                   "/v1/boundary-lines", "/v1/heritage", "/v1/placenames")},
+    ("/p/{token}", "token"): _TOKEN, ("/p/{token}/report", "token"): _TOKEN,
+    **{(p, "line"): {"type": "string", "pattern": "^([0-9]{1,12}|[0-9]{18})$",
+                     "description": "stable id, or 12- or 18-digit line code"}
+       for p in ("/v1/boundary-lines/{line}", "/v1/boundary-lines/{line}/history")},
+    ("/v1/markers", "line"): {"type": "string", "pattern": "^([0-9]{1,12}|[0-9]{18})?$",
+                              "description": "the line's stable id or 12- or 18-digit code; empty: every marker"},
+    **{(p, "marker"): {"type": "string", "pattern": "^([0-9]{1,11}|([0-9]{12}|[0-9]{18})[0-9]{3}[QABCDE])$",
+                       "description": "stable id, or the full number such as 330502330503007Q"}
+       for p in ("/v1/markers/{marker}", "/v1/markers/{marker}/history")},
+    ("/v1/heritage", "level"): {"type": "string", "enum": sorted(_heritage._LEVEL_INPUT)},
+    ("/v1/placenames", "category"): {"type": "string", "enum": ["", *sorted(_CATEGORY_NAMES)],
+                                     "description": "a category code, Chinese name or synonym (road, 桥梁 …)"},
     ("/v1/addresses", "limit"): {**_LIMIT, "maximum": _addresses.MAX_PAGE, "default": 100,
                                  "description": f"page size: 1–{_addresses.PUBLIC_MAX_PAGE} without a key, "
                                                 f"1–{_addresses.MAX_PAGE} with an agency key"},
@@ -167,8 +200,6 @@ PATH_PARAMETERS: dict[tuple[str, str], dict] = {
     ("/v1/reverse", "lat"): {"type": "number", "minimum": -90, "maximum": 90},
     ("/v1/reverse", "radius"): {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_RADIUS_M, "default": 200},
     ("/v1/match", "format"): {"type": "string", "enum": ["csv", "jsonl", "json"]},
-    ("/v1/heritage", "level"): {"type": "string", "description": "one of " + ", ".join(_heritage.LEVELS)
-                                + " (or its Chinese name: 国家级, 省级 …)"},
     ("/tiles/{layer_name}/{z}/{x}/{y}.mvt", "layer_name"): {"type": "string", "enum": list(LAYERS)},
     ("/tiles/{layer_name}.json", "layer_name"): {"type": "string", "enum": list(LAYERS)},
     ("/tiles/{layer_name}/{z}/{x}/{y}.mvt", "z"): {"type": "integer", "minimum": 0, "maximum": MAX_ZOOM},
@@ -226,11 +257,14 @@ def _scopes(route: APIRoute) -> set[str]:
     return found
 
 
+_DB_DEPENDENCIES = {getattr(deps, n) for n in ("get_conn", "get_read_conn") if hasattr(deps, n)}
+
+
 def _uses_db(route: APIRoute) -> bool:
     stack = [route.dependant]
     while stack:
         dep = stack.pop()
-        if dep.call is get_conn:
+        if dep.call in _DB_DEPENDENCIES:
             return True
         stack.extend(dep.dependencies)
     return False
@@ -246,7 +280,18 @@ def _error(status: int, text: str, html: bool) -> dict:
     return out
 
 
-def _complete(op: dict, method: str, path: str, route: APIRoute) -> None:
+def _patch_body(schema: dict, properties: dict[str, dict], doc_schemas: dict) -> None:
+    if not properties:
+        return
+    if "$ref" in schema:
+        schema = doc_schemas[schema["$ref"].rsplit("/", 1)[-1]]
+    for name, override in properties.items():
+        if name in schema.get("properties", {}):
+            description = schema["properties"][name].get("description")
+            schema["properties"][name] = {**override, **({"description": description} if description else {})}
+
+
+def _complete(op: dict, method: str, path: str, route: APIRoute, doc_schemas: dict) -> None:
     key = (method, path)
     params = [p for p in op.get("parameters", []) if p.get("name", "").lower() not in _KEY_HEADERS]
     for p in params:
@@ -260,6 +305,8 @@ def _complete(op: dict, method: str, path: str, route: APIRoute) -> None:
         op["parameters"] = params
     else:
         op.pop("parameters", None)
+    for content in op.get("requestBody", {}).get("content", {}).values():
+        _patch_body(content.get("schema", {}), BODY_PROPERTIES.get(key, {}), doc_schemas)
     scopes = _scopes(route)
     op["security"] = [{"ApiKey": []}, {"Bearer": []}] if scopes else [{}, {"ApiKey": []}, {"Bearer": []}]
     responses = op.setdefault("responses", {})
@@ -314,7 +361,7 @@ def build(app: FastAPI) -> dict[str, Any]:
         for method in route.methods:
             op = item.get(method.lower())
             if op is not None:
-                _complete(op, method, route.path_format, route)
+                _complete(op, method, route.path_format, route, doc.get("components", {}).get("schemas", {}))
     components = doc.setdefault("components", {})
     schemas = components.setdefault("schemas", {})
     for name in ("HTTPValidationError", "ValidationError"):

@@ -82,12 +82,14 @@ def allowed_methods(request: Request) -> str:
 
     routes = request.app.router.routes
     iterate = getattr(fastapi.routing, "iter_route_contexts", None)  # routers included lazily (FastAPI ≥ 0.16x)
-    methods: set[str] = set()
+    by_params: dict[int, set[str]] = {}
     for route in (iterate(routes) if iterate else routes):
-        match, _ = route.matches({**request.scope, "method": "\x00"})  # no method matches: PARTIAL when the path does
+        # no method matches: PARTIAL when the path does
+        match, child = route.matches({**request.scope, "method": "\x00", "path_params": {}})
         if match == Match.PARTIAL and getattr(route, "methods", None):
-            methods |= set(route.methods)
-    return ", ".join(sorted(methods))
+            # the literal path wins: /v1/placenames/check is not a /v1/placenames/{pid}
+            by_params.setdefault(len(child.get("path_params", {})), set()).update(route.methods)
+    return ", ".join(sorted(by_params[min(by_params)])) if by_params else ""
 
 
 def install(app: FastAPI) -> None:

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from api.deps import DbConn, scope
 from registry import adjustments as adj
-from registry.divisions import AUTHORITY_HELP, match_code
+from registry.divisions import AUTHORITY_HELP, match_code, validate_authority
 from registry.errors import InvalidQuery
 from registry.keys import ApiKey
 
@@ -83,6 +83,7 @@ def adjustments(
     authority: Annotated[str | None, Query(description=AUTHORITY_HELP)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> dict:
+    validate_authority(authority)  # refused even without a division, never ignored
     division_id = match_code(conn, division, authority=authority, parameter="division").division_id \
         if division else None
     return {"adjustments": adj.list_adjustments(conn, division_id=division_id, limit=limit)}

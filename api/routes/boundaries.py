@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from api.deps import ReadConn
 from registry.addresses import Page
 from registry.boundaries import get_line, line_history, list_lines
-from registry.divisions import AUTHORITY_HELP, resolve_division_id
+from registry.divisions import AUTHORITY_HELP, resolve_division_id, validate_authority
 from registry.markers import get_marker, list_markers, marker_history
 
 router = APIRouter(prefix="/v1", tags=["boundary lines and markers"])
@@ -38,6 +38,7 @@ def boundary_lines(
     offset: Annotated[int, Query(description="rows to skip")] = 0,
 ) -> JSONResponse:
     page = Page.of(limit, offset)
+    validate_authority(authority)  # refused even without a division, never ignored
     division_id = resolve_division_id(conn, division, "division", authority)[0] if division else None
     features, total = list_lines(conn, level=level, division_id=division_id, geometry=geometry,
                                  limit=page.limit, offset=page.offset)
