@@ -1,4 +1,4 @@
-"""The keep-alive HTTP/1.1 client loop both HTTP benches drive their servers with.
+"""The keep-alive HTTP/1.1 client loop the HTTP benches drive their servers with.
 
 Raw asyncio streams rather than an HTTP library: the client must cost far less than the server
 it measures, on the same 2 cores.
@@ -8,6 +8,31 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+
+
+async def read_response(reader: asyncio.StreamReader) -> tuple[int, int]:
+    """Read one response (Content-Length or chunked body) off a keep-alive connection: (status, body bytes)."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head[9:12])
+    length = 0
+    chunked = False
+    for line in head.split(b"\r\n"):
+        low = line[:18].lower()
+        if low[:15] == b"content-length:":
+            length = int(line[15:])
+            break
+        if low == b"transfer-encoding:" and b"chunked" in line.lower():
+            chunked = True
+    if length:
+        await reader.readexactly(length)
+    elif chunked:
+        while True:
+            size = int((await reader.readuntil(b"\r\n")).split(b";", 1)[0], 16)
+            await reader.readexactly(size + 2)  # the chunk and its CRLF
+            length += size
+            if size == 0:
+                break
+    return status, length
 
 
 async def keepalive_client(host: str, port: int, requests: list[bytes], deadline: float,
@@ -25,15 +50,7 @@ async def keepalive_client(host: str, port: int, requests: list[bytes], deadline
             i += 1
             t0 = time.perf_counter()
             writer.write(req)
-            head = await reader.readuntil(b"\r\n\r\n")
-            status = int(head[9:12])
-            length = 0
-            for line in head.split(b"\r\n"):
-                if line[:15].lower() == b"content-length:":
-                    length = int(line[15:])
-                    break
-            if length:
-                await reader.readexactly(length)
+            status, _ = await read_response(reader)
             latencies.append(time.perf_counter() - t0)
             if is_error(status):
                 errors.append(status)
