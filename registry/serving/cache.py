@@ -37,6 +37,7 @@ CHANNELS = ("registry_search", "registry_serving")
 _DROP_ALL = frozenset({"divisions", "facilities", "doorplate_keys"})
 _BY_ROW = frozenset({"addresses", "place_names", "doorplates"})
 RETRY_SECONDS = 1.0
+APPLICATION_NAME = "registry-render-cache"  # in pg_stat_activity
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,7 @@ async def follow(cache: RenderCache, url: str, *, channels: tuple[str, ...] = CH
     while True:
         try:
             conn = await psycopg.AsyncConnection.connect(url, autocommit=True, connect_timeout=2,
+                                                         application_name=APPLICATION_NAME,
                                                          keepalives=1, keepalives_idle=5, keepalives_interval=2,
                                                          keepalives_count=2)
             try:

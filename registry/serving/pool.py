@@ -32,6 +32,7 @@ TIME_ZONE = "Asia/Shanghai"  # the session time zone of registry.db.engine's con
 HEALTH_EVERY_SECONDS = 1.0  # a health state is refreshed when older than this
 CONNECT_TIMEOUT_SECONDS = 2  # libpq connect_timeout: a down server is noticed this fast
 CHECKOUT_TIMEOUT_SECONDS = 2.0  # waiting for a pooled connection longer than this fails over
+HEALTH_TIMEOUT_SECONDS = 1.0  # a health check waiting longer than this for a connection: down
 DOWN_SECONDS = 1.0  # a URL that failed is skipped this long (unless every URL is down)
 _ERRORS = (psycopg.OperationalError, PoolTimeout)
 
@@ -181,7 +182,7 @@ class ReadPool:
     # -- health ----------------------------------------------------------------------------------
     async def _check(self, i: int) -> None:
         try:
-            async with self.pools[i].connection(timeout=CHECKOUT_TIMEOUT_SECONDS) as conn:
+            async with self.pools[i].connection(timeout=HEALTH_TIMEOUT_SECONDS) as conn:
                 await conn.execute("SELECT 1")
         except (*_ERRORS, OSError) as exc:
             self._mark_down(i, exc)

@@ -27,6 +27,25 @@ class Place:
     county: str
 
 
+@pytest.fixture(scope="session")
+def committed_engine(database_url):
+    """A database of its own with the reference divisions, for the tests whose rows must be committed
+    (read by other connections: the scan counter's, the async read pool's); shared by their modules."""
+    from sqlalchemy import create_engine
+
+    from city_databases import scratch_database
+    from loaders.reference import load_reference
+
+    with scratch_database(database_url, "plates") as url:
+        eng = create_engine(url)
+        try:
+            with eng.begin() as c:
+                load_reference(c, actor="tests")
+            yield eng
+        finally:
+            eng.dispose()
+
+
 @pytest.fixture()
 def app_settings(app_settings: Settings) -> Settings:
     # The suite's app settings (keys read every time, anonymous limits off: every TestClient is one

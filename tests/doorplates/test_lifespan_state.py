@@ -2,24 +2,14 @@
 closed by it: buffered scan counts are written on shutdown, before the engine is disposed."""
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
-from city_databases import scratch_database
 from registry.doorplates import KeyRing, ScanCounter
 
 
-@pytest.fixture(scope="module")
-def scratch_engine(database_url):
-    from loaders.reference import load_reference
-
-    with scratch_database(database_url, "scans") as url:
-        eng = create_engine(url)
-        try:
-            with eng.begin() as c:
-                load_reference(c, actor="tests")
-            yield eng
-        finally:
-            eng.dispose()
+@pytest.fixture()
+def scratch_engine(committed_engine):
+    return committed_engine
 
 
 @pytest.fixture()
