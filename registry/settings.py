@@ -79,7 +79,11 @@ class Settings(BaseSettings):
     rate_limit_public_per_minute: int = Field(default=300, ge=0, description="anonymous requests a minute per client address (0 = off)")
     rate_limit_report_per_minute: int = Field(default=10, ge=0, description="anonymous POST /p/{token}/report a minute per client address")
     rate_limit_backend: str = Field(default="postgres", pattern="^(postgres|memory)$",
-                                    description="where anonymous buckets are counted: postgres (all processes) or memory")
+                                    description="where buckets are counted: postgres (all processes) or memory")
+    rate_limit_sync_seconds: float = Field(default=0.1, gt=0, le=10,
+                                           description="how often a worker settles its buckets with the shared store")
+    rate_limit_lease_share: float = Field(default=0.1, gt=0, le=1,
+                                          description="share of a bucket a worker may lease or use on credit")
     search_dialect_pinyin: bool = Field(
         default=True, description="search forgives z/zh, c/ch, s/sh, an/ang, en/eng, in/ing and n/l (Zhejiang pinyin)"
     )
