@@ -120,8 +120,11 @@ def choose_data_dir(settings: Settings) -> Path:
 
 
 class ManagedCluster:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, conf: dict[str, str] | None = None, sync: bool = True) -> None:
+        """`conf` overrides SERVER_CONF and `sync=False` skips initdb's fsync (throwaway clusters of tests)."""
         self.settings = settings
+        self.conf = dict(SERVER_CONF, **(conf or {}))
+        self.sync = sync
         self.data_dir = choose_data_dir(settings)
         self.port = settings.pg_port
         self._bin_dir: Path | None = None
@@ -189,13 +192,14 @@ class ManagedCluster:
             "--auth=trust",
             "--encoding=UTF8",
             "--locale=C.UTF-8",
+            *(() if self.sync else ("--no-sync",)),
             check=False,
         )
         if res.returncode != 0:
             raise SetupError(f"initdb failed: {res.stderr.strip() or res.stdout.strip()}")
         with open(self.data_dir / "postgresql.auto.conf", "a", encoding="utf-8") as conf:
             conf.write("# written by the registry (registry.db.cluster)\n")
-            for key, value in SERVER_CONF.items():
+            for key, value in self.conf.items():
                 conf.write(f"{key} = {value}\n")
             conf.write(f"port = {self.port}\n")
 

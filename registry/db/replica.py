@@ -141,7 +141,7 @@ class ReplicaCluster:
             str(self.primary.bin_dir / "pg_basebackup"),
             "-h", "127.0.0.1", "-p", str(self.primary.port), "-U", SUPERUSER,
             "-D", str(self.data_dir), "-R", "-X", "stream", "-c", "fast",
-            "--no-password", check=False)
+            "--no-password", *(() if getattr(self.primary, "sync", True) else ("--no-sync",)), check=False)
         if res.returncode != 0:
             shutil.rmtree(self.data_dir, ignore_errors=True)
             raise ReplicaError(f"pg_basebackup failed: {res.stderr.strip() or res.stdout.strip()}")

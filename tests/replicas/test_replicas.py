@@ -1,0 +1,263 @@
+"""Read replicas and a database lost under load, on real clusters of this test's own.
+
+One primary (initdb into a temporary folder, the suite's migrated database with the reference
+divisions restored into it) and one streaming replica (`ReplicaCluster`: pg_basebackup -R), on
+ports 55440-55449, both removed at the end even when a test fails. One API (uvicorn in a
+thread) owns its engines and is given the replica's URL; the tests run in order on it.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+from sqlalchemy.engine import make_url
+
+from registry.db.cluster import ManagedCluster
+from registry.db.replica import ReplicaCluster, port_free
+from registry.settings import Settings
+from live_server import serve
+
+PORTS = range(55440, 55450)
+# Throwaway clusters: small, no fsync (they are deleted at the end).
+FAST = {"shared_buffers": "64MB", "fsync": "off", "synchronous_commit": "off", "full_page_writes": "off",
+        "max_connections": "60", "logging_collector": "off"}
+FRESH_SECONDS = 2.0  # a change committed on the primary is searchable through the replica within this
+FAIL_FAST_SECONDS = 10.0  # no request waits longer than this while the database is down (connect 3 s, pool 5 s)
+RECOVER_SECONDS = 20.0
+
+
+def _free_ports(n: int) -> list[int]:
+    ports = [p for p in PORTS if port_free(p)][:n]
+    if len(ports) < n:
+        pytest.skip(f"ports {PORTS.start}-{PORTS.stop - 1} are taken")
+    return ports
+
+
+def _restore_into(cluster: ManagedCluster, source_url: str, database: str) -> None:
+    src = make_url(source_url)
+    dump = subprocess.run([str(cluster.bin_dir / "pg_dump"), "-h", src.host, "-p", str(src.port), "-U", src.username, "-d", src.database,
+                           "-Fc", "--no-owner"], capture_output=True, check=True).stdout
+    cluster.ensure_database(database)
+    subprocess.run([str(cluster.bin_dir / "pg_restore"), "-h", "127.0.0.1", "-p", str(cluster.port), "-U", "registry", "-d", database,
+                    "--no-owner", "--single-transaction"], input=dump, capture_output=True, check=True)
+
+
+def _postmaster_pid(data_dir: Path) -> int:
+    return int((data_dir / "postmaster.pid").read_text().split()[0])
+
+
+def _start_after_kill(start, deadline: float) -> None:
+    """Start a cluster whose postmaster was killed: its orphaned backends may hold the shared memory
+    for a moment (PostgreSQL refuses to start until they are gone)."""
+    while True:
+        try:
+            start()
+            return
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.3)
+
+
+@pytest.fixture(scope="module")
+def clusters(database_url, reference):
+    root = Path(tempfile.mkdtemp(prefix="registry-replicas-", dir="/tmp"))
+    os.chmod(root, 0o755)  # the clusters run as `postgres` under root
+    p_port, r_port = _free_ports(2)
+    settings = Settings(data_dir=root / "pgdata", pg_port=p_port, database_name="registry")
+    primary = ManagedCluster(settings, conf=FAST, sync=False)
+    replica = ReplicaCluster(settings, "t", primary=primary, root=root / "replicas", conf=FAST)
+    try:
+        primary.start()
+        _restore_into(primary, database_url, "registry")
+        replica.start(r_port)
+        yield primary, replica
+    finally:
+        for stop in (replica.remove, primary.stop):
+            try:
+                stop()
+            except Exception:  # a killed cluster: its processes are ended below
+                pass
+        for data in (root / "replicas" / "t", root / "pgdata"):
+            pid_file = data / "postmaster.pid"
+            if pid_file.exists():
+                try:
+                    os.kill(_postmaster_pid(data), signal.SIGKILL)
+                except (ProcessLookupError, ValueError):
+                    pass
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def api(clusters, app_settings_base):
+    from api.app import create_app
+
+    primary, replica = clusters
+    settings = app_settings_base.model_copy(update={
+        "database_url": primary.url(), "replica_urls": (replica.url(),), "replica_check_seconds": 0.5,
+        "pool_size": 4})
+    app = create_app(settings)
+    with serve(app) as base, httpx.Client(base_url=base, timeout=30) as client:
+        app.state.search.get(timeout=60)
+        yield app, client
+
+
+@pytest.fixture(scope="module")
+def app_settings_base(settings):
+    return settings.model_copy(update={"key_cache_seconds": 0.0, "rate_limit_public_per_minute": 0,
+                                       "rate_limit_report_per_minute": 0})
+
+
+def _division_code(primary: ManagedCluster) -> str:
+    with psycopg.connect(primary._libpq("registry")) as c:
+        return c.execute("SELECT nbs_code FROM divisions WHERE level = 'township' AND nbs_code IS NOT NULL "
+                         "ORDER BY id LIMIT 1").fetchone()[0]
+
+
+def _add_road(primary: ManagedCluster, name: str) -> int:
+    with psycopg.connect(primary._libpq("registry"), autocommit=True) as c:
+        d, county = c.execute("SELECT v.id, c.id FROM divisions v JOIN divisions t ON t.id = v.parent_id "
+                              "JOIN divisions c ON c.id = t.parent_id WHERE v.level = 'village' "
+                              "ORDER BY v.id LIMIT 1").fetchone()
+        return c.execute("INSERT INTO place_names (category, name, division_id, county_id) "
+                         "VALUES ('road', %s, %s, %s) RETURNING id", (name, d, county)).fetchone()[0]
+
+
+def _found(client: httpx.Client, name: str) -> bool:
+    r = client.get("/v1/search", params={"q": name, "limit": 5})
+    assert r.status_code == 200, r.text
+    return name in str(r.json())
+
+
+def _wait_found(client: httpx.Client, name: str, limit: float) -> float:
+    start = time.monotonic()
+    while not _found(client, name):
+        assert time.monotonic() - start < limit, f"{name} not searchable after {limit} s"
+        time.sleep(0.05)
+    return time.monotonic() - start
+
+
+def _new_name() -> str:
+    return "测试" + "".join("零一二三四五六七八九"[int(c, 16) % 10] for c in uuid.uuid4().hex[:6]) + "路"
+
+
+def test_should_stream_to_the_replica_and_say_so_in_its_status(clusters):
+    primary, replica = clusters
+    st = replica.status()
+    assert st.running and st.in_recovery
+    assert st.lag_bytes is not None and st.lag_bytes >= 0
+    assert replica.url().endswith(f":{replica.port}/registry")
+
+
+def test_should_refuse_a_taken_name_and_a_busy_port(clusters):
+    from registry.db.replica import ReplicaError
+
+    primary, replica = clusters
+    with pytest.raises(ReplicaError, match="taken"):
+        replica.start(replica.port + 1)
+    other = ReplicaCluster(replica.settings, "u", primary=primary, root=replica.data_dir.parent)
+    with pytest.raises(ReplicaError, match="busy"):
+        other.start(replica.port)
+    assert not other.initialised
+
+
+def test_should_search_a_change_committed_on_the_primary_within_two_seconds(api, clusters):
+    app, client = api
+    assert app.state.search.engine is app.state.db.replicas[0].engine  # the search reads the replica
+    name = _new_name()
+    _add_road(clusters[0], name)
+    _wait_found(client, name, FRESH_SECONDS)
+
+
+def test_should_read_on_and_refuse_writes_fast_while_the_primary_is_down(api, clusters):
+    app, client = api
+    primary, _ = clusters
+    code = _division_code(primary)
+    assert client.get(f"/v1/divisions/{code}").status_code == 200
+    primary.stop()
+    try:
+        for _ in range(3):
+            assert client.get(f"/v1/divisions/{code}").status_code == 200
+            assert client.get("/v1/search", params={"q": "湖州"}).status_code == 200
+        start = time.monotonic()
+        r = client.post("/p/NOTATOKEN/report", json={"kind": "wrong"})
+        assert time.monotonic() - start < FAIL_FAST_SECONDS
+        assert r.status_code == 503, r.text
+        assert r.headers["content-type"].startswith("application/problem+json")
+        assert int(r.headers["retry-after"]) > 0
+    finally:
+        primary.start()
+    deadline = time.monotonic() + RECOVER_SECONDS  # the API recovers by itself
+    while client.post("/p/NOTATOKEN/report", json={"kind": "wrong"}).status_code == 503:
+        assert time.monotonic() < deadline, "writes still refused after the primary came back"
+        time.sleep(0.2)
+
+
+def test_should_move_reads_and_search_to_the_primary_while_the_replica_is_down(api, clusters):
+    app, client = api
+    primary, replica = clusters
+    code = _division_code(primary)
+    replica.stop()
+    try:
+        assert client.get(f"/v1/divisions/{code}").status_code == 200
+        name = _new_name()
+        _add_road(primary, name)
+        _wait_found(client, name, RECOVER_SECONDS)  # followed on the primary meanwhile
+        assert app.state.search.engine is app.state.db.primary.engine
+    finally:
+        replica.start()
+    deadline = time.monotonic() + RECOVER_SECONDS
+    while not app.state.db.replicas[0].healthy:
+        assert time.monotonic() < deadline, "the replica is not used again after it came back"
+        time.sleep(0.2)
+
+
+def test_should_fail_fast_and_recover_when_the_database_is_killed_under_load(api, clusters):
+    app, client = api
+    primary, replica = clusters
+    code = _division_code(primary)
+    results: list[tuple[float, int]] = []
+    stop = threading.Event()
+
+    def load() -> None:
+        with httpx.Client(base_url=str(client.base_url), timeout=60) as c:
+            while not stop.is_set():
+                start = time.monotonic()
+                r = c.get(f"/v1/divisions/{code}") if len(results) % 2 else c.get("/v1/boundary-lines",
+                                                                                     params={"level": "county"})
+                results.append((time.monotonic() - start, r.status_code))
+
+    workers = [threading.Thread(target=load, daemon=True) for _ in range(4)]
+    for w in workers:
+        w.start()
+    try:
+        time.sleep(0.5)
+        os.kill(_postmaster_pid(primary.data_dir), signal.SIGKILL)
+        os.kill(_postmaster_pid(replica.data_dir), signal.SIGKILL)
+        time.sleep(2.0)  # the database is gone: every request fails fast meanwhile
+        during = len(results)
+        deadline = time.monotonic() + RECOVER_SECONDS
+        _start_after_kill(primary.start, deadline)
+        _start_after_kill(replica.start, deadline)
+        while not results or results[-1][1] != 200 or len(results) < during + 20:
+            assert time.monotonic() < deadline, "the API did not recover after the database restarted"
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        for w in workers:
+            w.join(FAIL_FAST_SECONDS + 5)
+    statuses = {s for _, s in results}
+    assert statuses <= {200, 503}, statuses  # never a 500, never a hang
+    assert 503 in statuses
+    assert max(t for t, _ in results) < FAIL_FAST_SECONDS
+    assert [s for _, s in results[-10:]] == [200] * 10
