@@ -42,11 +42,20 @@ class CampaignReport:
     points_passed: int  # checkpoints a normal run passes
     results: list[KillResult] = field(default_factory=list)
     seconds: float = 0.0
+    spent: dict[str, float] = field(default_factory=dict)  # seconds per part: runs, fingerprints, copies
 
     def summary(self) -> str:
         before = sum(r.state == "before" for r in self.results)
+        parts = ", ".join(f"{k} {v:.1f} s" for k, v in self.spent.items())
         return (f"{len(self.results)} kill points of {self.points_passed}: {before} before, "
-                f"{len(self.results) - before} after, {self.seconds:.1f} s")
+                f"{len(self.results) - before} after, {self.seconds:.1f} s ({parts})")
+
+    def timed(self, part: str, fn, *args, **kwargs):
+        t = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            self.spent[part] = self.spent.get(part, 0.0) + time.perf_counter() - t
 
 
 def libpq(url: str) -> str:
@@ -92,22 +101,35 @@ def reset_sequences(url: str, values: dict[str, tuple[int, bool]]) -> None:
 
 
 def copy_database(admin_url: str, template: str, name: str) -> None:
-    """`name` dropped and made again as a copy of `template` (nobody may be connected to it)."""
+    """`name` made as a copy of `template` (nobody may be connected to it). An existing `name` is
+    renamed out of the way, not dropped: DROP DATABASE forces a checkpoint of the whole cluster,
+    seconds on a busy server; `drop_database` drops the renamed ones too, once, at the end."""
     with psycopg.connect(libpq(admin_url), autocommit=True) as c:
-        c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        for attempt in range(50):  # a backend of a killed run may still be on its way out
-            try:
-                c.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-                return
-            except psycopg.errors.ObjectInUse:
-                if attempt == 49:
-                    raise
-                time.sleep(0.1)
+        if c.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            k = c.execute("SELECT count(*) FROM pg_database WHERE starts_with(datname, %s)", (f"{name}~",)).fetchone()[0]
+            _retry(c, f'ALTER DATABASE "{name}" RENAME TO "{name}~{k}"', name)
+        _retry(c, f'CREATE DATABASE "{name}" TEMPLATE "{template}"', template)
+
+
+def _retry(c, sql: str, busy: str) -> None:
+    """Run `sql`, ending the backends of killed runs still on their way out of database `busy`."""
+    for attempt in range(50):
+        try:
+            c.execute(sql)
+            return
+        except psycopg.errors.ObjectInUse:
+            if attempt == 49:
+                raise
+            c.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (busy,))
+            time.sleep(0.1)
 
 
 def drop_database(admin_url: str, name: str) -> None:
+    """`name` and the copies `copy_database` renamed out of its way."""
     with psycopg.connect(libpq(admin_url), autocommit=True) as c:
-        c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        old = [r[0] for r in c.execute("SELECT datname FROM pg_database WHERE starts_with(datname, %s)", (f"{name}~",))]
+        for n in [name, *old]:
+            c.execute(f'DROP DATABASE IF EXISTS "{n}" WITH (FORCE)')
 
 
 # --- one run of the command, in a forked child ---------------------------------------------------
@@ -125,7 +147,7 @@ def warm() -> None:
 
 
 def run_cli(url: str, args: list[str], *, log: Path, kill_at: str | None = None, trace: Path | None = None,
-            timeout: float = 120.0) -> int:
+            env: dict[str, str] | None = None, timeout: float = 120.0) -> int:
     """Run `registry ARGS` against `url` in a child forked from this process; its exit code
     (negative: the signal that ended it). Output goes to `log`."""
     sys.stdout.flush()
@@ -137,7 +159,7 @@ def run_cli(url: str, args: list[str], *, log: Path, kill_at: str | None = None,
             fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
             os.dup2(fd, 1)
             os.dup2(fd, 2)
-            code = _child(url, args, kill_at, trace)
+            code = _child(url, args, kill_at, trace, env or {})
         except BaseException:
             traceback.print_exc()
         finally:
@@ -156,7 +178,7 @@ def run_cli(url: str, args: list[str], *, log: Path, kill_at: str | None = None,
         time.sleep(0.005)
 
 
-def _child(url: str, args: list[str], kill_at: str | None, trace: Path | None) -> int:
+def _child(url: str, args: list[str], kill_at: str | None, trace: Path | None, env: dict[str, str]) -> int:
     import click
 
     from registry import faults
@@ -164,6 +186,7 @@ def _child(url: str, args: list[str], kill_at: str | None, trace: Path | None) -
 
     for name in (faults.KILL_AT, faults.TRACE, "REGISTRY_LOADER_PAUSE_AT"):
         os.environ.pop(name, None)
+    os.environ.update(env)
     os.environ["REGISTRY_DATABASE_URL"] = url
     if kill_at:
         os.environ[faults.KILL_AT] = kill_at
@@ -200,38 +223,45 @@ def spread(names: list[str], n: int) -> list[str]:
 
 def run_campaign(admin_url: str, template: str, work: str, url: str, args: list[str], tmp: Path, *,
                  points: int = 20, rerun_exits: tuple[int, ...] = (0,), after_rerun_exits: tuple[int, ...] = (0,),
-                 rerun_every: int = 1) -> CampaignReport:
+                 reruns: int = 3, env: dict[str, str] | None = None) -> CampaignReport:
     """Kill `registry ARGS` at `points` checkpoints; `url` is the work database's URL. A re-run
     after a kill that left the state before must exit with one of `rerun_exits`, after one that
     left the state after with one of `after_rerun_exits` (an adjustment already made is refused);
-    both must end in the state after. `rerun_every`: re-run after every n-th kill only (and after
-    every kill that left the state after)."""
+    both must end in the state after. `reruns`: how many of the kills that left the state before
+    are followed by a re-run (spread over the run; every kill that left the state after is: it
+    costs no copy). `env`: more environment for the runs."""
     started = time.perf_counter()
     warm()
     try:
         return _campaign(admin_url, template, work, url, args, tmp, points, rerun_exits, after_rerun_exits,
-                         rerun_every, started)
+                         reruns, started, env or {})
     finally:
         drop_database(admin_url, work)
 
 
-def _campaign(admin_url, template, work, url, args, tmp, points, rerun_exits, after_rerun_exits, rerun_every,
-              started) -> CampaignReport:
-    copy_database(admin_url, template, work)
-    before, seqs = fingerprint(url), sequences(url)
+def _campaign(admin_url, template, work, url, args, tmp, points, rerun_exits, after_rerun_exits, reruns,
+              started, env) -> CampaignReport:
+    report = CampaignReport(points_passed=0)
+    report.timed("copies", copy_database, admin_url, template, work)
+    before, seqs = report.timed("fingerprints", fingerprint, url), sequences(url)
     trace = tmp / "trace.txt"
-    code = run_cli(url, args, log=tmp / "reference.log", trace=trace)
+    code = report.timed("reference run", run_cli, url, args, log=tmp / "reference.log", trace=trace, env=env)
     assert code == 0, (tmp / "reference.log").read_text()
-    after = fingerprint(url)
+    after = report.timed("fingerprints", fingerprint, url)
     assert after != before, "the operation changed nothing: nothing to test"
     passed = trace.read_text(encoding="utf-8").splitlines()
-    report = CampaignReport(points_passed=len(passed))
-    copy_database(admin_url, template, work)
-    for i, point in enumerate(spread(passed, points)):
+    report.points_passed = len(passed)
+    report.timed("copies", copy_database, admin_url, template, work)
+    chosen = spread(passed, points)
+    rerun_at = {chosen[round(k * (len(chosen) - 2) / max(reruns - 1, 1))] for k in range(reruns)} if reruns else set()
+    in_state_before = True
+    for i, point in enumerate(chosen):
+        if not in_state_before:
+            report.timed("copies", copy_database, admin_url, template, work)
         log = tmp / f"kill_{i:02d}.log"
-        code = run_cli(url, args, log=log, kill_at=point)
+        code = report.timed("killed runs", run_cli, url, args, log=log, kill_at=point, env=env)
         assert code == KILLED, f"{point}: the run was not killed (exit {code}): {log.read_text()}"
-        now = fingerprint(url)
+        now = report.timed("fingerprints", fingerprint, url)
         if now == before:
             state = "before"
         elif now == after:
@@ -240,18 +270,17 @@ def _campaign(admin_url, template, work, url, args, tmp, points, rerun_exits, af
             raise AssertionError(f"killed at {point}: a half state, neither before nor after:\n  "
                                  + "\n  ".join(differences(now, before)))
         rerun = None
-        if state == "after" or i % rerun_every == 0:
-            if state == "before":
-                reset_sequences(url, seqs)
-            rerun = run_cli(url, args, log=log)
+        in_state_before = state == "before"
+        if in_state_before:
+            reset_sequences(url, seqs)
+        if state == "after" or point in rerun_at:
+            rerun = report.timed("re-runs", run_cli, url, args, log=log, env=env)
             allowed = rerun_exits if state == "before" else after_rerun_exits
             assert rerun in allowed, f"{point}: the re-run exited {rerun}: {log.read_text()}"
-            got = fingerprint(url)
+            got = report.timed("fingerprints", fingerprint, url)
             assert got == after, f"{point}: the re-run did not give the state after:\n  " + "\n  ".join(
                 differences(got, after))
-            copy_database(admin_url, template, work)
-        else:
-            reset_sequences(url, seqs)
+            in_state_before = False
         report.results.append(KillResult(point, state, rerun))
     report.seconds = time.perf_counter() - started
     return report

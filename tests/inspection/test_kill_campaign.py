@@ -47,7 +47,7 @@ def test_should_leave_the_registry_before_or_after_when_an_inspection_apply_is_k
     work = f"{template}_w{os.getpid()}"
     url = make_url(admin).set(database=work).render_as_string(hide_password=False)
     report = fc.run_campaign(admin, template, work, url, ["changes", "apply", str(cs), "--actor", "editor-c"],
-                             tmp_path, points=20, rerun_every=4)
+                             tmp_path, points=20)
     print(f"inspection apply: {report.summary()}")
     assert len(report.results) >= 20, report.summary()
     assert {r.state for r in report.results} == {"before", "after"}

@@ -95,6 +95,24 @@ def registry_state(conn: Connection) -> dict:
 
 
 
+def inside(engine, village: str) -> tuple[float, float]:
+    """A point inside the village (or, without a polygon yet, inside its county)."""
+    with engine.connect() as c:
+        return tuple(c.execute(text("""
+            SELECT ST_X(p), ST_Y(p) FROM (
+                SELECT ST_PointOnSurface(coalesce(v.geom, t.geom, k.geom)) AS p FROM divisions v
+                JOIN divisions t ON t.id = v.parent_id JOIN divisions k ON k.id = t.parent_id
+                WHERE v.nbs_code = :v) x"""), {"v": village}).one())
+
+
+def survey(engine, path: Path, village: str, street: str, n: int) -> Path:
+    """A CSV of n doors 1号…n号 on `street` in `village`, a micro-degree apart."""
+    x, y = inside(engine, village)
+    rows = [{"division_code": village, "street": street, "number": f"{i}号", "lon": f"{x + (i % 50) * 1e-6:.7f}",
+             "lat": f"{y + (i // 50) * 1e-6:.7f}"} for i in range(1, n + 1)]
+    return write_csv(path, rows, header=["division_code", "street", "number", "lon", "lat"])
+
+
 def cli_env(url: str, **extra: str) -> dict:
     env = dict(os.environ)
     env["REGISTRY_DATABASE_URL"] = url

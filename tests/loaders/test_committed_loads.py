@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import text
 from typer.testing import CliRunner
 
-from loader_helpers import VILLAGE_A, VILLAGE_B, cli_env, write_csv
+from loader_helpers import VILLAGE_A, VILLAGE_B, cli_env, survey as _survey
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -25,23 +25,6 @@ def _state(engine) -> dict:
             SELECT (SELECT count(*) FROM addresses) AS addresses, (SELECT count(*) FROM change_sets) AS change_sets,
                    (SELECT count(*) FROM place_names) AS places, (SELECT count(*) FROM audit_log) AS audit""")
         ).mappings().one())
-
-
-def _inside(engine, village: str) -> tuple[float, float]:
-    """A point inside the village (or, without a polygon yet, inside its county)."""
-    with engine.connect() as c:
-        return tuple(c.execute(text("""
-            SELECT ST_X(p), ST_Y(p) FROM (
-                SELECT ST_PointOnSurface(coalesce(v.geom, t.geom, k.geom)) AS p FROM divisions v
-                JOIN divisions t ON t.id = v.parent_id JOIN divisions k ON k.id = t.parent_id
-                WHERE v.nbs_code = :v) x"""), {"v": village}).one())
-
-
-def _survey(engine, path: Path, village: str, street: str, n: int) -> Path:
-    x, y = _inside(engine, village)
-    rows = [{"division_code": village, "street": street, "number": f"{i}号", "lon": f"{x + (i % 50) * 1e-6:.7f}",
-             "lat": f"{y + (i // 50) * 1e-6:.7f}"} for i in range(1, n + 1)]
-    return write_csv(path, rows, header=["division_code", "street", "number", "lon", "lat"])
 
 
 def _cli(*args: str) -> list[str]:
