@@ -24,6 +24,7 @@ command -v pdftoppm >/dev/null 2>&1 || need+=(poppler-utils)
 # the map page: MapLibre GL JS is installed from the npm registry (web/package.json) by `make setup`
 command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
 command -v wrk >/dev/null 2>&1 || need+=(wrk)  # bench/bench_serving.py drives the HTTP stack with wrk
+[ -x /usr/sbin/pgbouncer ] || command -v pgbouncer >/dev/null 2>&1 || need+=(pgbouncer)  # the pooler option (README: replicas), tested in tests/replicas
 command -v ogr2ogr >/dev/null 2>&1 || need+=(gdal-bin)  # bench_platform: ogr2ogr from PostGIS as the export baseline; ogrinfo OAPIF in the tests
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 
