@@ -42,7 +42,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         # Reads to healthy replicas (REGISTRY_REPLICA_URLS), writes to the primary (registry/db/routing.py);
         # with replicas the search follows the change log there (NOTIFY does not reach a standby).
         app.state.db = DatabaseRouter.open(settings, app.state.engine).start()
-        if app.state.db.has_replicas:
+        if app.state.db.has_replicas or settings.search_follow == "poll":
             app.state.search.follow = app.state.db.read_engine
         # The doorplate routes' state: signing keys cached per process, scan counts buffered and
         # written every REGISTRY_DOORPLATE_SCAN_FLUSH_SECONDS.

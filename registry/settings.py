@@ -55,6 +55,11 @@ class Settings(BaseSettings):
                                            description="longest wait for a pooled connection (then 503)")
     read_statement_timeout_ms: int = Field(default=30_000, ge=0,
                                            description="statement_timeout of the replicas' connections (0 = none)")
+    db_prepared_statements: bool = Field(default=True, description="false behind pgbouncer < 1.21 in transaction "
+                                         "mode: psycopg then never prepares a statement on the server")
+    search_follow: str = Field(default="auto", pattern="^(auto|poll)$",
+                               description="poll: the search follows the change log, not NOTIFY (behind pgbouncer); "
+                                           "auto: poll only when reading from replicas")
     public_base_url: str = Field(default="http://127.0.0.1:8000",
                                  description="scheme://host[:port][/path] printed in doorplate QR codes")
     log_level: str = Field(default="INFO")

@@ -77,6 +77,8 @@ def connect_args(settings: Settings, *, statement_timeout_ms: int = 0) -> dict:
             "keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 2}
     if statement_timeout_ms:
         args["options"] = f"-c statement_timeout={int(statement_timeout_ms)}"
+    if not settings.db_prepared_statements:  # behind pgbouncer in transaction mode (README: replicas)
+        args["prepare_threshold"] = None
     return args
 
 
