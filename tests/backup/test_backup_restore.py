@@ -202,3 +202,117 @@ def test_cli_should_back_up_and_restore_with_a_one_line_answer(database_url, sou
         assert res.exit_code == 1 and "no backup file" in res.output
     finally:
         get_settings.cache_clear()
+
+
+# --- into a fresh cluster -------------------------------------------------------------------------
+FRESH_PORTS = range(55450, 55460)  # this test's ports (the managed cluster is on 55432)
+FRESH_CONF = {"shared_buffers": "128MB", "max_connections": "20", "max_wal_size": "1GB"}
+
+
+def _free_port() -> int:
+    import socket
+
+    for port in FRESH_PORTS:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    pytest.skip(f"no free port in {FRESH_PORTS.start}–{FRESH_PORTS.stop - 1} for a fresh cluster")
+
+
+@pytest.fixture()
+def fresh_cluster(settings):
+    """A new PostgreSQL + PostGIS cluster (initdb) in a folder of its own, stopped and removed afterwards
+    even when the test fails. Under root the cluster runs as `pg_os_user`: the folder is under /var/tmp."""
+    import shutil
+    import tempfile
+
+    from registry.db.cluster import ManagedCluster
+
+    folder = Path(tempfile.mkdtemp(prefix="registry-fresh-", dir="/var/tmp"))
+    folder.chmod(0o755)
+    cluster = ManagedCluster(settings.model_copy(update={"data_dir": folder / "pgdata", "pg_port": _free_port(),
+                                                         "database_url": None}))
+    try:
+        cluster.init()
+        with open(cluster.data_dir / "postgresql.auto.conf", "a", encoding="utf-8") as conf:
+            conf.write("".join(f"{k} = {v}\n" for k, v in FRESH_CONF.items()))  # a small test server
+        cluster.start()
+        yield cluster
+    finally:
+        try:
+            cluster.stop()
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _rows_md5(url: str) -> dict[str, tuple[int, str]]:
+    """Independently of the manifest's checksums: per table, the row count and the md5 of all its rows'
+    text, ordered by that text (timestamps in UTC)."""
+    with psycopg.connect(libpq_url(url)) as c:
+        c.execute("SET TimeZone = 'UTC'")
+        c.execute("SET extra_float_digits = 1")
+        names = [r[0] for r in c.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+                                         "AND tablename <> 'spatial_ref_sys' ORDER BY 1")]
+        return {n: tuple(c.execute(f"""SELECT count(*), md5(coalesce(string_agg(r, E'\\n' ORDER BY r), ''))
+                                       FROM (SELECT t::text AS r FROM "{n}" t) s""").fetchone()) for n in names}
+
+
+def _schema(url: str, bin_dir: Path) -> list[str]:
+    """The schema as pg_dump writes it (tables, indexes, constraints, triggers, functions, extensions)."""
+    import subprocess
+
+    out = subprocess.run([str(bin_dir / "pg_dump"), "--schema-only", "--no-owner", "--dbname", libpq_url(url)],
+                         capture_output=True, text=True, check=True).stdout
+    return [line for line in out.splitlines() if not line.startswith(("--", "\\restrict", "\\unrestrict"))]
+
+
+def _sequences(url: str) -> dict[str, int]:
+    with psycopg.connect(libpq_url(url)) as c:
+        return dict(c.execute("SELECT sequencename, coalesce(last_value, 0) FROM pg_sequences ORDER BY 1").fetchall())
+
+
+def test_should_restore_into_a_fresh_cluster_equal_table_by_table_and_refuse_damaged_files_there(
+        source, backup_file, bin_dir, fresh_cluster, tmp_path, monkeypatch):
+    from loaders.cli import app
+
+    monkeypatch.setenv("REGISTRY_DATABASE_URL", fresh_cluster.url("registry"))
+    get_settings.cache_clear()
+    try:
+        res = CliRunner().invoke(app, ["restore", str(backup_file)])
+        assert res.exit_code == 0, res.output
+        assert "verified" in res.output
+        restored = fresh_cluster.url("registry")
+        manifest = read_manifest(backup_file)
+        sums = _sums(restored)
+        assert {n: (t["rows"], t["checksum"]) for n, t in manifest["tables"].items()} == \
+               {n: (s.rows, s.checksum) for n, s in sums.items()}
+        assert _rows_md5(restored) == _rows_md5(source)
+        assert _schema(restored, bin_dir) == _schema(source, bin_dir)
+        assert _sequences(restored) == _sequences(source)
+        with psycopg.connect(libpq_url(restored)) as c:
+            assert c.execute("SELECT postgis_lib_version() IS NOT NULL").fetchone()[0]
+            assert c.execute("SELECT version_num FROM alembic_version").fetchone()[0] == manifest["schema_version"]
+
+        def databases() -> list[str]:
+            with psycopg.connect(libpq_url(fresh_cluster.url("postgres"))) as c:
+                return [r[0] for r in c.execute("SELECT datname FROM pg_database ORDER BY 1")]
+
+        untouched = (databases(), _rows_md5(restored))
+        future, bad = tmp_path / "future.backup", tmp_path / "bad.backup"
+        _rewrite(backup_file, future, manifest=lambda m: {**m, "schema_version": "9999_from_the_future"})
+        _rewrite(backup_file, bad, dump=lambda d: d[:len(d) // 2] + bytes([d[len(d) // 2] ^ 0xFF]) + d[len(d) // 2 + 1:])
+        for damaged, says in ((future, "9999_from_the_future"), (bad, "SHA-256")):
+            for into in ("registry_copy", "registry"):  # a new database, and over the restored one
+                res = CliRunner().invoke(app, ["restore", str(damaged), "--into", into])
+                assert res.exit_code == 1, res.output
+                assert (says in res.output or into == "registry" and "exists" in res.output), res.output
+                assert "Traceback" not in res.output
+                assert (databases(), _rows_md5(restored)) == untouched
+        res = CliRunner().invoke(app, ["restore", str(backup_file)])  # over the restored database: refused
+        assert res.exit_code == 1 and "exists" in res.output
+        assert (databases(), _rows_md5(restored)) == untouched
+    finally:
+        get_settings.cache_clear()
