@@ -22,6 +22,7 @@ from registry.db.engine import make_engine
 from registry.db.routing import DatabaseRouter
 from registry.doorplates import KeyRing, ScanCounter
 from registry.search import SearchService
+from registry.tiles import TileCache
 from registry.serving import ReadPath
 from registry.settings import Settings, get_settings
 
@@ -39,6 +40,9 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         # The search gazetteer: loaded in the background at start-up when the app owns its engine,
         # on the first search otherwise (tests); kept fresh by LISTEN/NOTIFY.
         app.state.search = SearchService(app.state.engine)
+        # Vector tiles cached per worker; when the app owns its engine the cache follows the applied
+        # change sets (LISTEN, registry/tiles.py) and answers a cached tile from memory alone.
+        app.state.tile_cache = TileCache()
         # Reads to healthy replicas (REGISTRY_REPLICA_URLS), writes to the primary (registry/db/routing.py);
         # with replicas the search follows the change log there (NOTIFY does not reach a standby).
         app.state.db = DatabaseRouter.open(settings, app.state.engine).start()
@@ -55,12 +59,14 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         app.state.read_path = ReadPath(settings, app.state.engine.url.render_as_string(hide_password=False))
         if owned:
             app.state.search.start()
+            app.state.tile_cache.follow(app.state.engine)
             await app.state.read_path.ensure()
         log.info("registry API ready")
         try:
             yield
         finally:
             app.state.search.stop()
+            app.state.tile_cache.stop()
             app.state.doorplate_scans.close()  # the buffered counts are written before the engine goes
             await app.state.read_path.close()
             app.state.db.close()  # its health thread and the replicas' engines (not the primary's)

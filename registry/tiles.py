@@ -11,14 +11,18 @@ category): the full public record is one request away (`/v1/addresses/{id}` …)
 
 The cache (`TileCache`) keeps encoded tiles keyed by layer/z/x/y together with the layer's
 version. A layer's version moves when a change set that may have written one of its tables is
-applied (see `KIND_TABLES`): each request asks the database, with two primary-key lookups, for
-the newest applied change set id and whether a change set pending at the last look has been
-applied since. Only then are the new change sets read and the layers their kinds touch bumped;
-the other layers keep their cached tiles. This is per layer, not per tile: one retired address
-drops the cached address tiles, not the county ones. Asking the database per request (rather
-than following the `registry_search` NOTIFY channel) keeps every worker process exact at once,
-also for tables that channel does not cover (boundary lines, markers), and inside a test's
-transaction.
+applied (see `KIND_TABLES`): `refresh` reads the change sets applied since the last look (and
+those pending then) and bumps the layers their kinds touch; the other layers keep their cached
+tiles. This is per layer, not per tile: one retired address drops the cached address tiles, not
+the county ones. In a served API each worker's cache `follow`s the applied change sets: a thread
+LISTENs on `registry_change_sets` (NOTIFY at commit, from the trigger of migration 0010) and
+refreshes then, so a cached tile is answered from memory with no database call (`peek`); a
+change reaches every worker within milliseconds of its commit. Without a listener (tests on
+one connection, or while the listener reconnects) `get` refreshes on every request instead,
+with two primary-key lookups — exact at once, also inside a test's transaction.
+
+Address tiles below z16 carry the door-level addresses only (`ADDRESS_DOORS`); point layers get
+their tile coordinates from plain arithmetic in SQL (see `tile_sql`).
 """
 from __future__ import annotations
 
@@ -28,7 +32,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, Engine, text
 
 from registry.errors import InvalidQuery, NotFound
 
@@ -41,6 +45,7 @@ DATA_MAXZOOM = 16  # tiles are made up to here; a map over-zooms the z16 tile be
 CACHE_BYTES = 128 * 1024 * 1024  # the cache's bound per process (LRU by bytes)
 BOUNDS = (119.2, 30.3, 120.5, 31.2)  # Huzhou and a margin, lon/lat: the TileJSON `bounds`
 CENTER = (120.09, 30.87, 10)  # 湖州 city centre
+CHANNEL = "registry_change_sets"  # NOTIFY '<id>:<kind>' when a change set is applied (migration 0010)
 
 
 @dataclass(frozen=True)
@@ -54,7 +59,15 @@ class Layer:
     fields: dict[str, str]  # TileJSON vector_layers fields: name -> type
     simplify: bool = False  # polygons and lines: simplified to the tile's pixel before clipping
     maxzoom: int = DATA_MAXZOOM
+    points: bool = False  # points only: tile coordinates computed in SQL arithmetic (see tile_sql)
+    coarse: str | None = None  # below DATA_MAXZOOM, only the rows this also selects (see ADDRESS_DOORS)
 
+
+# Flats and units stand on their building's door point (26k addresses on 5.5k points in the densest
+# z14 tile of the full city): below DATA_MAXZOOM the address layer carries the door-level addresses
+# only — what a map can draw there without stacking symbols — and the partial GiST index of
+# migration 0010 (ix_addresses_door_geom) selects them; every flat is in the z16 tiles.
+ADDRESS_DOORS = "t.unit = '' AND t.room = ''"
 
 _DIV_FIELDS = {"id": "Number", "name": "String", "level": "String", "nbs_code": "String", "mca_code": "String"}
 
@@ -74,13 +87,14 @@ LAYERS: dict[str, Layer] = {layer.name: layer for layer in (
           {"id": "Number", "code": "String", "name": "String", "level": "String"}, simplify=True),
     Layer("markers", "界桩 / boundary markers", "boundary_markers", 10,
           "t.id, t.number, t.type_letter, t.boundary_line_id", "t.status = 'active'",
-          {"id": "Number", "number": "String", "type_letter": "String", "boundary_line_id": "Number"}),
+          {"id": "Number", "number": "String", "type_letter": "String", "boundary_line_id": "Number"}, points=True),
     Layer("addresses", "门楼牌地址 / addresses", "addresses", 14,
           "t.id, t.number, t.building, t.code", "t.status = 'active'",
-          {"id": "Number", "number": "String", "building": "String", "code": "String"}),
+          {"id": "Number", "number": "String", "building": "String", "code": "String"}, points=True,
+          coarse=ADDRESS_DOORS),
     Layer("facilities", "公共服务设施 / public facilities", "facilities", 12,
           "t.id, t.name, t.category", "t.status = 'active'",
-          {"id": "Number", "name": "String", "category": "String"}),
+          {"id": "Number", "name": "String", "category": "String"}, points=True),
     Layer("places", "道路街巷与其他地名 / streets and other place names", "place_names", 12,
           "t.id, t.name, t.category", "t.status = 'active'",
           {"id": "Number", "name": "String", "category": "String"}, simplify=True),
@@ -125,19 +139,36 @@ def in_range(lay: Layer, z: int) -> bool:
     return lay.minzoom <= z <= lay.maxzoom
 
 
-def tile_sql(lay: Layer) -> str:
+def tile_sql(lay: Layer, z: int | None = None) -> str:
+    """The statement of one tile of `lay` at zoom `z` (`z` None: as at DATA_MAXZOOM)."""
+    where = lay.where
+    if lay.coarse and z is not None and z < DATA_MAXZOOM:
+        where = f"{where} AND {lay.coarse}"
+    select = f"""WITH b AS (SELECT ST_TileEnvelope(:z, :x, :y) AS env,
+                          ST_Transform(ST_TileEnvelope(:z, :x, :y, margin => {BUFFER / EXTENT}), 4490) AS sel)"""
+    if lay.points:
+        # A point's tile coordinates straight from its longitude/latitude (the spherical Mercator
+        # formulas; CGCS2000 and WGS84 agree within centimetres): the same numbers as ST_Transform +
+        # ST_AsMVTGeom, at a fraction of their cost per point. The buffer is the selection's margin.
+        px = f"((ST_X(t.geom) + 180.0) / 360.0 * 2 ^ :z - :x) * {EXTENT}"
+        py = f"((1.0 - asinh(tan(radians(ST_Y(t.geom)))) / pi()) / 2.0 * 2 ^ :z - :y) * {EXTENT}"
+        return f"""{select}
+        SELECT ST_AsMVT(q, '{lay.name}', {EXTENT}, 'geom', 'id') FROM (
+            SELECT {lay.select}, ST_MakePoint(round({px}), round({py})) AS geom FROM {lay.table} t, b
+            WHERE t.geom && b.sel AND {where}) q"""
     geom = "ST_Transform(t.geom, 3857)"
     if lay.simplify:
         # one pixel of this zoom in metres: finer detail is lost in the grid anyway
         geom = f"ST_SimplifyPreserveTopology({geom}, 40075016.68 / (2 ^ :z) / {EXTENT})"
-    return f"""
-        WITH b AS (SELECT ST_TileEnvelope(:z, :x, :y) AS env,
-                          ST_Transform(ST_TileEnvelope(:z, :x, :y, margin => {BUFFER / EXTENT}), 4490) AS sel)
+    return f"""{select}
         SELECT ST_AsMVT(q, '{lay.name}', {EXTENT}, 'geom', 'id') FROM (
             SELECT {lay.select}, ST_AsMVTGeom({geom}, b.env, {EXTENT}, {BUFFER}, true) AS geom
             FROM {lay.table} t, b
-            WHERE t.geom && b.sel AND {lay.where}
+            WHERE t.geom && b.sel AND {where}
         ) q WHERE q.geom IS NOT NULL"""
+
+
+_TILE_SETTINGS = text("SELECT set_config('jit', 'off', true), set_config('max_parallel_workers_per_gather', '0', true)")
 
 
 def render_tile(conn: Connection, lay: Layer, z: int, x: int, y: int) -> bytes:
@@ -145,7 +176,10 @@ def render_tile(conn: Connection, lay: Layer, z: int, x: int, y: int) -> bytes:
     check_tile(z, x, y)
     if not in_range(lay, z):
         return b""
-    data = conn.execute(text(tile_sql(lay)), {"z": z, "x": x, "y": y}).scalar_one()
+    # A tile is a few thousand rows: JIT compiling (seconds at the planner's estimates) and parallel
+    # workers (their start-up) cost more than they save. SET LOCAL: for this transaction only.
+    conn.execute(_TILE_SETTINGS)
+    data = conn.execute(text(tile_sql(lay, z)), {"z": z, "x": x, "y": y}).scalar_one()
     return bytes(data or b"")
 
 
@@ -194,6 +228,61 @@ class TileCache:
         self._pending: list[int] = []  # change sets proposed/approved at the last look
         self.hits = 0
         self.misses = 0
+        self._following = False  # True while the listener thread keeps the versions current
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    # -- following the applied change sets -------------------------------------------------------
+    def follow(self, engine: Engine) -> None:
+        """Keep the versions current in a thread that LISTENs on `CHANNEL` (the trigger of migration
+        0010 NOTIFYs it, at commit, when a change set is applied): from then on a cached tile is
+        answered from memory (`peek`) with no database call. Every worker follows on its own, so
+        each drops the layers an applied change set touched within milliseconds of its commit."""
+        if self._thread is None:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._listen, args=(engine,), name="tile-cache", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+        self._following = False
+
+    @property
+    def following(self) -> bool:
+        return self._following
+
+    def _listen(self, engine: Engine) -> None:
+        import psycopg
+
+        url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        listener = None
+        while not self._stop.is_set():
+            try:
+                if listener is None:
+                    listener = psycopg.connect(url, autocommit=True)
+                    listener.execute(f"LISTEN {CHANNEL}")
+                    with engine.connect() as conn:  # after LISTEN: nothing applied meanwhile is missed
+                        self.refresh(conn)
+                    self._following = True
+                if list(listener.notifies(timeout=1.0)):
+                    with engine.connect() as conn:
+                        self.refresh(conn)
+            except Exception as exc:  # the database went away: ask it per request until it is back
+                self._following = False
+                log.warning("tile cache: change-set listener: %s; retrying", exc)
+                if listener is not None:
+                    try:
+                        listener.close()
+                    except Exception:  # pragma: no cover
+                        pass
+                listener = None
+                self._stop.wait(1.0)
+        self._following = False
+        if listener is not None:
+            listener.close()
 
     # -- versions ------------------------------------------------------------------------------
     def refresh(self, conn: Connection) -> None:
@@ -238,10 +327,24 @@ class TileCache:
         return self._versions.get(lay.table, 0)
 
     # -- tiles ---------------------------------------------------------------------------------
+    def peek(self, lay: Layer, z: int, x: int, y: int) -> Tile | None:
+        """The cached tile, from memory only, while the versions are followed; else None (then `get`)."""
+        if not self._following:
+            return None
+        key = (lay.name, z, x, y)
+        with self._lock:
+            cached = self._tiles.get(key)
+            if cached is None or cached[0] != self._versions.get(lay.table, 0):
+                return None
+            self._tiles.move_to_end(key)
+            self.hits += 1
+            return cached[1]
+
     def get(self, conn: Connection, lay: Layer, z: int, x: int, y: int) -> Tile:
         """The tile from the cache when its layer has not changed since, else rendered and kept."""
         check_tile(z, x, y)
-        self.refresh(conn)
+        if not self._following:  # no listener (tests, a lost connection): ask the database now
+            self.refresh(conn)
         key = (lay.name, z, x, y)
         version = self.version(lay)
         with self._lock:

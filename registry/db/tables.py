@@ -589,6 +589,9 @@ for _t in (divisions, boundary_lines, boundary_markers, marker_reference_objects
     Index(f"ix_{_t.name}_change_set", _t.c.change_set_id, _t.c.id)
 Index("ix_change_sets_applied", change_sets.c.applied_at, change_sets.c.id,
       postgresql_where=change_sets.c.status == "applied")
+# The address tiles below z16 draw the door-level addresses (registry/tiles.py ADDRESS_DOORS).
+Index("ix_addresses_door_geom", addresses.c.geom, postgresql_using="gist",
+      postgresql_where=text("status = 'active' AND unit = '' AND room = ''"))
 # Export jobs (api/export_jobs.py), seen by every API worker; the running worker holds the advisory
 # lock `lock_key`, so a job whose worker died is found out (the lock is free) and marked failed.
 export_jobs = Table(

@@ -173,3 +173,51 @@ def test_should_see_a_change_set_applied_after_later_ones(client, conn, doors):
     conn.execute(text("UPDATE change_sets SET status = 'applied' WHERE id = :i"), {"i": cs})
     _tile(client, "addresses", doors.tile(14))
     assert cache._versions["boundary_markers"] > markers_before
+
+
+def test_should_draw_flats_from_z16_and_their_building_door_below(client, conn, doors):
+    flat = conn.execute(text("""
+        INSERT INTO addresses (division_id, street_id, number, number_main, room, full_text, code, local_seq, status, geom)
+        SELECT division_id, street_id, number, number_main, '301室', full_text || '301室', code || '9', local_seq + 500,
+               'active', geom FROM addresses WHERE id = :i RETURNING id"""), {"i": doors.ids[0]}).scalar_one()
+    z14 = {f["id"] for f in _decode(_tile(client, "addresses", doors.tile(14)).content)["addresses"]["features"]}
+    z16 = {f["id"] for f in _decode(_tile(client, "addresses", doors.tile(16)).content)["addresses"]["features"]}
+    assert doors.ids[0] in z14 and flat not in z14
+    assert {doors.ids[0], flat} <= z16
+
+
+def test_should_follow_applied_change_sets_by_notify_and_answer_from_memory(engine, reference):
+    """A served worker's cache: LISTEN keeps its versions current, cached tiles need no database."""
+    import time
+
+    from registry.tiles import LAYERS, TileCache
+
+    cache = TileCache()
+    cache.follow(engine)
+    try:
+        for _ in range(100):
+            if cache.following:
+                break
+            time.sleep(0.05)
+        assert cache.following
+        lay = LAYERS["counties"]
+        with engine.connect() as conn:
+            first = cache.get(conn, lay, 6, 53, 26)
+        assert cache.peek(lay, 6, 53, 26) == first  # memory only
+        before = cache.version(lay)
+        with engine.begin() as conn:  # committed: the NOTIFY goes out at commit
+            cs = open_change_set(conn, kind="load_reference", author="tests", source="tile cache notify")
+            apply_change_set(conn, cs, actor="tests")
+        try:
+            for _ in range(100):
+                if cache.version(lay) != before:
+                    break
+                time.sleep(0.05)
+            assert cache.version(lay) != before and cache.peek(lay, 6, 53, 26) is None
+        finally:
+            with engine.begin() as conn:
+                conn.execute(text("DELETE FROM audit_log WHERE change_set_id = :c"), {"c": cs})
+                conn.execute(text("DELETE FROM change_sets WHERE id = :c"), {"c": cs})
+    finally:
+        cache.stop()
+    assert not cache.following
