@@ -11,7 +11,8 @@ from api import docs, openapi, problems
 from api.deps import caller_key
 from api.keycache import KeyCache
 from api.limits import BodyLimitMiddleware
-from api.ratelimit import AccessLogMiddleware, RateLimiter, RateLimitMiddleware
+from api.hotpath import prefilter_routers
+from api.ratelimit import AccessLogMiddleware, AnonymousLimiter, RateLimiter, RateLimitMiddleware, make_buckets
 from api.routes import addresses, adjustments, boundaries, changes, divisions, health, inspections
 from api.ogc import router as ogc_router  # OGC API – Features under /ogc
 from api.routes import doorplates, heritage, pages, placenames, tiles
@@ -68,6 +69,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
             app.state.search.stop()
             app.state.tile_cache.stop()
             app.state.doorplate_scans.close()  # the buffered counts are written before the engine goes
+            app.state.rate_buckets.close()  # the rate-limit leases go back to the shared buckets
             await app.state.read_path.close()
             app.state.db.close()  # its health thread and the replicas' engines (not the primary's)
             if owned:
@@ -86,10 +88,14 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     )
     app.state.settings = settings
     app.state.key_cache = KeyCache(ttl=settings.key_cache_seconds)
-    app.state.rate_limiter = RateLimiter()
+    # Rate limits (api/ratelimit.py): one bucket store for keys and anonymous callers, leased per
+    # worker from buckets shared by every process (REGISTRY_RATE_LIMIT_BACKEND=postgres).
+    app.state.rate_buckets = make_buckets(settings, lambda: app.state.engine)
+    app.state.rate_limiter = RateLimiter(app.state.rate_buckets)
     problems.install(app)
     app.add_middleware(BodyLimitMiddleware, settings=settings)  # api/limits.py: 413 before a body is read whole
-    app.add_middleware(RateLimitMiddleware, settings=settings, engine_getter=lambda: app.state.engine)  # anonymous
+    app.add_middleware(RateLimitMiddleware, settings=settings,  # anonymous callers
+                       limiter=AnonymousLimiter(settings, store=app.state.rate_buckets))
     app.add_middleware(AccessLogMiddleware)  # api/ratelimit.py: the request log, without personal data
     docs.install(app)
     openapi.install(app)  # api/openapi.py: every error, media type and constraint in /openapi.json
@@ -99,4 +105,5 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
                    export_routes.router, feed_routes.router, tiles.router, pages.router, placenames.router,
                    heritage.router):
         app.include_router(router)
+    prefilter_routers(app)  # api/hotpath.py: a router whose paths cannot match is skipped at once
     return app

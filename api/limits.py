@@ -97,15 +97,23 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         path = scope.get("path", "")
-        limit = limit_for(self.settings, scope.get("method", "GET"), path)
         raw_headers = scope.get("headers", ())
-        if sum(len(k) + len(v) for k, v in raw_headers) > self.settings.header_limit_bytes:
+        size, length, chunked = 0, None, False
+        for k, v in raw_headers:  # one pass: the head's size, and whether a body may follow
+            size += len(k) + len(v)
+            if len(k) == 14 and k.lower() == b"content-length":
+                length = v
+            elif len(k) == 17 and k.lower() == b"transfer-encoding":
+                chunked = True
+        if size > self.settings.header_limit_bytes:
             limit_h = self.settings.header_limit_bytes
             return await self._refuse(send, 431, PayloadTooLarge(
                 f"请求头过大：合计最多 {limit_h:,} 字节 / the request headers are too large: at most {limit_h:,} "
                 "bytes in all", parameter="headers"), path)
+        if length is None and not chunked and scope.get("method") in ("GET", "HEAD"):
+            return await self.app(scope, receive, send)  # no body can follow (HTTP/1.1 framing): nothing to count
+        limit = limit_for(self.settings, scope.get("method", "GET"), path)
         headers = {k.lower(): v for k, v in raw_headers}
-        length = headers.get(b"content-length")
         if length is not None:
             try:
                 declared = int(length)
