@@ -498,6 +498,12 @@ def keys_revoke(prefix: Annotated[str, typer.Argument(help="the key's prefix (se
 
 
 # --- serve ----------------------------------------------------------------------------------
+# uvicorn's options for the API (bench/bench_serving.py serves its trivial baseline with the same).
+# loop/http "auto" pick uvloop and httptools (installed with uvicorn[standard]). uvicorn's access log
+# has the client address and the query string: registry.access logs instead.
+SERVE_OPTIONS = {"log_level": "info", "access_log": False}
+
+
 @app.command("serve")
 def serve(
     host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
@@ -517,8 +523,7 @@ def serve(
         typer.secho(f"警告 / warning: REGISTRY_PUBLIC_BASE_URL={settings.public_base_url} 不是公网地址（{zh}），"
                     f"二维码图片将被拒绝（409） / is not public ({en}): QR images for printing are refused (409)",
                     fg=typer.colors.YELLOW, err=True)
-    # uvicorn's access log has the client address and the query string: registry.access logs instead
-    uvicorn.run("api.main:app", host=host, port=port, workers=workers, log_level="info", access_log=False)
+    uvicorn.run("api.main:app", host=host, port=port, workers=workers, **SERVE_OPTIONS)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,337 @@
+"""Serving at the machine's limit (issue 11): the registry's hot public endpoints against a trivial
+FastAPI endpoint, with one and with two uvicorn workers, in one run.
+
+    .venv/bin/python bench/bench_serving.py --database-url postgresql+psycopg://registry@127.0.0.1:55432/registry_city_full
+    .venv/bin/python bench/bench_serving.py                  # a small city of its own (50,000 addresses)
+
+For each worker count it starts `registry serve --workers N` (as `make demo` runs it) and the trivial
+app (bench/trivial_app.py, `{"ok": true}`) with the same uvicorn options (loaders/cli.py
+SERVE_OPTIONS) and worker count, waits until both are idle (the gazetteer loaded), and drives each
+with `wrk -t2 -c32 -d8s` and a Lua script that rotates through many real plates, coordinates and
+queries taken from the database (not one hot URL). The trivial endpoint is measured before and after
+the registry's endpoints; its mean is the baseline. Printed per endpoint: req/s, share of the trivial
+endpoint, p50 and p99, non-2xx answers; then the 2-worker/1-worker ratio and the resident memory
+after start (RSS and PSS summed over the worker processes, from /proc). The issue's goals stand
+beside each figure (met / not met); nothing is asserted.
+
+The anonymous rate limit stays on (its check is part of the hot path) with a limit no bench reaches
+(REGISTRY_RATE_LIMIT_PUBLIC_PER_MINUTE=1e9): every request here comes from 127.0.0.1.
+Needs `wrk` (Debian: `apt-get install wrk`; scripts/setup-system.sh lists it).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench_doorplates import wait_idle  # noqa: E402 (bench/ is on sys.path when run as a script)
+from bench_load import city_dir, drop_database, make_database, prerequisites, run_loader  # noqa: E402
+
+GOALS = {"scan JSON": 0.60, "scan HTML": 0.50, "reverse": 0.40, "healthz": 0.70, "search": 0.60}
+P99_GOAL_MS = 20.0
+SCALE_GOAL = 1.6
+HTML = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+LUA = """
+local paths = {%(paths)s}
+local n = #paths
+local i = 0
+init = function(args)
+  math.randomseed(os.time() + tonumber(tostring({}):sub(8), 16) %% 100000)
+  i = math.random(n)
+end
+request = function()
+  i = i %% n + 1
+  return wrk.format("GET", paths[i], {["Accept"] = "%(accept)s"})
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("RESULT {\\"requests\\": %%d, \\"us\\": %%d, \\"p50\\": %%d, \\"p99\\": %%d, " ..
+    "\\"status\\": %%d, \\"socket\\": %%d}\\n", summary.requests, summary.duration, latency:percentile(50),
+    latency:percentile(99), e.status, e.connect + e.read + e.write + e.timeout))
+end
+"""
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+# --- the database ---------------------------------------------------------------------------------
+def small_city(args) -> str:
+    """A database of its own: the generated city's divisions, place names and addresses, plates issued."""
+    from sqlalchemy import create_engine
+
+    from registry.doorplates import issue_plates
+
+    args.city, args.seed = None, 1
+    city = city_dir(args)
+    url = make_database("bench_serving")
+    prerequisites(url, city)
+    wall, _, _ = run_loader(url, city / "addresses.csv")
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        issued = issue_plates(conn, actor="bench", division="330500", source="bench").issued
+    with engine.connect() as conn:
+        conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("VACUUM ANALYZE")
+    engine.dispose()
+    log(f"small city: {args.addresses:,} addresses loaded in {wall:.0f} s, {issued:,} plates issued")
+    return url
+
+
+def samples(url: str, n: int) -> dict[str, list[str]]:
+    """Real request paths from the database: plates, points near doors, the doors' own names."""
+    from sqlalchemy import create_engine, text
+
+    from registry.doorplates import KeyRing
+
+    rnd = random.Random(11)
+    engine = create_engine(url)
+    ring = KeyRing(ttl=3600)
+    with engine.connect() as conn:
+        plates = conn.execute(text("""
+            SELECT id, key_id FROM doorplates TABLESAMPLE SYSTEM (10) WHERE status IN ('issued','active') LIMIT :n
+        """), {"n": n}).all()
+        if len(plates) < n // 4:  # a small table: TABLESAMPLE finds too few
+            plates = conn.execute(text("SELECT id, key_id FROM doorplates WHERE status IN ('issued','active') "
+                                       "ORDER BY random() LIMIT :n"), {"n": n}).all()
+        tokens = [f"/p/{ring.token_for(conn, r.id, r.key_id)}" for r in plates]
+        doors = conn.execute(text("""
+            SELECT ST_X(geom) AS lon, ST_Y(geom) AS lat, full_text FROM addresses TABLESAMPLE SYSTEM (5)
+            WHERE status = 'active' LIMIT :n
+        """), {"n": n}).all()
+        if len(doors) < n // 4:
+            doors = conn.execute(text("SELECT ST_X(geom) AS lon, ST_Y(geom) AS lat, full_text FROM addresses "
+                                      "WHERE status = 'active' ORDER BY random() LIMIT :n"), {"n": n}).all()
+    engine.dispose()
+    if not tokens or not doors:
+        raise SystemExit("the database has no issued plates or no active addresses: `registry plates issue` first")
+    reverse = [f"/v1/reverse?lon={d.lon + rnd.uniform(-2e-4, 2e-4):.6f}&lat={d.lat + rnd.uniform(-2e-4, 2e-4):.6f}"
+               for d in doors]
+    # what a citizen types: the door without the province and city, half of them without the county too
+    queries = []
+    for d in doors:
+        q = d.full_text.removeprefix("浙江省").removeprefix("湖州市")
+        cut = max(q.find("区", 0, 4), q.find("县", 0, 4))
+        if rnd.random() < 0.5 and cut > 0:
+            q = q[cut + 1:]
+        queries.append("/v1/search?limit=5&q=" + urllib.parse.quote(q))
+    return {"tokens": tokens, "reverse": reverse, "search": queries}
+
+
+# --- servers ---------------------------------------------------------------------------------------
+def _wait_http(port: int, path: str, proc: subprocess.Popen, limit: float = 180.0) -> None:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"the server on port {port} exited ({proc.returncode})")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise SystemExit(f"the server on port {port} did not answer {path}")
+
+
+def start_registry(url: str, port: int, workers: int) -> subprocess.Popen:
+    env = {**os.environ, "REGISTRY_DATABASE_URL": url, "REGISTRY_LOG_LEVEL": "WARNING",
+           "REGISTRY_RATE_LIMIT_PUBLIC_PER_MINUTE": str(10**9)}
+    cmd = [str(ROOT / ".venv" / "bin" / "registry"), "serve", "--host", "127.0.0.1", "--port", str(port),
+           "--workers", str(workers)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    _wait_http(port, "/healthz", proc)
+    return proc
+
+
+def start_trivial(port: int, workers: int) -> subprocess.Popen:
+    code = ("import uvicorn; from loaders.cli import SERVE_OPTIONS; "
+            f"uvicorn.run('trivial_app:app', app_dir={str(ROOT / 'bench')!r}, host='127.0.0.1', port={port}, "
+            f"workers={workers}, **SERVE_OPTIONS)")
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _wait_http(port, "/ok", proc)
+    return proc
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def worker_pids(proc: subprocess.Popen, workers: int) -> list[int]:
+    """The processes serving requests: the process itself with one worker, else uvicorn's workers
+    (children of the supervisor that are python, not multiprocessing's resource tracker)."""
+    if workers == 1:
+        return [proc.pid]
+    pids = []
+    for c in _children(proc.pid):
+        try:
+            cmdline = Path(f"/proc/{c}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"resource_tracker" not in cmdline:
+            pids.append(c)
+    return pids
+
+
+def memory_mb(pids: list[int]) -> tuple[float, float]:
+    """(RSS, PSS) summed over `pids`, in MB: RSS counts shared pages once per process, PSS shares them."""
+    rss = pss = 0
+    for pid in pids:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Rss:"):
+                rss += int(line.split()[1])
+            elif line.startswith("Pss:"):
+                pss += int(line.split()[1])
+    return rss / 1024, pss / 1024
+
+
+def uses(pids: list[int], lib: str) -> bool:
+    try:
+        return all(lib in Path(f"/proc/{pid}/maps").read_text() for pid in pids)
+    except OSError:
+        return False
+
+
+# --- wrk ---------------------------------------------------------------------------------------------
+def wrk(port: int, paths: list[str], accept: str, args, tmp: Path, seconds: float | None = None) -> dict:
+    script = tmp / f"rotate-{abs(hash((tuple(paths[:3]), accept))) % 10**8}.lua"
+    if not script.exists():
+        quoted = ",".join(json.dumps(p) for p in paths)  # JSON strings are Lua strings for these paths
+        script.write_text(LUA % {"paths": quoted, "accept": accept})
+    cmd = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{seconds or args.seconds:g}s", "--timeout", "5s",
+           "-s", str(script), f"http://127.0.0.1:{port}"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=(seconds or args.seconds) + 60)
+    line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
+    if line is None:
+        raise SystemExit(f"wrk gave no result:\n{out.stdout}\n{out.stderr}")
+    r = json.loads(line[7:])
+    return {"rps": r["requests"] / (r["us"] / 1e6), "p50_ms": r["p50"] / 1000, "p99_ms": r["p99"] / 1000,
+            "non2xx": r["status"], "socket_errors": r["socket"], "requests": r["requests"]}
+
+
+def measure(url: str, workers: int, paths: dict[str, list[str]], args, tmp: Path) -> dict:
+    reg_port, triv_port = args.port, args.port + 1
+    trivial = start_trivial(triv_port, workers)
+    registry = start_registry(url, reg_port, workers)
+    try:
+        waited = wait_idle(registry, log)
+        pids = worker_pids(registry, workers)
+        rss, pss = memory_mb(pids)
+        triv_rss, _ = memory_mb(worker_pids(trivial, workers))
+        stack = {lib: uses(pids, lib) for lib in ("uvloop", "httptools")}
+        log(f"--workers {workers}: idle after {waited:.0f} s; {len(pids)} worker processes, RSS {rss:.0f} MB "
+            f"(PSS {pss:.0f} MB; trivial app {triv_rss:.0f} MB); uvloop {stack['uvloop']}, httptools {stack['httptools']}")
+        kinds = {"scan JSON": (paths["tokens"], "application/json"), "scan HTML": (paths["tokens"], HTML),
+                 "reverse": (paths["reverse"], "application/json"), "healthz": (["/healthz"], "application/json"),
+                 "search": (paths["search"], "application/json")}
+        for name, (p, accept) in kinds.items():  # warm: the working set cached, as in service
+            wrk(reg_port, p, accept, args, tmp, seconds=args.warmup)
+        wrk(triv_port, ["/ok"], "application/json", args, tmp, seconds=args.warmup)
+        rows = {"trivial (before)": wrk(triv_port, ["/ok"], "application/json", args, tmp)}
+        log(f"  trivial (before): {rows['trivial (before)']['rps']:,.0f} req/s")
+        for name, (p, accept) in kinds.items():
+            rows[name] = wrk(reg_port, p, accept, args, tmp)
+            log(f"  {name}: {rows[name]['rps']:,.0f} req/s, p99 {rows[name]['p99_ms']:.1f} ms")
+        rows["trivial (after)"] = wrk(triv_port, ["/ok"], "application/json", args, tmp)
+    finally:
+        stop(registry)
+        stop(trivial)
+    base = (rows["trivial (before)"]["rps"] + rows["trivial (after)"]["rps"]) / 2
+    return {"workers": workers, "rows": rows, "trivial_rps": base, "rss_mb": rss, "pss_mb": pss,
+            "trivial_rss_mb": triv_rss, "uvloop": stack["uvloop"], "httptools": stack["httptools"]}
+
+
+def _mark(ok: bool) -> str:
+    return "met" if ok else "NOT met"
+
+
+def report(results: list[dict], args, n_paths: dict[str, int]) -> None:
+    print(f"\nwrk -t{args.threads} -c{args.connections} -d{args.seconds:g}s, Lua rotating through "
+          f"{n_paths['tokens']:,} plates, {n_paths['reverse']:,} points, {n_paths['search']:,} queries; "
+          f"`registry serve` vs bench/trivial_app.py, same uvicorn options and workers")
+    for res in results:
+        print(f"\n--workers {res['workers']}  (trivial {{\"ok\": true}}: {res['trivial_rps']:,.0f} req/s, mean of "
+              f"before {res['rows']['trivial (before)']['rps']:,.0f} and after {res['rows']['trivial (after)']['rps']:,.0f})")
+        print(f"{'endpoint':<18}{'req/s':>9}{'share':>8}  {'goal':<14}{'p50 ms':>8}{'p99 ms':>8}  {'p99 ≤ 20 ms':<12}{'non-2xx':>8}")
+        for name, row in res["rows"].items():
+            if name.startswith("trivial"):
+                continue
+            share = row["rps"] / res["trivial_rps"]
+            goal = GOALS[name]
+            print(f"{name:<18}{row['rps']:>9,.0f}{share:>7.0%}  {'≥' + format(goal, '.0%') + ' ' + _mark(share >= goal):<14}"
+                  f"{row['p50_ms']:>8.1f}{row['p99_ms']:>8.1f}  {_mark(row['p99_ms'] <= P99_GOAL_MS):<12}"
+                  f"{row['non2xx'] + row['socket_errors']:>8}")
+        t = res["rows"]["trivial (before)"]
+        print(f"{'trivial':<18}{res['trivial_rps']:>9,.0f}{1:>7.0%}  {'':<14}{t['p50_ms']:>8.1f}{t['p99_ms']:>8.1f}")
+        print(f"memory after start: RSS {res['rss_mb']:,.0f} MB, PSS {res['pss_mb']:,.0f} MB (sum over "
+              f"{res['workers']} worker process{'es' if res['workers'] > 1 else ''}; trivial app "
+              f"{res['trivial_rss_mb']:,.0f} MB); uvloop {'yes' if res['uvloop'] else 'no'}, "
+              f"httptools {'yes' if res['httptools'] else 'no'}")
+    if len(results) == 2:
+        one, two = results
+        print(f"\n--workers {two['workers']} / --workers {one['workers']} (req/s ratio, goal ≥ {SCALE_GOAL}×)")
+        for name in (*GOALS, "trivial"):
+            a = one["trivial_rps"] if name == "trivial" else one["rows"][name]["rps"]
+            b = two["trivial_rps"] if name == "trivial" else two["rows"][name]["rps"]
+            print(f"{name:<18}{b / a:>6.2f}×  {'' if name == 'trivial' else _mark(b / a >= SCALE_GOAL)}")
+    print(f"\nmachine load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (the client, wrk, "
+          "shares them with the server)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--database-url", help="an existing registry database with plates issued (read only)")
+    ap.add_argument("--addresses", type=int, default=50_000, help="the small city's size when no URL is given")
+    ap.add_argument("--workers", default="1,2", help="worker counts, comma-separated (default 1,2)")
+    ap.add_argument("--seconds", type=float, default=8.0)
+    ap.add_argument("--warmup", type=float, default=2.0)
+    ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--samples", type=int, default=5000, help="distinct plates, points and queries")
+    ap.add_argument("--port", type=int, default=8100, help="the registry's port; the trivial app's is the next")
+    ap.add_argument("--keep-db", action="store_true", help="keep the small city's database")
+    args = ap.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed: `apt-get install wrk` (Debian/Ubuntu; scripts/setup-system.sh "
+                         "lists it), or build it from https://github.com/wg/wrk")
+    own = args.database_url is None
+    url = args.database_url or small_city(args)
+    try:
+        paths = samples(url, args.samples)
+        with tempfile.TemporaryDirectory() as tmp:
+            results = [measure(url, int(w), paths, args, Path(tmp)) for w in args.workers.split(",")]
+        report(results, args, {k: len(v) for k, v in paths.items()})
+    finally:
+        if own and not args.keep_db:
+            drop_database(url)
+
+
+if __name__ == "__main__":
+    main()
