@@ -36,6 +36,7 @@ from registry.doorplates.reports import MAX_TEXT, REPORT_KINDS, REPORT_STATUSES
 from registry.doorplates.tokens import MAC_BYTES, MAX_TOKEN_CHARS
 from registry.placename_categories import _LOOKUP as _CATEGORY_NAMES
 from registry.exports import FORMATS
+from registry.features.collections import COLLECTIONS
 from registry.search.validate import KINDS, MAX_LIMIT as SEARCH_MAX, MAX_QUERY_CHARS, MAX_RADIUS_M
 from registry.tiles import LAYERS, MAX_ZOOM
 
@@ -124,6 +125,13 @@ BODY_PROPERTIES: dict[tuple[str, str], dict[str, dict]] = {
                                        "division": {"type": "string", "pattern": CODE_PATTERN}},
 }
 
+# (METHOD, path) -> the request body of a route that reads its body itself.
+REQUEST_BODIES: dict[tuple[str, str], dict] = {
+    ("POST", "/v1/match"): {"required": True, "description": "addresses: CSV with a header row, or JSON lines "
+                            "(strings or objects with an address field)",
+                            "content": {"text/csv": {"schema": _TEXT}, "application/x-ndjson": {"schema": _TEXT}}},
+}
+
 _ERROR_TEXT_503 = "数据库不可用 / the database is unavailable"
 # (METHOD, path) -> statuses beyond the derived ones, each with what it means there.
 EXTRA_ERRORS: dict[tuple[str, str], dict[int, str]] = {
@@ -207,8 +215,8 @@ PATH_PARAMETERS: dict[tuple[str, str], dict] = {
                                                     "description": "column 0–2^z−1"},
     ("/tiles/{layer_name}/{z}/{x}/{y}.mvt", "y"): {"type": "integer", "minimum": 0,
                                                     "description": "row 0–2^z−1 (XYZ: 0 at the north)"},
-    **{(p, "format"): {"type": "string", "enum": list(FORMATS), "default": "gpkg"}
-       for p in ("/v1/exports/{collection}",)},
+    ("/v1/exports/{collection}", "format"): {"type": "string", "enum": list(FORMATS), "default": "gpkg"},
+    ("/v1/exports/{collection}", "collection"): {"type": "string", "enum": list(COLLECTIONS)},
 }
 for _path in ("/v1/search", "/v1/search/structured", "/v1/autocomplete"):
     PATH_PARAMETERS[(_path, "limit")] = {**_LIMIT, "maximum": SEARCH_MAX, "default": 10}
@@ -305,6 +313,8 @@ def _complete(op: dict, method: str, path: str, route: APIRoute, doc_schemas: di
         op["parameters"] = params
     else:
         op.pop("parameters", None)
+    if key in REQUEST_BODIES:
+        op["requestBody"] = REQUEST_BODIES[key]
     for content in op.get("requestBody", {}).get("content", {}).values():
         _patch_body(content.get("schema", {}), BODY_PROPERTIES.get(key, {}), doc_schemas)
     scopes = _scopes(route)
@@ -326,7 +336,7 @@ def _complete(op: dict, method: str, path: str, route: APIRoute, doc_schemas: di
         errors[400] = _ERROR_TEXT[400]
     if scopes:
         errors[403] = _ERROR_TEXT[403] + f" ({', '.join(sorted(scopes))})"
-    if any(p["in"] == "path" for p in params) or names & {"division", "line"}:
+    if any(p["in"] == "path" for p in params) or names & {"division", "line"} or "requestBody" in op:
         errors[404] = _ERROR_TEXT[404]
     if names & {"division", "code"} or "requestBody" in op and method != "GET":
         errors[409] = _ERROR_TEXT[409]
