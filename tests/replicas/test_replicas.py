@@ -249,7 +249,7 @@ def test_should_fail_fast_and_recover_when_the_database_is_killed_under_load(api
         deadline = time.monotonic() + RECOVER_SECONDS
         _start_after_kill(primary.start, deadline)
         _start_after_kill(replica.start, deadline)
-        while not results or results[-1][1] != 200 or len(results) < during + 20:
+        while len(results) < during + 10 or any(s != 200 for _, s in results[-10:]):
             assert time.monotonic() < deadline, "the API did not recover after the database restarted"
             time.sleep(0.1)
     finally:
@@ -260,4 +260,64 @@ def test_should_fail_fast_and_recover_when_the_database_is_killed_under_load(api
     assert statuses <= {200, 503}, statuses  # never a 500, never a hang
     assert 503 in statuses
     assert max(t for t, _ in results) < FAIL_FAST_SECONDS
-    assert [s for _, s in results[-10:]] == [200] * 10
+
+
+PGBOUNCER = shutil.which("pgbouncer") or ("/usr/sbin/pgbouncer" if os.path.exists("/usr/sbin/pgbouncer") else None)
+
+
+@pytest.fixture()
+def pgbouncer(clusters):
+    """pgbouncer in transaction mode in front of the primary, as the README describes it."""
+    if PGBOUNCER is None:
+        pytest.skip("pgbouncer is not installed (scripts/setup-system.sh installs it)")
+    primary, _ = clusters
+    (port,) = _free_ports(1)
+    folder = Path(tempfile.mkdtemp(prefix="registry-pgbouncer-", dir="/tmp"))
+    os.chmod(folder, 0o755)
+    (folder / "users.txt").write_text('"registry" ""\n')
+    (folder / "pgbouncer.ini").write_text(f"""[databases]
+registry = host=127.0.0.1 port={primary.port} dbname=registry
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = {port}
+unix_socket_dir =
+auth_type = trust
+auth_file = {folder}/users.txt
+pool_mode = transaction
+default_pool_size = 8
+ignore_startup_parameters = extra_float_digits, options
+""")
+    run_as = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    proc = subprocess.Popen([*run_as, PGBOUNCER, str(folder / "pgbouncer.ini")], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 10
+        while port_free(port):
+            assert proc.poll() is None, proc.stderr.read().decode(errors="replace")
+            assert time.monotonic() < deadline, "pgbouncer did not listen"
+            time.sleep(0.05)
+        yield f"postgresql+psycopg://registry@127.0.0.1:{port}/registry"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_should_serve_and_follow_changes_through_pgbouncer_in_transaction_mode(pgbouncer, clusters, app_settings_base):
+    from api.app import create_app
+
+    primary, _ = clusters
+    settings = app_settings_base.model_copy(update={
+        "database_url": pgbouncer, "db_prepared_statements": False, "search_follow": "poll", "pool_size": 4})
+    app = create_app(settings)
+    code = _division_code(primary)
+    with serve(app) as base, httpx.Client(base_url=base, timeout=30) as client:
+        app.state.search.get(timeout=60)
+        for _ in range(8):  # past psycopg's prepare threshold (5): nothing is prepared on a pooled server connection
+            assert client.get(f"/v1/divisions/{code}").status_code == 200
+        name = _new_name()
+        _add_road(primary, name)
+        _wait_found(client, name, RECOVER_SECONDS)  # no NOTIFY through the pooler: the change log is followed
