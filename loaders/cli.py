@@ -251,6 +251,7 @@ def _file_load(kind: str, file: Path, *, fmt, layer, crs, mapping, encoding, dry
     from loaders.hooks import maybe_pause
     from loaders.progress import stage_progress
     from loaders.run import FileOptions, load_addresses_file, load_entities_file
+    from registry.faults import checkpoint
     from registry.loading.addresses import DEFAULT_TOLERANCE_M, AddressOptions
     from registry.loading.entities import EntityOptions
 
@@ -268,6 +269,8 @@ def _file_load(kind: str, file: Path, *, fmt, layer, crs, mapping, encoding, dry
             else:
                 report = load_entities_file(conn, file, kind, fo, EntityOptions(**common), progress)
             maybe_pause("before_commit")
+            checkpoint("load.commit")
+        checkpoint("load.committed")
     except RegistryError as exc:
         _fail(exc)
     _print_report(report, reject if reject.exists() else None, title=f"{file.name}:")
