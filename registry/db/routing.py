@@ -103,7 +103,9 @@ class DatabaseRouter:
 
     def write_engine(self) -> Engine:
         p = self.primary
-        if not p.healthy and time.monotonic() - p.checked_at < 2 * self.settings.replica_check_seconds + 1:
+        # only with replicas (and so the checks) is "down" known well enough to refuse without trying
+        fresh = time.monotonic() - p.checked_at < 2 * self.settings.replica_check_seconds + 1
+        if self.replicas and not p.healthy and fresh:
             raise PrimaryUnavailable(
                 "主库不可用，暂不能写入（只读请求照常） / the primary database is unavailable: writes are refused "
                 f"for now (reads go on): {p.error}", retry_after=max(1, round(self.settings.replica_check_seconds * 2)))
