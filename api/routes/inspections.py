@@ -1,7 +1,7 @@
 """Routes: boundary joint inspections (scope editor): rounds, records, package uploads, reports.
 
 An uploaded package (a .gpkg, a .geojson, or a .zip of the Shapefile folder) is read by the same
-reader as the CLI (loaders/field_package.py: the file formats live in one place) and becomes a
+reader as the CLI (registry/inspection/files.py: one reader of the package files) and becomes a
 proposed change set, or a 422 problem listing every problem found (nothing is stored).
 """
 from __future__ import annotations
@@ -18,6 +18,7 @@ from api.deps import DbConn, scope
 from api.problems import problem
 from registry.errors import InvalidQuery
 from registry.inspection import get_round, list_records, list_rounds, propose_package
+from registry.inspection.files import read_package
 from registry.inspection.validate import Tolerances
 from registry.keys import ApiKey
 
@@ -79,8 +80,6 @@ def _unpack(upload: UploadFile, folder: FsPath) -> FsPath:
              summary="Upload an edited field package: a proposed change set, or every problem (scope: editor)")
 def upload_package(request: Request, conn: DbConn, key: Editor, round_number: RoundNo,
                    file: Annotated[UploadFile, File(description=".gpkg, .geojson or a .zip of the Shapefile folder")]):
-    from loaders.field_package import read_package
-
     settings = request.app.state.settings
     tol = Tolerances(marker_m=settings.inspection_marker_tolerance_m, node_m=settings.inspection_node_tolerance_m)
     get_round(conn, round_number)

@@ -1,8 +1,9 @@
 """Boundary joint inspections (界线联合检查): rounds and records, the field package out and back
 (validation, diff against the registry, a proposed change set) and applying it.
 
-File formats are the loaders' business (loaders/field_package.py); this package sees layers of
-features with WKB geometries (registry.inspection.package) and does its geometry in PostGIS.
+A package file is read back by `files.read_package` (pyogrio, no GeoPandas) and written by the
+loaders (loaders/field_package.py); the rest of this package sees layers of features with WKB
+geometries (registry.inspection.package) and does its geometry in PostGIS.
 """
 from registry.inspection.diff import LoadResult, diff_counts, propose_package
 from registry.inspection.export import export_package, scope_line_ids

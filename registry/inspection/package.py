@@ -1,8 +1,8 @@
 """A field package as the domain sees it: layers of features (attributes + WKB in CGCS2000),
 whatever file format they came from, and the problems found in it.
 
-The file side (GeoPackage, Shapefile folder, GeoJSON) lives in loaders/field_package.py; the
-domain never opens a file.
+The files (GeoPackage, Shapefile folder, GeoJSON) are read by registry/inspection/files.py and
+written by loaders/field_package.py; validation, diff and apply never open a file.
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The field package's schema (外业数据包): its layers, fields, Chinese aliases and value lists.
 
-One description that the exporter, the reader (loaders/field_package.py), the validator and the
+One description that the writer (loaders/field_package.py), the reader (files.py), the validator and the
 README's field table all use. Field names are at most 10 ASCII characters so that the same
 schema survives a Shapefile's .dbf; the Chinese names travel as aliases (GeoPackage
 gpkg_data_columns) and in the `value_lists` and `package_info` tables of every format.
