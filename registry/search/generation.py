@@ -105,15 +105,17 @@ class SharedGazetteers:
                 except GenerationUnusable as exc:
                     log.warning("gazetteer generation %s unusable (%s): building a new one", path.name, exc)
             t0 = time.perf_counter()
-            path = self._build()
-            gaz = attach(path, self.engine)
+            path, objects = self._build()
+            gaz = attach(path, self.engine, objects=objects)
             log.info("gazetteer generation %s built and published in %.1f s", path.name, time.perf_counter() - t0)
             return gaz
         finally:
             os.close(fd)  # releases the flock
             self.clean()
 
-    def _build(self) -> Path:
+    def _build(self) -> tuple[Path, dict]:
+        """Load, write and publish a generation; its objects (the builder keeps them rather than
+        unpickling a second copy)."""
         with self.engine.connect() as conn:
             gaz = load_gazetteer(conn, text_keys=True)
             conn.rollback()
@@ -121,13 +123,15 @@ class SharedGazetteers:
         name = f"g-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{time.monotonic_ns() % 10**6:06d}"
         tmp = self.root / f".build-{name}"
         write(gaz, tmp, identity)
-        del gaz  # the in-memory copy goes before the mapped one is attached
+        objects = {k: getattr(gaz, k) for k in OBJECTS}
+        objects["codes"] = gaz.addresses.codes
+        del gaz  # the in-memory columns go before the mapped ones are attached
         final = self.root / name
         os.rename(tmp, final)
         pointer = self.root / f".current-{os.getpid()}"
         pointer.write_text(name + "\n")
         os.replace(pointer, self.root / "current")
-        return final
+        return final, objects
 
     def clean(self) -> None:
         """Delete generations that are neither published nor mapped by any process, and
@@ -207,9 +211,10 @@ def write(gaz: Gazetteer, path: Path, identity: dict) -> None:
     os.replace(path / "meta.json.tmp", path / "meta.json")
 
 
-def attach(path: Path, engine: Engine | None = None) -> Gazetteer:
+def attach(path: Path, engine: Engine | None = None, *, objects: dict | None = None) -> Gazetteer:
     """The gazetteer of a generation directory: its arrays mapped read-only, its objects
-    unpickled; GenerationUnusable when anything is missing, of another format or inconsistent."""
+    unpickled (or `objects`, the builder's own); GenerationUnusable when anything is missing, of
+    another format or inconsistent."""
     try:
         meta = json.loads((path / "meta.json").read_text())
     except (OSError, ValueError) as exc:
@@ -242,23 +247,16 @@ def attach(path: Path, engine: Engine | None = None) -> Gazetteer:
             text_buf = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
         if n and int(arrays["text_end"][-1]) != size - 1:
             raise GenerationUnusable("text.bin and text_end.npy disagree")
-        with open(path / "objects.pickle", "rb") as f:
-            import gc
-
-            enabled = gc.isenabled()
-            gc.disable()  # a million objects: the cyclic collector would walk them while they arrive
-            try:
-                objects = pickle.load(f)
-            finally:
-                if enabled:
-                    gc.enable()
+        if objects is None:
+            objects = _unpickle(path / "objects.pickle")
     except GenerationUnusable:
         held.release()
         raise
-    except (OSError, ValueError, KeyError, EOFError, pickle.UnpicklingError, AttributeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, EOFError, pickle.UnpicklingError, AttributeError) as exc:
         held.release()
         raise GenerationUnusable(f"{type(exc).__name__}: {exc}") from None
     held._text = text_buf if isinstance(text_buf, mmap.mmap) else None
+    objects = dict(objects)
     store = AddressStore.attached(arrays, text_buf, objects.pop("codes"))
     gaz = Gazetteer(objects["divisions"], objects["places"], objects["facilities"], objects["heritage"],
                     objects["names"], store, objects["successors"])
@@ -267,6 +265,19 @@ def attach(path: Path, engine: Engine | None = None) -> Gazetteer:
     gaz.load_seconds = float(meta.get("load_seconds", 0.0))
     gaz.generation = held
     return gaz
+
+
+def _unpickle(path: Path) -> dict:
+    import gc
+
+    enabled = gc.isenabled()
+    gc.disable()  # a million objects: the cyclic collector would walk them while they arrive
+    try:
+        with open(path, "rb") as f:
+            return pickle.load(f)
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def release(gaz: Gazetteer) -> None:
