@@ -14,8 +14,9 @@ connection's socket closed by the kernel, as when the machine's OOM killer or an
 `kill -9` strikes. tests/faults_campaign.py enumerates the checkpoints a normal run passes, kills
 a run at each of a spread of them and checks that the registry is exactly as before or as after.
 
-These are test hooks read straight from the environment (never set in production), not settings:
-with neither variable set a checkpoint costs one lookup in `os.environ`.
+These are test hooks read straight from the environment (never set in production), not settings;
+the environment is read at the first checkpoint (again after `reset()`), so with neither variable
+set a checkpoint costs one comparison.
 """
 from __future__ import annotations
 
@@ -27,24 +28,30 @@ TRACE = "REGISTRY_FAULT_TRACE"
 
 _passes: dict[str, int] = {}
 _total = 0
+_armed: bool | None = None  # read from the environment at the first checkpoint (and by reset())
 
 
 def checkpoint(name: str) -> None:
     """A step of an operation's progress; SIGKILL here when REGISTRY_FAULT_KILL_AT names it."""
-    environ = os.environ
-    if KILL_AT in environ or TRACE in environ:
-        _hit(name, environ.get(KILL_AT), environ.get(TRACE))
+    if _armed is not False:
+        _hit(name)
 
 
 def reset() -> None:
-    """Forget the passes counted so far (a process forked to run one more operation)."""
-    global _total
+    """Forget the passes counted so far and read the environment again (a process forked to run
+    one more operation)."""
+    global _total, _armed
     _passes.clear()
     _total = 0
+    _armed = None
 
 
-def _hit(name: str, kill_at: str | None, trace: str | None) -> None:
-    global _total
+def _hit(name: str) -> None:
+    global _total, _armed
+    kill_at, trace = os.environ.get(KILL_AT), os.environ.get(TRACE)
+    _armed = bool(kill_at or trace)
+    if not _armed:
+        return
     _total += 1
     k = _passes[name] = _passes.get(name, 0) + 1
     if trace:
