@@ -316,7 +316,7 @@ def test_should_serve_and_follow_changes_through_pgbouncer_in_transaction_mode(p
     code = _division_code(primary)
     with serve(app) as base, httpx.Client(base_url=base, timeout=30) as client:
         app.state.search.get(timeout=60)
-        for _ in range(8):  # past psycopg's prepare threshold (5): nothing is prepared on a pooled server connection
+        for _ in range(40):  # past psycopg's prepare threshold (5) on every pooled connection (500s otherwise)
             assert client.get(f"/v1/divisions/{code}").status_code == 200
         name = _new_name()
         _add_road(primary, name)
