@@ -42,8 +42,6 @@ import math
 import os
 import random
 import resource
-import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -56,9 +54,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from httpload import read_response  # noqa: E402 (bench/ is on sys.path when run as a script)
+from bench_doorplates import stop_server  # noqa: E402 (bench/ is on sys.path when run as a script)
+from httpload import read_response  # noqa: E402
 
 BENCH_DB = "registry_bench_loadmix"
+WAL_SLOT = "bench_loadmix_wal"  # see Replica._hold_wal
 REGISTRY = str(ROOT / ".venv" / "bin" / "registry")
 # kind -> share of the requests (issue 14: scans 70 %, searches 20 %, items/tiles 8 %, batch 2 %)
 MIX = {"scan_json": 0.35, "scan_html": 0.35, "search": 0.15, "autocomplete": 0.05, "items": 0.04, "tiles": 0.04,
@@ -109,7 +109,8 @@ async def _connection(host: str, port: int, schedule: list[tuple[int, bytes]], k
             err = "timeout"
         t1 = time.perf_counter()
         b = int((t0 - start) / BUCKET_S)
-        row = timeline.setdefault(b, [0, 0])
+        row = timeline.setdefault(b, [0, 0, 0.0])
+        row[2] = max(row[2], t1 - t0)
         if err is None:
             lat[k].append(t1 - t0)
             row[0] += 1
@@ -143,7 +144,7 @@ async def _run(spec: dict) -> dict:
     cpu1 = resource.getrusage(resource.RUSAGE_SELF)
     return {"elapsed": elapsed, "client_cpu_s": (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime),
             "lat": out["lat"], "errors": out["errors"],
-            "timeline": sorted((b, ok, bad) for b, (ok, bad) in out["timeline"].items())}
+            "timeline": sorted((b, ok, bad, worst) for b, (ok, bad, worst) in out["timeline"].items())}
 
 
 def loadgen_main(spec_path: str) -> None:
@@ -377,9 +378,10 @@ class Replica:
             if self.mode == "on":
                 raise SystemExit(f"--replica on: {why}")
             return None
+        self.started_here = True  # the replica of the bench's own name is the bench's: removed at the end
+        self._hold_wal(True)
         if self._run("status", check=False).returncode != 0:  # exit 3: not running
-            self._run("start", "--port", str(self.port))
-            self.started_here = True
+            self._start()
         _, base = _admin_url()
         self.url = base.set(port=self.port, database=self.database).render_as_string(hide_password=False)
         self.wait_caught_up(primary_url)
@@ -410,26 +412,52 @@ class Replica:
             rep.dispose()
         raise SystemExit(f"the replica did not catch up with the primary within {limit:.0f} s")
 
+    def _hold_wal(self, hold: bool) -> None:
+        """Keep the primary's WAL from the bench's start while its replica runs, with a physical
+        replication slot that nothing streams from, dropped at the end. `registry db replica` uses
+        no slot and the primary keeps no WAL (wal_keep_size 0): on this shared cluster, where other
+        sessions' DROP DATABASE force checkpoints every few seconds, a fresh standby asked for the
+        segment after its base backup and found it removed, and never caught up."""
+        from sqlalchemy import create_engine, text
+
+        admin_url, _ = _admin_url()
+        eng = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+        with eng.connect() as c:
+            if c.execute(text("SELECT 1 FROM pg_replication_slots WHERE slot_name = :n"), {"n": WAL_SLOT}).first():
+                c.execute(text("SELECT pg_drop_replication_slot(:n)"), {"n": WAL_SLOT})
+            if hold:
+                c.execute(text("SELECT pg_create_physical_replication_slot(:n, true)"), {"n": WAL_SLOT})
+        eng.dispose()
+
     def stop(self) -> float:
         t = time.perf_counter()
         self._run("stop")
         return time.perf_counter() - t
 
+    def _start(self) -> None:
+        res = self._run("start", "--port", str(self.port), check=False)
+        if res.returncode != 0 and self._run("status", check=False).returncode != 0:
+            # (pg_ctl may give up waiting while the standby still replays; it is running when status says so)
+            raise RuntimeError(f"registry db replica start: {res.stderr.strip()[-400:]}")
+
     def restart(self) -> float:
         t = time.perf_counter()
-        self._run("start", "--port", str(self.port))
+        self._start()
         return time.perf_counter() - t
 
-    def close(self) -> None:
+    def close(self, keep: bool = False) -> None:
         if self.started_here:
-            self._run("stop", "--remove", check=False)
+            if not keep:
+                self._run("stop", "--remove", check=False)
+            self._hold_wal(False)
 
 
 # --- the server -------------------------------------------------------------------------------------------
 def start_server(url: str, port: int, workers: int, replica_url: str | None, pool_size: int) -> subprocess.Popen:
     env = {**os.environ, "REGISTRY_DATABASE_URL": url, "REGISTRY_LOG_LEVEL": "WARNING",
-           # one client address stands for a city of phones here: the per-address bucket is off
-           "REGISTRY_RATE_LIMIT_PUBLIC_PER_MINUTE": "0", "REGISTRY_POOL_SIZE": str(pool_size)}
+           # one client address stands for a city of phones here: its bucket is counted (the cost
+           # stays in the figures) but set far above what it sends
+           "REGISTRY_RATE_LIMIT_PUBLIC_PER_MINUTE": "100000000", "REGISTRY_POOL_SIZE": str(pool_size)}
     if replica_url:
         env["REGISTRY_REPLICA_URLS"] = replica_url
     proc = subprocess.Popen([REGISTRY, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
@@ -449,16 +477,6 @@ def start_server(url: str, port: int, workers: int, replica_url: str | None, poo
     raise SystemExit("registry serve did not answer a search within 180 s")
 
 
-def stop_server(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
 # --- a run --------------------------------------------------------------------------------------------------
 def run_mix(port: int, kinds: list[str], schedule: list[tuple[int, str]], args, tmp: Path, proc: subprocess.Popen,
             during=None) -> dict:
@@ -469,8 +487,9 @@ def run_mix(port: int, kinds: list[str], schedule: list[tuple[int, str]], args, 
     started = tmp / "started"
     for p in (result, started):
         p.unlink(missing_ok=True)
+    seconds = args.failover_seconds if during else args.seconds
     spec.write_text(json.dumps({"host": "127.0.0.1", "port": port, "kinds": kinds, "schedule": schedule,
-                                "connections": args.connections, "seconds": args.seconds, "warmup": args.warmup,
+                                "connections": args.connections, "seconds": seconds, "warmup": args.warmup,
                                 "timeout": args.timeout, "result": str(result), "started": str(started)}))
     gen = subprocess.Popen([sys.executable, __file__, "--_loadgen", str(spec)], cwd=ROOT)
     while not started.exists():
@@ -480,14 +499,34 @@ def run_mix(port: int, kinds: list[str], schedule: list[tuple[int, str]], args, 
     t_start = float(started.read_text() or time.time())
     server_cpu0 = _group_cpu_seconds(proc.pid)
     events = during(t_start) if during else {}
-    gen.wait(timeout=args.seconds + args.warmup + 120)
+    gen.wait(timeout=seconds + args.warmup + 120)
     server_cpu = _group_cpu_seconds(proc.pid) - server_cpu0
     if gen.returncode != 0:
         raise RuntimeError("the load generator failed")
     out = json.loads(result.read_text())
     out["server_cpu_s"] = server_cpu
+    out["loadavg_1m"] = os.getloadavg()[0]  # the machine is shared: how busy it was, in the figures
     out["events"] = events
     return out
+
+
+def server_memory(pgid: int) -> dict:
+    """RSS and PSS (shared pages divided among the processes that map them: the memory-mapped
+    gazetteer counts once) of the server's processes, in MB, from /proc/PID/smaps_rollup."""
+    procs = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            if int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[2]) != pgid:
+                continue
+            fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:])
+        except (OSError, ValueError, IndexError):
+            continue
+        procs.append({"pid": int(pid), "rss_mb": int(fields["Rss"].split()[0]) / 1024,
+                      "pss_mb": int(fields["Pss"].split()[0]) / 1024})
+    procs.sort(key=lambda r: -r["rss_mb"])
+    return {"processes": procs, "pss_total_mb": sum(r["pss_mb"] for r in procs)}
 
 
 def _pct(xs: list[float], p: float) -> float:
@@ -506,7 +545,8 @@ def summarize(res: dict) -> dict:
     total_ok = sum(len(x) for x in res["lat"])
     total_err = sum(n for e in res["errors"].values() for n in e.values())
     return {"rows": rows, "ok": total_ok, "errors": total_err, "rps": total_ok / elapsed, "elapsed": elapsed,
-            "error_kinds": res["errors"], "client_cpu_s": res["client_cpu_s"], "server_cpu_s": res["server_cpu_s"]}
+            "error_kinds": res["errors"], "client_cpu_s": res["client_cpu_s"], "server_cpu_s": res["server_cpu_s"],
+            "loadavg_1m": res["loadavg_1m"]}
 
 
 def print_summary(title: str, s: dict) -> None:
@@ -518,29 +558,30 @@ def print_summary(title: str, s: dict) -> None:
     if s["errors"]:
         log(f"errors by kind: {json.dumps(s['error_kinds'], ensure_ascii=False)}")
     share = s["client_cpu_s"] / s["server_cpu_s"] if s["server_cpu_s"] else float("nan")
-    log(f"CPU: server {s['server_cpu_s']:.1f} s (all workers), load generator {s['client_cpu_s']:.1f} s "
-        f"= {share:.0%} of the server's")
+    log(f"CPU: server {s['server_cpu_s']:.1f} s (all workers; PostgreSQL not counted), load generator "
+        f"{s['client_cpu_s']:.1f} s = {share:.0%} of the server's; load average {s['loadavg_1m']:.1f} on "
+        f"{os.cpu_count()} cores at the end")
 
 
-def failover_figures(res: dict, events: dict) -> dict:
-    """Errors and recovery around the replica's stop, from the per-bucket timeline."""
+def failover_figures(res: dict, ev: dict) -> dict:
+    """Errors, the slowest request and throughput around the replica's stop, from the timeline."""
     timeline = res["timeline"]
-    stop_at = events.get("stop_at")
-    if stop_at is None:
-        return {}
-    errors_after = [(b * BUCKET_S, bad) for b, ok, bad in timeline if b * BUCKET_S >= stop_at - BUCKET_S and bad]
-    restart_at = events.get("restart_at", float("inf"))
-    during = [(t, bad) for t, bad in errors_after if t < restart_at]
-    last = max((t for t, _ in during), default=None)
-    ok_rate = {}
-    for name, lo, hi in (("before", 0.0, stop_at), ("stopped", stop_at, restart_at), ("after", restart_at, 1e9)):
-        ok = sum(o for b, o, _ in timeline if lo <= b * BUCKET_S < hi)
+    stop_at, down_at = ev["stop_at"], ev["down_at"]
+    restart_at = ev.get("restart_at", float("inf"))
+    t_of = lambda b: b * BUCKET_S  # noqa: E731
+    failed = [(t_of(b), bad) for b, _, bad, _ in timeline if bad and t_of(b) >= stop_at - BUCKET_S]
+    while_down = [(t, n) for t, n in failed if t < restart_at]
+    last = max((t for t, _ in while_down), default=None)
+    phases = {}
+    for name, lo, hi in (("before", 0.0, stop_at), ("stopping", stop_at, down_at), ("down", down_at, restart_at),
+                         ("after_restart", restart_at, float("inf"))):
+        rows = [r for r in timeline if lo <= t_of(r[0]) < hi]
         span = min(hi, res["elapsed"]) - lo
-        ok_rate[name] = ok / span if span > 0 else float("nan")
-    return {"stop_at_s": stop_at, "restart_at_s": events.get("restart_at"), "stop_cmd_s": events.get("stop_cmd_s"),
-            "errors_while_stopped": sum(b for _, b in during),
-            "errors_after_restart": sum(b for t, b in errors_after if t >= restart_at),
-            "recovery_s": (last + BUCKET_S - stop_at) if last is not None else 0.0, "ok_per_s": ok_rate}
+        if span > 0 and rows:
+            phases[name] = {"ok_per_s": sum(r[1] for r in rows) / span, "worst_ms": max(r[3] for r in rows) * 1000}
+    return {**ev, "errors_while_down": sum(n for _, n in while_down),
+            "errors_after_restart": sum(n for t, n in failed if t >= restart_at),
+            "recovery_s": (last + BUCKET_S - stop_at) if last is not None else 0.0, "phases": phases}
 
 
 def main() -> None:
@@ -558,6 +599,7 @@ def main() -> None:
     ap.add_argument("--keep-db", action="store_true")
     ap.add_argument("--replica", choices=("auto", "on", "off"), default="auto")
     ap.add_argument("--replica-port", type=int, default=55460)
+    ap.add_argument("--keep-replica", action="store_true", help="leave the bench's replica (`loadmix`) in place")
     ap.add_argument("--port", type=int, default=8240)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--pool-size", type=int, default=12, help="REGISTRY_POOL_SIZE per worker")
@@ -568,6 +610,7 @@ def main() -> None:
     ap.add_argument("--plates", type=int, default=5_000)
     ap.add_argument("--places", type=int, default=2_000, help="addresses the bboxes and tiles are drawn around")
     ap.add_argument("--queries-per-class", type=int, default=15)
+    ap.add_argument("--failover-seconds", type=float, default=60.0, help="measured seconds of the failover run")
     ap.add_argument("--skip-failover", action="store_true")
     args = ap.parse_args()
 
@@ -598,35 +641,42 @@ def main() -> None:
             steady = summarize(run_mix(args.port, kinds, schedule, args, tmp, proc))
             print_summary(f"steady mix — {mode}", steady)
             figures["steady"] = steady
+            mem = figures["memory"] = server_memory(proc.pid)
+            log("memory: " + ", ".join(f"{r['rss_mb']:.0f}" for r in mem["processes"]) + " MB RSS per server process; "
+                f"PSS of them all {mem['pss_total_mb']:.0f} MB (shared pages counted once)")
             if replica_url and not args.skip_failover:
                 def during(t_start: float) -> dict:
+                    total = args.failover_seconds
                     ev: dict = {}
-                    wait = t_start + args.seconds / 3 - time.time()
-                    time.sleep(max(0.0, wait))
+                    time.sleep(max(0.0, t_start + total / 3 - time.time()))
                     ev["stop_at"] = time.time() - t_start
-                    ev["stop_cmd_s"] = replica.stop()
-                    time.sleep(max(0.0, t_start + 2 * args.seconds / 3 - time.time()))
-                    ev["restart_at"] = time.time() - t_start
-                    ev["restart_cmd_s"] = replica.restart()
+                    replica.stop()  # pg_ctl stop -m fast: returns once the standby is down
+                    ev["down_at"] = time.time() - t_start
+                    time.sleep(max(0.0, t_start + 2 * total / 3 - time.time()))
+                    if time.time() - t_start < total - 5:
+                        ev["restart_at"] = time.time() - t_start
+                        replica.restart()
+                        ev["up_at"] = time.time() - t_start
                     return ev
 
                 res = run_mix(args.port, kinds, schedule, args, tmp, proc, during)
                 fo = summarize(res)
                 fo["failover"] = failover_figures(res, res["events"])
-                print_summary("the same mix, replica stopped at 1/3 and started again at 2/3", fo)
+                print_summary(f"the same mix for {args.failover_seconds:.0f} s, the replica stopped at 1/3 "
+                              "(`registry db replica stop`) and started again at 2/3", fo)
                 f = fo["failover"]
-                log(f"failover: replica stopped at {f['stop_at_s']:.1f} s (the stop command took {f['stop_cmd_s']:.1f} s),"
-                    f" restarted at {f['restart_at_s']:.1f} s; {f['errors_while_stopped']} failed requests while it"
-                    f" was down, {f['errors_after_restart']} after; recovery (stop → last failed request) "
-                    f"{f['recovery_s']:.2f} s; ok req/s before {f['ok_per_s']['before']:.0f}, while stopped "
-                    f"{f['ok_per_s']['stopped']:.0f}, after {f['ok_per_s']['after']:.0f}")
+                when = ", ".join(f"{k} {f[k]:.1f} s" for k in ("stop_at", "down_at", "restart_at", "up_at") if k in f)
+                log(f"failover: {when}; {f['errors_while_down']} failed requests from the stop to the restart, "
+                    f"{f['errors_after_restart']} after; recovery (stop → last failed request) {f['recovery_s']:.2f} s")
+                for name, ph in f["phases"].items():
+                    log(f"  {name:<14} {ph['ok_per_s']:6.1f} ok req/s, slowest request {ph['worst_ms']:.0f} ms")
                 figures["failover"] = fo
             elif not args.skip_failover:
                 log("\nfailover: skipped (no replica in this mode)")
     finally:
         if proc is not None:
             stop_server(proc)
-        replica.close()
+        replica.close(keep=args.keep_replica)
         if made and not args.keep_db:
             drop_database(url)
     figures["mode"] = mode
