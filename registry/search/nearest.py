@@ -4,7 +4,7 @@ degrees (PostGIS `<->`), then the nearest of them in metres on the CGCS2000 sphe
 geography `ST_Distance`, geographiclib's inverse problem; pyproj's `Geod` solves the same) — or
 nothing when that one lies beyond the radius.
 
-Exact, not approximate: cells are scanned ring by ring until every address nearer than the
+Exact, not approximate: squares of cells, doubling, are scanned until every address nearer than the
 8th candidate — or nearer than the radius can reach, whichever comes first — is known (see
 `Grid.nearest`). Where it cannot be exact it says so (None) and PostGIS answers: a point far from
 every address (more rings than `MAX_RINGS`), a store without the overlay this module reads.
@@ -22,8 +22,8 @@ import threading
 import numpy as np
 from pyproj import Geod
 
-CELL_DEG = 0.004  # ~400 m: a dense town's cell holds a few hundred doors
-MAX_RINGS = 60  # ~24 km of rings at most; beyond that PostGIS's index answers
+CELL_DEG = 0.001  # ~100 m: a dense block's cell holds a few hundred doors
+MAX_RINGS = 128  # squares of ±13 km at most; beyond that PostGIS's index answers
 KNN = 8  # as registry.search.reverse's statement
 _GEOD = Geod(a=6378137.0, rf=298.257222101)  # CGCS2000 (EPSG:4490); GRS80 to 0.1 mm
 # Metres per degree, a floor for a planar distance in degrees near latitude φ (with margin).
@@ -51,20 +51,17 @@ class Grid:
         self.rows = rows[order].astype(np.int64)
         self.starts = np.searchsorted(key[order], np.arange(self.nx * self.ny + 1))
 
-    def cells(self, cx0: int, cx1: int, cy0: int, cy1: int, ring: int, cx: int, cy: int) -> list[np.ndarray]:
-        """The rows of the cells on ring `ring` around (cx, cy), clipped to the grid."""
-        out = []
-        for ix in range(max(cx0, 0), min(cx1, self.nx - 1) + 1):
-            if ix in (cx - ring, cx + ring):
-                ys = range(max(cy0, 0), min(cy1, self.ny - 1) + 1)
-            else:
-                ys = [y for y in (cy - ring, cy + ring) if 0 <= y < self.ny]
-            for iy in ys:
-                k = ix * self.ny + iy
-                s, e = self.starts[k], self.starts[k + 1]
-                if e > s:
-                    out.append(self.rows[s:e])
-        return out
+    def square(self, cx: int, cy: int, r: int) -> np.ndarray:
+        """The rows of the cells within `r` cells of (cx, cy), clipped to the grid: one slice per
+        column (a column's cells are contiguous in the sort)."""
+        y0, y1 = max(cy - r, 0), min(cy + r, self.ny - 1)
+        x0, x1 = max(cx - r, 0), min(cx + r, self.nx - 1)
+        if y0 > y1 or x0 > x1:
+            return np.empty(0, dtype=np.int64)
+        cols = np.arange(x0, x1 + 1) * self.ny
+        s, e = self.starts[cols + y0], self.starts[cols + y1 + 1]
+        parts = [self.rows[i:j] for i, j in zip(s.tolist(), e.tolist()) if j > i]
+        return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
 
 
 class NearestIndex:
@@ -106,21 +103,21 @@ class NearestIndex:
         ex_ids = np.array([e[0] for e in extra], dtype=np.int64)
         ex_d = (np.hypot(np.array([e[1] for e in extra]) - lon, np.array([e[2] for e in extra]) - lat)
                 if extra else np.empty(0))
-        found_rows: list[np.ndarray] = []
-        for ring in range(MAX_RINGS + 1):
-            found_rows += grid.cells(cx - ring, cx + ring, cy - ring, cy + ring, ring, cx, cy)
-            # every base row nearer than `bound` (degrees) lies in the cells scanned so far
-            bound = min(lon - (grid.x0 + (cx - ring) * CELL_DEG), grid.x0 + (cx + ring + 1) * CELL_DEG - lon,
-                        lat - (grid.y0 + (cy - ring) * CELL_DEG), grid.y0 + (cy + ring + 1) * CELL_DEG - lat)
-            rows = np.concatenate(found_rows) if found_rows else np.empty(0, dtype=np.int64)
+        r = 0
+        while True:
+            # every base row nearer than `bound` (degrees) lies in the square scanned
+            bound = min(lon - (grid.x0 + (cx - r) * CELL_DEG), grid.x0 + (cx + r + 1) * CELL_DEG - lon,
+                        lat - (grid.y0 + (cy - r) * CELL_DEG), grid.y0 + (cy + r + 1) * CELL_DEG - lat)
+            rows = grid.square(cx, cy, r)
             rows = rows[alive[rows]]
             d = np.concatenate([np.hypot(lons[rows] - lon, lats[rows] - lat), ex_d])
             if len(d) >= KNN and np.partition(d, KNN - 1)[KNN - 1] <= bound:
                 break  # the 8 nearest are known exactly
             if bound >= reach:
                 break  # every address within the radius is known, and so is its rank among the 8
-        else:
-            return None
+            if r >= MAX_RINGS:
+                return None
+            r = max(1, r * 2)
         cand_ids = np.concatenate([ids[rows], ex_ids])
         cand_lon = np.concatenate([lons[rows], [e[1] for e in extra]]) if extra else lons[rows]
         cand_lat = np.concatenate([lats[rows], [e[2] for e in extra]]) if extra else lats[rows]

@@ -4,7 +4,7 @@ the point, then its parents).
 
 One rule, two runners: `reverse` on a SQLAlchemy connection (tests, scripts, any caller in a
 transaction) and `reverse_async` on the async read pool (the API's fast path: no thread, prepared
-statements, usually two round trips). Both run the same statements and build the answer with
+statements, usually one round trip). Both run the same statements and build the answer with
 `_answer`; `reverse_async` may take the nearest address from memory (`registry.search.nearest`)
 where that answer is exact, and reads that address's row by id.
 """
@@ -34,25 +34,34 @@ _BY_ID = f"""(SELECT {_ROW} FROM (
              ST_Distance(a.geom::geography, {_POINT}::geography) AS meters
       FROM addresses a WHERE a.id = %(id)s AND a.status <> 'retired' AND a.geom IS NOT NULL) n
     JOIN divisions d ON d.id = n.division_id)"""
-# The finest division covering the point: villages first (small polygons), then any level.
-_COVERING = f"""(SELECT json_agg(json_build_array(c.id, c.level)) FROM (
+# The divisions covering the point (villages first: small polygons; then any level), and the chain
+# of the first of them in the same statement (the finest when they are all villages, the usual case).
+_COVERING = f"""cov AS MATERIALIZED (
       SELECT d.id, d.level FROM divisions d
       WHERE d.status = 'active' AND d.geom IS NOT NULL AND d.level = ANY(%(levels)s)
         AND ST_Covers(d.geom, {_POINT})
-      LIMIT 5) c)"""
-NEAREST_SQL = f"SELECT {_NEAREST}, {_COVERING}"
-BY_ID_SQL = f"SELECT {_BY_ID}, {_COVERING}"
-COVERING_SQL = f"SELECT {_COVERING}"
-CHAIN_SQL = """
-    WITH RECURSIVE up AS (
+      LIMIT 5)"""
+_UP = """WITH RECURSIVE up AS (
         SELECT id, level, name, coalesce(mca_code, nbs_code) AS code, parent_id, 0 AS depth
-        FROM divisions WHERE id = %(id)s
+        FROM divisions WHERE id = {start}
         UNION ALL
         SELECT d.id, d.level, d.name, coalesce(d.mca_code, d.nbs_code), d.parent_id, up.depth + 1
         FROM divisions d JOIN up ON d.id = up.parent_id
-    )
-    SELECT level, code, name FROM up ORDER BY depth DESC
-"""
+    )"""
+_CHAINED = ("(" + _UP.format(start="(SELECT c.id FROM cov c LIMIT 1)") + """
+      SELECT json_build_array(min(id) FILTER (WHERE depth = 0),
+                              json_agg(json_build_array(level, code, name) ORDER BY depth DESC)) FROM up)""")
+
+
+def _statement(first: str) -> str:
+    return (f"WITH {_COVERING} SELECT {first}, "
+            f"(SELECT json_agg(json_build_array(c.id, c.level)) FROM cov c), {_CHAINED}")
+
+
+NEAREST_SQL = _statement(_NEAREST)
+BY_ID_SQL = _statement(_BY_ID)
+COVERING_SQL = _statement("NULL")
+CHAIN_SQL = _UP.format(start="%(id)s") + " SELECT level, code, name FROM up ORDER BY depth DESC"
 VILLAGE = ["village"]
 ABOVE_VILLAGE = ["township", "county", "city", "province"]
 _DEPTH = {"province": 0, "city": 1, "county": 2, "township": 3, "village": 4}
@@ -79,15 +88,24 @@ def _answer(lon: float, lat: float, radius: float, row, chain_rows) -> dict:
     return {"lon": lon, "lat": lat, "radius_m": radius, "address": address, "divisions": chain}
 
 
+def _chain_of(covering, chained) -> tuple[int | None, list | None]:
+    """The finest covering division, and its chain when the statement already gave it."""
+    finest = _finest(covering)
+    if finest is not None and chained and chained[0] == finest:
+        return finest, chained[1] or []
+    return finest, None
+
+
 def reverse(conn: Connection, lon: float, lat: float, radius: float = 200.0) -> dict:
     lon, lat = check_lon_lat(lon, lat)
     radius = check_radius(radius)
     run = lambda sql, p: conn.exec_driver_sql(sql, p).all()  # noqa: E731
-    row, covering = run(NEAREST_SQL, _params(lon, lat, VILLAGE))[0]
+    row, covering, chained = run(NEAREST_SQL, _params(lon, lat, VILLAGE))[0]
     if not covering:
-        covering = run(COVERING_SQL, _params(lon, lat, ABOVE_VILLAGE))[0][0]
-    finest = _finest(covering)
-    chain = run(CHAIN_SQL, {"id": finest}) if finest is not None else []
+        _, covering, chained = run(COVERING_SQL, _params(lon, lat, ABOVE_VILLAGE))[0]
+    finest, chain = _chain_of(covering, chained)
+    if chain is None:
+        chain = run(CHAIN_SQL, {"id": finest}) if finest is not None else []
     return _answer(lon, lat, radius, row, chain)
 
 
@@ -99,13 +117,14 @@ async def reverse_async(pool, lon: float, lat: float, radius: float = 200.0, *, 
     radius = check_radius(radius)
     known = nearest(lon, lat, radius) if nearest is not None else None
     if known is None:
-        row, covering = await pool.fetchone(NEAREST_SQL, _params(lon, lat, VILLAGE))
+        row, covering, chained = await pool.fetchone(NEAREST_SQL, _params(lon, lat, VILLAGE))
     else:
-        row, covering = await pool.fetchone(BY_ID_SQL, _params(lon, lat, VILLAGE, id=known))
+        row, covering, chained = await pool.fetchone(BY_ID_SQL, _params(lon, lat, VILLAGE, id=known))
         if known and row is None:  # retired or moved since memory saw it: ask PostGIS
-            row, covering = await pool.fetchone(NEAREST_SQL, _params(lon, lat, VILLAGE))
+            row, covering, chained = await pool.fetchone(NEAREST_SQL, _params(lon, lat, VILLAGE))
     if not covering:
-        covering = (await pool.fetchone(COVERING_SQL, _params(lon, lat, ABOVE_VILLAGE)))[0]
-    finest = _finest(covering)
-    chain = await pool.fetchall(CHAIN_SQL, {"id": finest}) if finest is not None else []
+        _, covering, chained = await pool.fetchone(COVERING_SQL, _params(lon, lat, ABOVE_VILLAGE))
+    finest, chain = _chain_of(covering, chained)
+    if chain is None:
+        chain = await pool.fetchall(CHAIN_SQL, {"id": finest}) if finest is not None else []
     return _answer(lon, lat, radius, row, chain)

@@ -24,7 +24,8 @@ class ReadPath:
     def __init__(self, settings: Settings, primary_url: str) -> None:
         self.urls = read_urls(settings, primary_url)
         self.primary = libpq_url(primary_url)
-        self.pool = ReadPool(self.urls, min_size=2, max_size=max(2, settings.pool_size))
+        self.pool = ReadPool(self.urls, min_size=2, max_size=max(2, settings.pool_size),
+                             prepare=settings.db_prepared_statements)
         self.cache = RenderCache(settings.scan_cache_entries)
         self._listener: asyncio.Task | None = None
         self.nearest = NearestIndex()  # reverse geocoding's nearest address from the gazetteer's columns

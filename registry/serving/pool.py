@@ -32,7 +32,7 @@ TIME_ZONE = "Asia/Shanghai"  # the session time zone of registry.db.engine's con
 HEALTH_EVERY_SECONDS = 1.0  # a health state is refreshed when older than this
 CONNECT_TIMEOUT_SECONDS = 2  # libpq connect_timeout: a down server is noticed this fast
 CHECKOUT_TIMEOUT_SECONDS = 2.0  # waiting for a pooled connection longer than this fails over
-HEALTH_TIMEOUT_SECONDS = 1.0  # a health check waiting longer than this for a connection: down
+NO_ANSWER_SECONDS = 5.0  # a health check without an answer this long: the server is down
 DOWN_SECONDS = 1.0  # a URL that failed is skipped this long (unless every URL is down)
 _ERRORS = (psycopg.OperationalError, PoolTimeout)
 
@@ -69,11 +69,12 @@ class ReadPool:
     """Async pools over an ordered list of URLs; the last one is the primary."""
 
     def __init__(self, urls: Sequence[str], *, min_size: int = 1, max_size: int = 8,
-                 connect_timeout: int = CONNECT_TIMEOUT_SECONDS) -> None:
+                 connect_timeout: int = CONNECT_TIMEOUT_SECONDS, prepare: bool = True) -> None:
         if not urls:
             raise ValueError("a read pool needs at least one URL")
         self.urls = [libpq_url(u) for u in urls]
-        self._kwargs = {"autocommit": True, "prepare_threshold": 0}
+        # prepare: false behind a pooler in transaction mode (REGISTRY_DB_PREPARED_STATEMENTS)
+        self._kwargs = {"autocommit": True, "prepare_threshold": 0 if prepare else None}
         self._conninfo = {"connect_timeout": str(connect_timeout), "options": f"-c TimeZone={TIME_ZONE}",
                           "application_name": "registry-read"}
         self.min_size, self.max_size = min_size, max_size
@@ -81,6 +82,8 @@ class ReadPool:
         self.health = [Health() for _ in self.urls]
         self._down_until = [0.0] * len(self.urls)
         self._refresh: asyncio.Task | None = None
+        self._refresh_started = 0.0
+        self._probes: list[psycopg.AsyncConnection | None] = [None] * len(self.urls)
         self._opened = False
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -103,6 +106,10 @@ class ReadPool:
                 await self._refresh
             except BaseException:  # noqa: BLE001 - cancelled or failed: closing anyway
                 pass
+        for probe in self._probes:
+            if probe is not None:
+                await probe.close()
+        self._probes = [None] * len(self.urls)
         for pool in self.pools:
             await pool.close()
         self.pools = []
@@ -180,31 +187,44 @@ class ReadPool:
         self.health[i] = Health(False, time.monotonic(), type(exc).__name__)
 
     # -- health ----------------------------------------------------------------------------------
+    # Each URL is checked on a connection of its own (not a pooled one): a busy pool is not a down
+    # server, and a refused connection is known at once instead of after a checkout timeout.
     async def _check(self, i: int) -> None:
+        conn = self._probes[i]
         try:
-            async with self.pools[i].connection(timeout=HEALTH_TIMEOUT_SECONDS) as conn:
-                await conn.execute("SELECT 1")
-        except (*_ERRORS, OSError) as exc:
+            if conn is None or conn.closed:
+                conn = self._probes[i] = await psycopg.AsyncConnection.connect(
+                    psycopg.conninfo.make_conninfo(self.urls[i], **self._conninfo), autocommit=True)
+            await conn.execute("SELECT 1")
+        except (psycopg.Error, OSError) as exc:
+            self._probes[i] = None
+            if conn is not None:
+                await conn.close()
             self._mark_down(i, exc)
         else:
             self.health[i] = Health(True, time.monotonic())
             self._down_until[i] = 0.0
 
     async def _check_all(self) -> None:
+        self._refresh_started = time.monotonic()
         await asyncio.gather(*(self._check(i) for i in range(len(self.urls))))
 
     async def state(self) -> list[Health]:
-        """The health of each URL, refreshed in the background when older than a second; awaited
-        only for the very first answer."""
+        """The health of each URL, refreshed in the background when older than a second (awaited
+        only for the very first answer). A check that has not come back for NO_ANSWER_SECONDS
+        (a server that accepts but does not answer) reports the URL down."""
         if not self._opened:
             raise DatabaseUnavailable("数据库连接池未打开 / the read pool is not open")
+        now = time.monotonic()
         first = any(h.up is None for h in self.health)
-        stale = any(time.monotonic() - h.checked_at >= HEALTH_EVERY_SECONDS for h in self.health)
-        if (first or stale) and (self._refresh is None or self._refresh.done()):
+        stale = any(now - h.checked_at >= HEALTH_EVERY_SECONDS for h in self.health)
+        running = self._refresh is not None and not self._refresh.done()
+        if (first or stale) and not running:
             self._refresh = asyncio.get_running_loop().create_task(self._check_all())
+        elif running and now - self._refresh_started > NO_ANSWER_SECONDS:
+            for i, h in enumerate(self.health):
+                if h.up and now - h.checked_at > NO_ANSWER_SECONDS:
+                    self.health[i] = Health(False, h.checked_at, "no answer")
         if first:
             await asyncio.shield(self._refresh)
         return list(self.health)
-
-    def primary_health(self) -> Health:
-        return self.health[-1]
