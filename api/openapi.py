@@ -217,6 +217,10 @@ PATH_PARAMETERS: dict[tuple[str, str], dict] = {
                                                     "description": "row 0–2^z−1 (XYZ: 0 at the north)"},
     ("/v1/exports/{collection}", "format"): {"type": "string", "enum": list(FORMATS), "default": "gpkg"},
     ("/v1/exports/{collection}", "collection"): {"type": "string", "enum": list(COLLECTIONS)},
+    ("/v1/exports/{collection}", "crs"): {"type": "string", "pattern": "^\\s*([Ee][Pp][Ss][Gg]:)?[0-9]{4,6}\\s*$",
+                                          "description": "EPSG:…, a code PostGIS knows (default EPSG:4490)"},
+    ("/v1/exports/{collection}", "encoding"): {"type": "string", "enum": ["utf-8", "utf8", "gbk", "cp936", "gb18030"],
+                                               "description": "shp and csv only: utf-8 (default), gbk, gb18030"},
 }
 for _path in ("/v1/search", "/v1/search/structured", "/v1/autocomplete"):
     PATH_PARAMETERS[(_path, "limit")] = {**_LIMIT, "maximum": SEARCH_MAX, "default": 10}

@@ -92,7 +92,44 @@ def allowed_methods(request: Request) -> str:
     return ", ".join(sorted(by_params[min(by_params)])) if by_params else ""
 
 
+class LiteralPathMethods:
+    """ASGI middleware: a literal path is a resource of its own. `GET /v1/doorplates/issue` is a 405 (Allow:
+    POST), not `GET /v1/doorplates/{plate_id}` with an invalid id. The table is read from the app's routes on
+    the first request (routers are included after the middleware is added)."""
+
+    def __init__(self, app, router_app: FastAPI) -> None:
+        self.app = app
+        self.router_app = router_app
+        self.literal: dict[str, frozenset[str]] | None = None
+
+    def _table(self) -> dict[str, frozenset[str]]:
+        import fastapi.routing
+
+        routes = self.router_app.router.routes
+        iterate = getattr(fastapi.routing, "iter_route_contexts", None)
+        table: dict[str, set[str]] = {}
+        for route in (iterate(routes) if iterate else routes):
+            path, methods = getattr(route, "path", None), getattr(route, "methods", None)
+            if path and methods and "{" not in path:
+                table.setdefault(path, set()).update(methods)
+        return {p: frozenset(m) for p, m in table.items()}
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            if self.literal is None:
+                self.literal = self._table()
+            methods = self.literal.get(scope.get("path", ""))
+            if methods is not None and scope.get("method") not in methods:
+                res = problem(405, "method-not-allowed", f"{scope.get('path')} 只接受 {', '.join(sorted(methods))} / "
+                              f"{scope.get('path')} takes {', '.join(sorted(methods))}", scope.get("path", ""))
+                res.headers["Allow"] = ", ".join(sorted(methods))
+                await res(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def install(app: FastAPI) -> None:
+    app.add_middleware(LiteralPathMethods, router_app=app)  # 405 + Allow for a literal path's other methods
     @app.exception_handler(RegistryError)
     async def _domain(request: Request, exc: RegistryError):
         status = status_for(exc)

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Connection, text
 from sqlalchemy.dialects.postgresql.psycopg import dialect as _psycopg_dialect
 
-from registry.divisions import match_code
+from registry.divisions import match_code, validate_authority
 from registry.errors import InvalidQuery
 from registry.features.collections import STORAGE_SRID, Collection, Prop
 from registry.features.query import ItemsQuery, Period, collection, parse_datetime
@@ -122,6 +122,7 @@ def parse_format(value: str) -> str:
 def plan_export(conn: Connection, collection_id: str, *, division: str | None = None, authority: str | None = None,
                 as_of: str | date | None = None, crs: str | None = None) -> ExportPlan:
     c = collection(collection_id)
+    validate_authority(authority)  # refused when unknown, with or without a division
     period: Period | None = None
     day: date | None = None
     if as_of is not None:

@@ -34,7 +34,7 @@ def categories() -> dict:
                             "generics": list(c.generics), "synonyms": list(c.synonyms)} for c in CATEGORIES]}
 
 
-@router.get("/placenames/{pid:int}", summary="One place name with its former names, aliases and history")
+@router.get("/placenames/{pid}", summary="One place name with its former names, aliases and history")
 def one(conn: ReadConn, pid: Annotated[int, Path(description="the place name's stable id")]) -> dict:
     return placenames.get_place_name(conn, pid)
 

@@ -54,6 +54,16 @@ include-path = "/v1/addresses"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "400", "401", "403", "404", "409", "429"]
 
 [[operations]]
+# a cursor is one the feed gave (its numbers name a change set and an entity), not any three numbers
+include-path = "/v1/changes"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "400", "401", "403", "404", "409", "429"]
+
+[[operations]]
+# `crs` must be an EPSG code PostGIS knows, `encoding` applies to shp and csv only
+include-path = "/v1/exports/{collection}"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "400", "401", "403", "404", "409", "429"]
+
+[[operations]]
 # the adjustment's kind decides which other fields it needs (`into` for a merge, `parts` for a split …)
 include-path = "/v1/adjustments"
 include-method = "POST"
