@@ -19,6 +19,7 @@ from api.ogc.openapi import document
 from registry.errors import InvalidQuery
 from registry.features import query as fq
 from registry.features.collections import COLLECTIONS, Collection
+from registry.features.stats import CollectionStats
 
 router = APIRouter(prefix="/ogc", include_in_schema=False)
 
@@ -36,7 +37,7 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/cql2/1.0/conf/cql2-text",
     "http://www.opengis.net/spec/cql2/1.0/conf/basic-cql2",
 ]
-_ITEMS = {"limit", "offset", "bbox", "bbox-crs", "crs", "datetime", "filter", "filter-lang", "filter-crs", "f"}
+_ITEMS = {"limit", "offset", "after", "bbox", "bbox-crs", "crs", "datetime", "filter", "filter-lang", "filter-crs", "f"}
 _ITEM = {"crs", "datetime", "f"}
 _PLAIN = {"f"}
 _ALLOW = "GET, HEAD, OPTIONS"
@@ -100,9 +101,16 @@ def conformance(request: Request) -> JSONResponse:
     return JSONResponse({"conformsTo": CONFORMANCE})
 
 
-def _collection_body(request: Request, conn, c: Collection) -> dict:
+def _stats(request: Request) -> CollectionStats:
+    stats = getattr(request.app.state, "ogc_stats", None)
+    if stats is None:
+        stats = request.app.state.ogc_stats = CollectionStats()
+    return stats
+
+
+def _collection_body(request: Request, conn, c: Collection, version: int | None = -1) -> dict:
     b = f"{_base(request)}/collections/{c.id}"
-    d = fq.describe(conn, c)
+    d = _stats(request).describe(conn, c, version)  # cached per registry version
     return {
         "id": c.id, "title": c.title, "description": c.description, "keywords": list(c.keywords),
         "itemType": "feature",
@@ -126,10 +134,11 @@ def _collection_body(request: Request, conn, c: Collection) -> dict:
 def collections(request: Request, conn: ReadConn) -> JSONResponse:
     _check_params(request, _PLAIN)
     b = _base(request)
+    version = _stats(request).version(conn)
     return JSONResponse({
         "links": [_link(f"{b}/collections", "self", JSON, "集合 / collections")],
         "crs": list(fq.SUPPORTED_CRS),
-        "collections": [_collection_body(request, conn, c) for c in COLLECTIONS.values()],
+        "collections": [_collection_body(request, conn, c, version) for c in COLLECTIONS.values()],
     })
 
 
@@ -186,19 +195,23 @@ def items(request: Request, conn: ReadConn, collection_id: str) -> Response:
     q = _items_query(request, c, with_filters=True)
     limit = fq.parse_limit(request.query_params.get("limit"))
     offset = fq.parse_offset(request.query_params.get("offset"))
-    features, matched = fq.page(conn, q, limit=limit, offset=offset)
+    after = fq.parse_after(request.query_params.get("after"))
+    p = fq.page(conn, q, limit=limit, offset=offset, after=after, count=lambda: _stats(request).count(conn, c))
     links = [_link(str(request.url), "self", GEOJSON, "本页 / this page"),
              _link(f"{_base(request)}/collections/{c.id}", "collection", JSON, c.title)]
-    if offset + len(features) < matched:
-        links.append(_link(str(request.url.include_query_params(offset=offset + limit, limit=limit)), "next",
-                           GEOJSON, "下一页 / next page"))
+    if p.more:  # keyset: `after` finds the next page by index; `offset` keeps its place for prev
+        links.append(_link(str(request.url.include_query_params(offset=offset + limit, limit=limit, after=p.last_id)),
+                           "next", GEOJSON, "下一页 / next page"))
     if offset > 0:
-        links.append(_link(str(request.url.include_query_params(offset=max(0, offset - limit), limit=limit)), "prev",
-                           GEOJSON, "上一页 / previous page"))
-    meta = json.dumps({"type": "FeatureCollection", "numberMatched": matched, "numberReturned": len(features),
-                       "timeStamp": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "links": links},
-                      ensure_ascii=False)
-    body = meta[:-1] + ', "features": [' + ",".join(features) + "]}"
+        prev = request.url.remove_query_params("after").include_query_params(offset=max(0, offset - limit),
+                                                                               limit=limit)
+        links.append(_link(str(prev), "prev", GEOJSON, "上一页 / previous page"))
+    head = {"type": "FeatureCollection", "numberMatched": p.matched, "numberReturned": p.returned,
+            "timeStamp": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "links": links}
+    if p.matched is None:  # more than registry.features.query.COUNT_CAP: not counted (optional)
+        del head["numberMatched"]
+    meta = json.dumps(head, ensure_ascii=False)
+    body = meta[:-1] + ', "features": [' + p.features + "]}"
     return Response(body, media_type=GEOJSON, headers={"Content-Crs": f"<{q.crs}>"})
 
 

@@ -33,6 +33,8 @@ PARAMETERS: dict[str, dict] = {
     "limit": _q("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
                 "每页要素数 / features per page", style="form", explode=False),
     "offset": _q("offset", {"type": "integer", "minimum": 0, "default": 0}, "跳过的要素数 / features to skip"),
+    "after": _q("after", {"type": "integer", "minimum": 0},
+                "从此编号之后开始（下一页链接带上）/ start after this feature id (the next links carry it)"),
     "bbox": _q("bbox", {"type": "array", "minItems": 4, "maxItems": 6, "items": {"type": "number"}},
                "范围 / bounding box (in bbox-crs; CRS84 by default)", style="form", explode=False),
     "bbox-crs": _q("bbox-crs", {"type": "string", "format": "uri", "enum": list(SUPPORTED_CRS)},
@@ -49,7 +51,7 @@ PARAMETERS: dict[str, dict] = {
                      "过滤条件的坐标系 / CRS of the filter"),
     "f": _q("f", {"type": "string", "enum": ["json", "geojson"]}, "格式 / format"),
 }
-_ITEMS_PARAMS = ("limit", "offset", "bbox", "bbox-crs", "crs", "datetime", "filter", "filter-lang", "filter-crs", "f")
+_ITEMS_PARAMS = ("limit", "offset", "after", "bbox", "bbox-crs", "crs", "datetime", "filter", "filter-lang", "filter-crs", "f")
 
 
 def _ref(name: str) -> dict:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
-from typing import Any
+from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, text
@@ -198,17 +198,63 @@ class ItemsQuery:
                f"""', "properties": ' || json_build_object({props})::text || '}}'"""
 
 
-def page(conn: Connection, q: ItemsQuery, *, limit: int, offset: int) -> tuple[list[str], int]:
-    """(features as GeoJSON text, number matched) of one page, ordered by id."""
+@dataclass(frozen=True)
+class Page:
+    features: str  # the page's features as GeoJSON text, comma-separated (the inside of the array)
+    returned: int
+    matched: int | None  # None: more than COUNT_CAP, not counted (numberMatched is optional)
+    more: bool  # rows after this page
+    last_id: int | None  # for the keyset `after` of the next page
+
+
+_PAGE_SETTINGS = text("SELECT set_config('jit', 'off', true), set_config('max_parallel_workers_per_gather', '0', true)")
+COUNT_CAP = 100_000  # beyond this a count costs more than a page: numberMatched is left out
+
+
+def _unfiltered(q: ItemsQuery) -> bool:
+    return q.bbox is None and q.filter is None and q.period is None and q.division_id is None
+
+
+def page(conn: Connection, q: ItemsQuery, *, limit: int, offset: int = 0, after: int | None = None,
+         count: Callable[[], int] | None = None) -> Page:
+    """One page ordered by id: from `offset`, or keyset after the feature id `after` (then the
+    offset only labels the page). The features are built and joined into one text by PostgreSQL;
+    limit + 1 rows tell whether a next page exists. `count`: the collection's item count when
+    known cheaply (cached per version), used for an unfiltered query."""
     where, params = q.where()
-    rows = conn.execute(text(f"SELECT {q.feature_sql()} FROM {q.from_sql()} WHERE {where} "
-                             "ORDER BY f.id LIMIT :limit OFFSET :offset"),
-                        {**params, "limit": limit, "offset": offset}).scalars().all()
-    if offset == 0 and len(rows) < limit:
-        matched = len(rows)  # the whole answer is on this page: no need to count
+    if after is not None:
+        where += " AND f.id > :after"
+        params["after"] = after
+        offset = 0
+    # A page is at most MAX_LIMIT rows: JIT compiling and parallel workers cost more than they save
+    conn.execute(_PAGE_SETTINGS)
+    row = conn.execute(text(f"""
+        WITH p AS MATERIALIZED (SELECT f.* FROM {q.from_sql()} WHERE {where}
+                                ORDER BY f.id LIMIT :limit + 1 OFFSET :offset),
+             f AS (SELECT * FROM p ORDER BY id LIMIT :limit)
+        SELECT (SELECT string_agg({q.feature_sql()}, ',' ORDER BY f.id) FROM f),
+               (SELECT count(*) FROM f), (SELECT max(id) FROM f), (SELECT count(*) FROM p)"""),
+        {**params, "limit": limit, "offset": offset}).one()
+    features, returned, last_id, fetched = row
+    more = fetched > returned
+    first = offset == 0 and after is None
+    if first and not more:
+        matched = returned  # the whole answer is on this page: no need to count
+    elif count is not None and _unfiltered(q):
+        matched = count()
     else:
-        matched = conn.execute(text(f"SELECT count(*) FROM {q.from_sql()} WHERE {where}"), params).scalar_one()
-    return list(rows), matched
+        n = conn.execute(text(f"SELECT count(*) FROM (SELECT 1 FROM {q.from_sql()} WHERE {q.where()[0]} "
+                              f"LIMIT {COUNT_CAP + 1}) c"), q.where()[1]).scalar_one()
+        matched = n if n <= COUNT_CAP else None
+    return Page(features or "", returned, matched, more, last_id)
+
+
+def parse_after(value: str | None) -> int | None:
+    if value is None:
+        return None
+    if not value.isdigit():
+        raise InvalidQuery(f"after 应为要素编号 / after must be a feature id, got {value!r}", parameter="after")
+    return int(value)
 
 
 def feature(conn: Connection, q: ItemsQuery, feature_id: str) -> str:
