@@ -4,14 +4,13 @@ from __future__ import annotations
 import logging
 from contextlib import asynccontextmanager
 
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 from sqlalchemy import Engine
 
 from api import docs, openapi, problems
-from api.deps import caller_key
 from api.keycache import KeyCache
 from api.limits import BodyLimitMiddleware
-from api.hotpath import prefilter_routers
+from api.hotpath import KeyMiddleware, prefilter_routers
 from api.ratelimit import AccessLogMiddleware, AnonymousLimiter, RateLimiter, RateLimitMiddleware, make_buckets
 from api.routes import addresses, adjustments, boundaries, changes, divisions, health, inspections
 from api.ogc import router as ogc_router  # OGC API – Features under /ogc
@@ -83,8 +82,6 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         lifespan=lifespan,
         docs_url=None,  # FastAPI's pages load Swagger UI from a CDN: api/docs.py serves it locally
         redoc_url=None,
-        # every route checks a key that is sent (a wrong one is a 401 even where no key is needed)
-        dependencies=[Depends(caller_key)],
     )
     app.state.settings = settings
     app.state.key_cache = KeyCache(ttl=settings.key_cache_seconds)
@@ -93,6 +90,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.state.rate_buckets = make_buckets(settings, lambda: app.state.engine)
     app.state.rate_limiter = RateLimiter(app.state.rate_buckets)
     problems.install(app)
+    # every route checks a key that is sent (a wrong one is a 401 even where no key is needed): api/hotpath.py
+    app.add_middleware(KeyMiddleware)
     app.add_middleware(BodyLimitMiddleware, settings=settings)  # api/limits.py: 413 before a body is read whole
     app.add_middleware(RateLimitMiddleware, settings=settings,  # anonymous callers
                        limiter=AnonymousLimiter(settings, store=app.state.rate_buckets))

@@ -124,10 +124,11 @@ def get_key(
 
 
 async def caller_key(request: Request) -> ApiKey:
-    """The caller's key for every route (installed app-wide by api/app.py): free when no key is sent;
-    a key is checked against the cache, and on a miss in the thread pool against the database.
-    It reads the two headers itself: as FastAPI `Header()` parameters they cost ~50 µs on every
-    request (api/hotpath.py); the OpenAPI document states them as security schemes."""
+    """The caller's key: free when no key is sent; a key is checked against the cache, and on a miss
+    in the thread pool against the database. api/hotpath.py's KeyMiddleware calls it for every
+    request that sends a key, before any route; routes depend on it for their scopes (the key is
+    then known). It reads the two headers itself (as FastAPI `Header()` parameters they cost ~50 µs
+    a request); the OpenAPI document states them as security schemes."""
     headers = request.headers
     secret = _secret(headers.get("x-api-key"), headers.get("authorization"))
     if not secret or getattr(request.state, "api_key", None) is not None:

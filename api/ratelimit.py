@@ -205,6 +205,8 @@ class LeasedBuckets:
         self.share = share
         self._clock = clock
         self._buckets: dict[str, _Bucket] = {}
+        self._touched: set[str] = set()  # used since the last settlement (the others wait for the sweep)
+        self._swept = clock()
         self._lock = threading.Lock()  # the buckets
         self._settling = threading.Lock()  # one settlement at a time
         self._wake = threading.Event()
@@ -231,6 +233,7 @@ class LeasedBuckets:
                 if b is None or b.limit != limit:
                     b = self._buckets[key] = _Bucket(limit, now)
                 b.last = now
+                self._touched.add(key)
                 if b.have >= 1:
                     b.have -= 1
                     b.used += 1
@@ -258,7 +261,14 @@ class LeasedBuckets:
             now = self._clock()
             items, sent = [], {}
             with self._lock:
-                for key, b in list(self._buckets.items()) if only is None else [(only, self._buckets.get(only))]:
+                if only is not None:
+                    keys = [only]
+                elif final or now - self._swept > IDLE_SECONDS:  # every bucket: idle leases go back
+                    keys, self._swept, self._touched = list(self._buckets), now, set()
+                else:
+                    keys, self._touched = self._touched, set()
+                for key in keys:
+                    b = self._buckets.get(key)
                     if b is None:
                         continue
                     lease = self.lease_size(b.limit)
@@ -411,7 +421,8 @@ def _refusal(scope: str, limit: int, retry: int, path: str) -> tuple[dict, bytes
                          (b"content-length", str(len(data)).encode())]}, data)
 
 
-def _keyed(headers) -> bool:
+def sends_key(headers) -> bool:
+    """Whether a request carries a key (X-API-Key or Authorization), from its raw ASGI headers."""
     for k, _ in headers:
         if k == b"x-api-key" or k == b"authorization":
             return True
@@ -430,7 +441,7 @@ class RateLimitMiddleware:
         self.limiter = limiter if limiter is not None else AnonymousLimiter(settings, engine_getter)
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or scope["path"] in EXEMPT or _keyed(scope["headers"]):
+        if scope["type"] != "http" or scope["path"] in EXEMPT or sends_key(scope["headers"]):
             return await self.app(scope, receive, send)
         app = scope.get("app")
         limiter = (app.state._state.get("anonymous_limiter") if app is not None else None) or self.limiter
@@ -475,4 +486,4 @@ class AccessLogMiddleware:
             route = scope.get("route")
             path = getattr(route, "path", None) or "(no route)"
             access_log.info("%s %s %d %.1fms %s", scope["method"], path, status,
-                            (time.perf_counter() - t0) * 1000, "key" if _keyed(scope["headers"]) else "anonymous")
+                            (time.perf_counter() - t0) * 1000, "key" if sends_key(scope["headers"]) else "anonymous")

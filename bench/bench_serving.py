@@ -131,6 +131,59 @@ def samples(url: str, n: int) -> dict[str, list[str]]:
     return {"tokens": tokens, "reverse": reverse, "search": queries}
 
 
+# --- the stack in process ----------------------------------------------------------------------------
+def stack_cost(url: str, n: int = 3000) -> dict[str, float]:
+    """CPU µs per request through the ASGI app in this process (no network, no server): the trivial
+    app's endpoint, and a no-op route added last to the registry's app (after every router, as far
+    down as a route can be) with its middleware, key check and rate limit (the postgres store)."""
+    import asyncio
+
+    from sqlalchemy import create_engine
+
+    import trivial_app
+    from api.app import create_app
+    from registry.settings import get_settings
+
+    settings = get_settings().model_copy(update={"rate_limit_public_per_minute": 10**9,
+                                                 "rate_limit_backend": "postgres"})
+    app = create_app(settings)
+    app.state.engine = create_engine(url, pool_size=2)
+
+    @app.get("/__noop", include_in_schema=False)
+    async def noop() -> dict:
+        return {"ok": True}
+
+    async def run(asgi, path: str) -> float:
+        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+                 "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
+                 "headers": [(b"host", b"127.0.0.1"), (b"accept", b"application/json")],
+                 "client": ("127.0.0.1", 5555), "server": ("127.0.0.1", 8100)}
+
+        async def receive():
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message):
+            if message["type"] == "http.response.start" and message["status"] != 200:
+                raise SystemExit(f"{path}: {message['status']}")
+
+        for _ in range(200):
+            await asgi(dict(scope), receive, send)
+        t0 = time.process_time()
+        for _ in range(n):
+            await asgi(dict(scope), receive, send)
+        return (time.process_time() - t0) / n * 1e6
+
+    async def both() -> dict[str, float]:
+        return {"trivial": await run(trivial_app.app, "/ok"), "registry": await run(app, "/__noop")}
+
+    try:
+        return asyncio.run(both())
+    finally:
+        if hasattr(app.state, "rate_buckets"):  # (not in the code before leased buckets)
+            app.state.rate_buckets.close()
+        app.state.engine.dispose()
+
+
 # --- servers ---------------------------------------------------------------------------------------
 def _wait_http(port: int, path: str, proc: subprocess.Popen, limit: float = 180.0) -> None:
     deadline = time.monotonic() + limit
@@ -241,7 +294,9 @@ def measure(url: str, workers: int, paths: dict[str, list[str]], args, tmp: Path
     trivial = start_trivial(triv_port, workers)
     registry = start_registry(url, reg_port, workers)
     try:
-        waited = wait_idle(registry, log)
+        t0 = time.monotonic()
+        _wait_http(reg_port, paths["search"][0], registry, limit=900)  # the gazetteer is loaded
+        waited = time.monotonic() - t0 + wait_idle(registry, log)
         pids = worker_pids(registry, workers)
         rss, pss = memory_mb(pids)
         triv_rss, _ = memory_mb(worker_pids(trivial, workers))
@@ -324,10 +379,16 @@ def main() -> None:
     own = args.database_url is None
     url = args.database_url or small_city(args)
     try:
+        cost = stack_cost(url)
+        log(f"in process: {cost['registry']:.0f} µs CPU a request through the registry's stack to a no-op route, "
+            f"{cost['trivial']:.0f} µs for the trivial app")
         paths = samples(url, args.samples)
         with tempfile.TemporaryDirectory() as tmp:
             results = [measure(url, int(w), paths, args, Path(tmp)) for w in args.workers.split(",")]
         report(results, args, {k: len(v) for k, v in paths.items()})
+        print(f"the stack in process (CPU a request, no network): a no-op route behind every router, middleware, "
+              f"key check and rate limit {cost['registry']:.0f} µs; the trivial app {cost['trivial']:.0f} µs "
+              f"({cost['trivial'] / cost['registry']:.0%})")
     finally:
         if own and not args.keep_db:
             drop_database(url)
