@@ -39,7 +39,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         app.state.engine = engine if engine is not None else make_engine(settings)
         # The search gazetteer: loaded in the background at start-up when the app owns its engine,
         # on the first search otherwise (tests); kept fresh by LISTEN/NOTIFY.
-        app.state.search = SearchService(app.state.engine)
+        app.state.search = SearchService(app.state.engine, directory=settings.gazetteer_dir)
         # Vector tiles cached per worker; when the app owns its engine the cache follows the applied
         # change sets (LISTEN, registry/tiles.py) and answers a cached tile from memory alone.
         app.state.tile_cache = TileCache()
