@@ -166,3 +166,15 @@ def test_should_report_a_database_that_is_down(app_settings):
 def test_should_report_a_database_that_is_up_with_the_age_of_its_check(fast):
     body = fast.get("/healthz").json()
     assert body["status"] == "ok" and body["database"] == "ok" and 0 <= body["checked_ms_ago"] < 5000
+
+
+def test_should_never_cache_an_agency_view_nor_show_it_to_the_public(conn, fast, make_address, plate_for, agency):
+    _, token, _ = plate_for(make_address(number="11号"))
+    conn.commit()
+    _listening(fast)
+    seen = fast.get(f"/p/{token}", headers={**JSON, **agency}).json()
+    assert "history" in seen["plate"] and "scans" in seen["plate"]
+    public = fast.get(f"/p/{token}", headers=JSON).json()
+    assert "history" not in public["plate"] and "registered_text" not in public["address"]
+    assert "history" in fast.get(f"/p/{token}", headers={**JSON, **agency}).json()["plate"]
+    assert [k for k in fast.app_state.read_path.cache._entries if token in k[0]] == [(f"/p/{token}", False, False)]
