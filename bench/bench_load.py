@@ -25,12 +25,14 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import create_engine, text  # noqa: E402
+from sqlalchemy import Engine, create_engine, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 TARGETS = {"first": 60.0, "reload": 45.0, "correction": 3.0, "ratio": 2.5, "rss_mb": 1536}
@@ -65,6 +67,78 @@ def make_database(name: str) -> str:
     url = base.set(database=name).render_as_string(hide_password=False)
     upgrade(url)
     return url
+
+
+def copy_database(name: str, template: str, tries: int = 60) -> str:
+    """A new database `name` made as `CREATE DATABASE … TEMPLATE template` (PostgreSQL copies it
+    only while nobody is connected to the template: retried every 5 s), then migrated to head."""
+    from registry.db.engine import resolve_database_url
+    from registry.db.migrate import upgrade
+    from registry.settings import Settings
+
+    base = make_url(resolve_database_url(Settings()))
+    admin = create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as c:
+            c.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            for attempt in range(tries):
+                try:
+                    c.exec_driver_sql(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+                    break
+                except Exception as exc:  # noqa: BLE001  ("source database is being accessed by other users")
+                    if "being accessed" not in str(exc) or attempt == tries - 1:
+                        raise
+                    print(f"  {template} is in use; retrying in 5 s …", flush=True)
+                    time.sleep(5)
+    finally:
+        admin.dispose()
+    url = base.set(database=name).render_as_string(hide_password=False)
+    upgrade(url)
+    return url
+
+
+def add_city_arguments(ap) -> None:
+    """The options of a bench that runs on a whole city in a database of its own."""
+    ap.add_argument("--addresses", type=int, default=50_000, help="generated city size (without --template)")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--city", help="a generated city folder (default: var/bench/city-N-seedS, generated)")
+    ap.add_argument("--template", help="copy this database (e.g. registry_city_full, the loaded full city) "
+                                       "instead of loading a generated city")
+    ap.add_argument("--keep-db", action="store_true")
+
+
+@contextmanager
+def bench_city(args, name: str) -> Iterator[tuple[str, Engine, int]]:
+    """(url, engine, active addresses) of a database of the bench's own holding a city: a copy of
+    --template, or a new database with the reference and the generated city loaded (untimed).
+    Dropped at the end unless --keep-db."""
+    t = time.perf_counter()
+    if args.template:
+        url = copy_database(name, args.template)
+    else:
+        from loaders.city import load_city
+        from loaders.reference import load_reference
+
+        city = city_dir(args)
+        url = make_database(name)
+    eng = create_engine(url)
+    try:
+        if not args.template:
+            with eng.begin() as conn:
+                load_reference(conn, actor="bench")
+            load_city(eng, city, actor="bench")
+        with eng.connect() as conn:
+            conn.execute(text("ANALYZE"))
+            n = conn.execute(text("SELECT count(*) FROM addresses WHERE status = 'active'")).scalar_one()
+        how = f"copied from {args.template}" if args.template else "loaded"
+        print(f"city {how}: {n:,} addresses in {time.perf_counter() - t:.0f} s (untimed)", flush=True)
+        yield url, eng, n
+    finally:
+        eng.dispose()
+        if args.keep_db:
+            print(f"kept database: {url}")
+        else:
+            drop_database(url)
 
 
 def drop_database(url: str) -> None:

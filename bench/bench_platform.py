@@ -1,10 +1,12 @@
 """The registry in GIS tools: OGC API items, exports and the change feed, at city scale.
 
-    .venv/bin/python bench/bench_platform.py --addresses 50000      # a small city (what we run here)
-    .venv/bin/python bench/bench_platform.py --addresses 1600000    # the whole city
+    .venv/bin/python bench/bench_platform.py --addresses 50000                # a small generated city
+    .venv/bin/python bench/bench_platform.py --template registry_city_full    # the whole city, loaded
+    .venv/bin/python bench/bench_platform.py --addresses 1600000              # the whole city, loaded here
 
-In a database of its own (dropped at the end unless --keep-db), with the generated city loaded
-through `registry load city` (untimed), it measures against a real `registry serve` process:
+In a database of its own (dropped at the end unless --keep-db) — a copy of --template (CREATE
+DATABASE … TEMPLATE, retried while others are connected to it), or the generated city loaded
+through `registry load city` (untimed) — it measures against a real `registry serve` process:
 
 1. items: 1,000 addresses in the densest bbox as GeoJSON (`/ogc/collections/addresses/items?bbox=…
    &limit=1000`), median and p95 of repeated requests, with `/healthz` of the same server as the
@@ -12,9 +14,12 @@ through `registry load city` (untimed), it measures against a real `registry ser
 2. export: `registry export addresses --format gpkg` of every address, against `ogr2ogr` from the
    same PostGIS table into a GeoPackage in the same run (Debian gdal-bin; skipped if absent);
 3. the change feed: a 10,000-row correction load (9,000 doors moved, 1,000 new; bench_load's file),
-   then `GET /v1/changes?since=<the change set before it>&limit=10000` with an agency key.
+   then `GET /v1/changes?since=<the change set before it>&limit=10000` with an agency key;
+4. the densest z14 address tile uncached and cached (bench_platform_tiles.bench_tiles; --no-tiles).
+It ends with a summary: each figure beside its goal and its baseline from the same run.
 
-Targets (the full city, issue 13): items ≤ 100 ms, export ≤ 60 s, feed ≤ 1 s.
+Targets (the full city, issue 13): items ≤ 100 ms, tile ≤ 50 ms uncached and ≤ 2 ms cached,
+export ≤ 60 s, feed ≤ 1 s.
 """
 from __future__ import annotations
 
@@ -34,10 +39,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from sqlalchemy import create_engine, text  # noqa: E402
+from sqlalchemy import text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
-from bench_load import city_dir, correction_file, drop_database, make_database, run_loader  # noqa: E402
+from bench_load import add_city_arguments, bench_city, correction_file, run_loader  # noqa: E402
 
 TARGETS = {"items_ms": 100.0, "export_s": 60.0, "feed_s": 1.0}
 
@@ -80,8 +85,8 @@ def densest_bbox(eng, n: int = 1000) -> tuple[float, float, float, float]:
     return tuple(float(v) for v in row)
 
 
-def start_server(url: str) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
+def start_server(url: str, port: int = 0) -> tuple[subprocess.Popen, str]:
+    port = port or _free_port()
     env = dict(os.environ, REGISTRY_DATABASE_URL=url, REGISTRY_LOG_LEVEL="WARNING")
     proc = subprocess.Popen([sys.executable, "-m", "loaders.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -173,46 +178,60 @@ def bench_feed(url: str, eng, base: str, work: Path, repeat: int) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--addresses", type=int, default=50_000)
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--city", help="a generated city folder (default: var/bench/city-N-seedS, generated)")
+    add_city_arguments(ap)
     ap.add_argument("--repeat", type=int, default=20)
-    ap.add_argument("--keep-db", action="store_true")
+    ap.add_argument("--port", type=int, default=0, help="the server's port (0: any free one)")
+    ap.add_argument("--no-tiles", action="store_true", help="leave out the tile figures (bench_platform_tiles)")
     args = ap.parse_args()
 
-    from loaders.city import load_city
-    from loaders.reference import load_reference
+    from bench_platform_tiles import bench_tiles, wait_for_search
 
-    city = city_dir(args)
     name = f"registry_bench_platform_{os.getpid()}"
-    url = make_database(name)
     work = ROOT / "var" / "bench" / name
     work.mkdir(parents=True, exist_ok=True)
-    eng = create_engine(url)
     proc = None
     try:
-        t = time.perf_counter()
-        with eng.begin() as conn:
-            load_reference(conn, actor="bench")
-        load_city(eng, city, actor="bench")
-        with eng.connect() as conn:
-            n = conn.execute(text("SELECT count(*) FROM addresses WHERE status = 'active'")).scalar_one()
-            conn.execute(text("ANALYZE"))
-        print(f"city loaded: {n:,} addresses in {time.perf_counter() - t:.0f} s (untimed)", flush=True)
-        proc, base = start_server(url)
-        results = {"addresses": n}
-        results.update(bench_items(eng, base, args.repeat))
-        results.update(bench_export(url, work, n))
-        results.update(bench_feed(url, eng, base, work, args.repeat))
-        print(json.dumps(results))
+        with bench_city(args, name) as (url, eng, n):
+            proc, base = start_server(url, args.port)
+            wait_for_search(base)
+            results = {"addresses": n}
+            results.update(bench_items(eng, base, args.repeat))
+            if not args.no_tiles:
+                results.update(bench_tiles(eng, base, args.repeat))
+            results.update(bench_export(url, work, n))
+            results.update(bench_feed(url, eng, base, work, args.repeat))
+            proc.terminate()
+            proc.wait(timeout=60)
+            proc = None
+            summary(results)
+            print(json.dumps(results))
     finally:
         if proc is not None:
             proc.terminate()
-            proc.wait(timeout=30)
-        eng.dispose()
+            proc.wait(timeout=60)
         shutil.rmtree(work, ignore_errors=True)
-        if not args.keep_db:
-            drop_database(url)
+
+
+def summary(r: dict) -> None:
+    """Each figure beside its goal (issue 13: the full city) and its baseline of the same run."""
+    rows = [("items: 1,000 addresses in a bbox (median)", r.get("items_ms"), TARGETS["items_ms"], "ms",
+             f"/healthz {r.get('healthz_ms', 0):.1f} ms"),
+            ("densest z14 address tile, uncached", r.get("uncached_ms"), 50.0, "ms",
+             f"its SQL alone {r.get('sql_ms', 0):.1f} ms"),
+            ("densest z14 address tile, cached", r.get("cached_ms"), 2.0, "ms",
+             f"/healthz interleaved {r.get('tile_healthz_ms', 0):.2f} ms"),
+            (f"export of {r.get('export_rows', 0):,} addresses to GeoPackage", r.get("export_s"), TARGETS["export_s"],
+             "s", f"ogr2ogr {r['ogr2ogr_s']:.1f} s → ratio {r['export_s'] / r['ogr2ogr_s']:.2f}"
+             if r.get("ogr2ogr_s") else "ogr2ogr not installed"),
+            ("change feed since a 10k-row load", r.get("feed_ms") and r["feed_ms"] / 1000, TARGETS["feed_s"], "s",
+             f"SQL finding the rows {r.get('feed_baseline_ms', 0):.0f} ms")]
+    print(f"\nsummary at {r['addresses']:,} addresses (goals are for the full city, 1.6M); load average "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    for label, value, goal, unit, base in rows:
+        if value is None:
+            continue
+        mark = "met" if value <= goal else "NOT met"
+        print(f"  {label:<48} {value:9.2f} {unit:<2}  goal ≤ {goal:g} {unit:<2} {mark:<8} ({base})")
 
 
 if __name__ == "__main__":

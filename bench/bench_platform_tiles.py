@@ -1,18 +1,18 @@
 """Vector tiles at city scale: the densest z14 address tile, uncached and cached, over HTTP.
 
-    .venv/bin/python bench/bench_platform_tiles.py --addresses 50000      # a small city (what we run here)
-    .venv/bin/python bench/bench_platform_tiles.py --addresses 1600000    # the whole city
+    .venv/bin/python bench/bench_platform_tiles.py --addresses 50000                # a small city
+    .venv/bin/python bench/bench_platform_tiles.py --template registry_city_full    # the whole city
 
-In a database of its own (dropped at the end unless --keep-db), with the generated city loaded
-through `registry load city` (untimed), against a real `registry serve` process:
+In a database of its own (dropped at the end unless --keep-db; bench_load.bench_city, as
+bench_platform.py, which runs these figures too), against a real `registry serve` process:
 
-1. uncached: before each request an empty `load_addresses` change set is applied (untimed), so
-   the server's tile cache drops the address layer and renders the tile again — the first request
-   after a change, cache refresh included;
+1. uncached: before each request an empty `load_addresses` change set is applied (untimed; the
+   server's cache hears of it by NOTIFY), so the server's tile cache drops the address layer and
+   renders the tile again — the first request after a change;
 2. cached: the same tile again and again;
 3. baseline: `/healthz` of the same server (one `SELECT 1`): the stack's floor;
 4. the tile's SQL alone (`registry.tiles.render_tile`, no HTTP), and a cached tile in process
-   (`TileCache.get`: the change-set version check and the lookup), for where the time goes.
+   without a listener (`TileCache.get`: the per-request version check and the lookup).
 
 Targets (the full city, issue 13): uncached ≤ 50 ms, cached ≤ 2 ms.
 """
@@ -30,9 +30,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from sqlalchemy import create_engine, text  # noqa: E402
+from sqlalchemy import text  # noqa: E402
 
-from bench_load import city_dir, drop_database, make_database  # noqa: E402
+from bench_load import add_city_arguments, bench_city  # noqa: E402
 from bench_platform import _get, start_server  # noqa: E402  (one way to start and time a server)
 
 TARGETS = {"uncached_ms": 50.0, "cached_ms": 2.0}
@@ -71,6 +71,7 @@ def bench_tiles(eng, base: str, repeat: int) -> dict:
     uncached = []
     for _ in range(repeat):
         _bump(eng)
+        time.sleep(0.3)  # untimed: the server's cache hears of the change set (NOTIFY) within ms
         ms, body = _get(url)
         uncached.append(ms)
     features = len(mapbox_vector_tile.decode(body)["addresses"]["features"])
@@ -106,50 +107,36 @@ def bench_tiles(eng, base: str, repeat: int) -> dict:
     print(f"  /healthz: median {h:.2f} ms, p95 {h95:.2f} ms → cached/healthz {c / h:.2f}, "
           f"uncached/healthz {u / h:.1f}", flush=True)
     return {"tile": f"{Z}/{x}/{y}", "features": features, "bytes": len(body), "uncached_ms": u,
-            "uncached_p95_ms": u95, "cached_ms": c, "cached_p95_ms": c95, "healthz_ms": h, "sql_ms": s,
+            "uncached_p95_ms": u95, "cached_ms": c, "cached_p95_ms": c95, "tile_healthz_ms": h, "sql_ms": s,
             "cached_in_process_ms": k, "select1_ms": r1}
+
+
+def wait_for_search(base: str) -> None:
+    """The server loads its search index in a thread at start-up: it holds the GIL for seconds and
+    would slow every request meanwhile; the first search waits for it."""
+    t = time.perf_counter()
+    _get(f"{base}/v1/search?q=%E6%B9%96%E5%B7%9E")
+    print(f"search index ready in {time.perf_counter() - t:.1f} s (untimed)", flush=True)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--addresses", type=int, default=50_000)
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--city", help="a generated city folder (default: var/bench/city-N-seedS, generated)")
+    add_city_arguments(ap)
     ap.add_argument("--repeat", type=int, default=20)
-    ap.add_argument("--keep-db", action="store_true")
+    ap.add_argument("--port", type=int, default=0, help="the server's port (0: any free one)")
     args = ap.parse_args()
 
-    from loaders.city import load_city
-    from loaders.reference import load_reference
-
-    city = city_dir(args)
-    url = make_database(f"registry_bench_tiles_{os.getpid()}")
-    eng = create_engine(url)
     proc = None
     try:
-        t = time.perf_counter()
-        with eng.begin() as conn:
-            load_reference(conn, actor="bench")
-        load_city(eng, city, actor="bench")
-        with eng.connect() as conn:
-            n = conn.execute(text("SELECT count(*) FROM addresses WHERE status = 'active'")).scalar_one()
-            conn.execute(text("ANALYZE"))
-        print(f"city loaded: {n:,} addresses in {time.perf_counter() - t:.0f} s (untimed)", flush=True)
-        proc, base = start_server(url)
-        # the server loads its search index in a thread at start-up: it holds the GIL for seconds and
-        # would slow every request meanwhile; the first search waits for it
-        t = time.perf_counter()
-        _get(f"{base}/v1/search?q=%E6%B9%96%E5%B7%9E")
-        print(f"search index ready in {time.perf_counter() - t:.1f} s (untimed)", flush=True)
-        results = {"addresses": n, **bench_tiles(eng, base, args.repeat)}
-        print(json.dumps(results))
+        with bench_city(args, f"registry_bench_tiles_{os.getpid()}") as (url, eng, n):
+            proc, base = start_server(url, args.port)
+            wait_for_search(base)
+            results = {"addresses": n, **bench_tiles(eng, base, args.repeat)}
+            print(json.dumps(results))
     finally:
         if proc is not None:
             proc.terminate()
-            proc.wait(timeout=30)
-        eng.dispose()
-        if not args.keep_db:
-            drop_database(url)
+            proc.wait(timeout=60)
 
 
 if __name__ == "__main__":
