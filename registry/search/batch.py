@@ -189,8 +189,11 @@ def _format(rec: dict, fmt: str) -> str:
 
 
 # --- parallel matching ----------------------------------------------------------------------------
-# Large batches are matched by worker processes forked from this one: they share the gazetteer's
-# memory (copy-on-write) and each takes one core. Results come back formatted, in input order.
+# Large batches are matched by worker processes forked from this one, one per core: they inherit
+# the gazetteer (the address columns are the shared generation's mapped files, registry.search.
+# generation, so nothing of them is copied; the small objects are shared copy-on-write) with this
+# process's overlay of changes, so they answer exactly as it does. Results come back formatted, in
+# input order.
 PARALLEL_MIN_ROWS = 4000
 CHUNK_ROWS = 500
 _worker_gaz: Gazetteer | None = None

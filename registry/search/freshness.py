@@ -30,13 +30,15 @@ from sqlalchemy import Engine
 from registry.errors import DatabaseUnavailable
 from registry.settings import get_settings
 from registry.search.gazetteer import Gazetteer
-from registry.search.generation import SharedGazetteers, changes_since, release
+from registry.search.generation import (GenerationUnusable, SharedGazetteers, attach, changes_since, release,
+                                          snapshot_time)
 from registry.search.loading import (fetch_addresses, index_item, index_place, load_gazetteer, load_items,
                                      load_places, place_division_set)
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "registry_search"
+FOLLOW_SECONDS = 0.5  # how often the published generation is compared with the one attached
 
 
 def apply_changes(gaz: Gazetteer, conn, changes: dict[str, set[int]]) -> None:
@@ -143,6 +145,7 @@ class SearchService:
         self.started_at: float | None = None
         self.ready_seconds: float | None = None
         self.last_change_at: float | None = None
+        self._followed_at = 0.0
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> "SearchService":
@@ -203,6 +206,7 @@ class SearchService:
             listener.close()
 
     def _poll(self, listener) -> None:
+        self._follow_published()
         payloads = [n.payload for n in listener.notifies(timeout=self.poll_seconds)]
         if not payloads:
             return
@@ -217,17 +221,45 @@ class SearchService:
                 apply_changes(self._gaz, conn, changes)
         self.last_change_at = time.time()
 
+    def _follow_published(self) -> None:
+        """Attach to a newer generation another process published (two workers that each built one
+        for one change end up on the same), checked every FOLLOW_SECONDS."""
+        now = time.monotonic()
+        if self.shared is None or self._gaz is None or now - self._followed_at < FOLLOW_SECONDS:
+            return
+        self._followed_at = now
+        held = self._gaz.generation
+        path = self.shared.current()
+        if path is None or held is None or path == getattr(held, "path", None):
+            return
+        if snapshot_time(path) > self._gaz.snapshot_time:
+            try:
+                gaz = attach(path, self.engine)  # no lock: it is published, and a deleted one is skipped
+            except GenerationUnusable:
+                return
+            self._install(gaz)
+
     def _reload(self, fresher_than: float | None = None) -> None:
         """Load (private) or attach (shared) a gazetteer and swap it in; a shared one is caught
         up with the rows changed after its snapshot, or rebuilt when too much changed."""
-        if self.shared is None:
-            with self.engine.connect() as conn:
-                gaz = load_gazetteer(conn, text_keys="thread")
-                conn.rollback()
-            self._swap(gaz)
-            return
-        gaz = self.shared.obtain(fresher_than)
-        for attempt in range(3):
+        if self.shared is not None:
+            try:
+                gaz = self.shared.obtain(fresher_than)
+            except OSError as exc:  # REGISTRY_GAZETTEER_DIR not writable, disk full…: serve a private copy
+                log.warning("gazetteer folder %s unusable (%s): loading a private copy", self.shared.root, exc)
+            else:
+                self._install(gaz)
+                return
+        with self.engine.connect() as conn:
+            gaz = load_gazetteer(conn, text_keys="thread")
+            conn.rollback()
+        self._swap(gaz)
+
+    def _install(self, gaz: Gazetteer) -> None:
+        """Catch an attached generation up with the rows changed after its snapshot (or build a
+        newer one when too much changed) and swap it in."""
+        assert self.shared is not None
+        for _attempt in range(3):
             with self.engine.connect() as conn:
                 changes, stale = changes_since(conn, gaz.snapshot or "")
                 if not stale:

@@ -99,7 +99,7 @@ class SharedGazetteers:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             path = self.current()
-            if path is not None and (fresher_than is None or _snapshot_time(path) >= fresher_than):
+            if path is not None and (fresher_than is None or snapshot_time(path) >= fresher_than):
                 try:
                     return attach(path, self.engine)
                 except GenerationUnusable as exc:
@@ -162,7 +162,7 @@ class SharedGazetteers:
             os.close(fd)
 
 
-def _snapshot_time(path: Path) -> float:
+def snapshot_time(path: Path) -> float:
     try:
         return float(json.loads((path / "meta.json").read_text())["snapshot_time"])
     except (OSError, ValueError, KeyError, TypeError):
