@@ -28,6 +28,8 @@ from pathlib import Path
 import psycopg
 
 KILLED = -signal.SIGKILL
+# Kill points per campaign in the suite; FAULT_CAMPAIGN_POINTS=0 kills at every checkpoint a run passes.
+POINTS = int(os.environ.get("FAULT_CAMPAIGN_POINTS", "20")) or 10**6
 
 
 @dataclass
@@ -107,12 +109,13 @@ def copy_database(admin_url: str, template: str, name: str) -> None:
     with psycopg.connect(libpq(admin_url), autocommit=True) as c:
         if c.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
             k = c.execute("SELECT count(*) FROM pg_database WHERE starts_with(datname, %s)", (f"{name}~",)).fetchone()[0]
-            _retry(c, f'ALTER DATABASE "{name}" RENAME TO "{name}~{k}"', name)
-        _retry(c, f'CREATE DATABASE "{name}" TEMPLATE "{template}"', template)
+            _retry(c, f'ALTER DATABASE "{name}" RENAME TO "{name}~{k}"', end_backends_of=name)
+        _retry(c, f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
 
 
-def _retry(c, sql: str, busy: str) -> None:
-    """Run `sql`, ending the backends of killed runs still on their way out of database `busy`."""
+def _retry(c, sql: str, end_backends_of: str | None = None) -> None:
+    """Run `sql` while the database is in use for a moment: the backend of a killed run on its way
+    out of `end_backends_of` (a campaign's own work database) is ended; nobody else's ever is."""
     for attempt in range(50):
         try:
             c.execute(sql)
@@ -120,16 +123,33 @@ def _retry(c, sql: str, busy: str) -> None:
         except psycopg.errors.ObjectInUse:
             if attempt == 49:
                 raise
-            c.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (busy,))
+            if end_backends_of:
+                c.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                          (end_backends_of,))
             time.sleep(0.1)
 
 
-def drop_database(admin_url: str, name: str) -> None:
-    """`name` and the copies `copy_database` renamed out of its way."""
+def drop_database(admin_url: str, name: str, *, wait: bool = True) -> None:
+    """`name` and the copies `copy_database` renamed out of its way. With `wait=False` the drops
+    run in a psql of their own while the tests go on (each DROP DATABASE waits for a checkpoint)."""
+    import subprocess
+
+    from registry.db.cluster import find_bin_dir
+    from registry.settings import Settings
+
     with psycopg.connect(libpq(admin_url), autocommit=True) as c:
         old = [r[0] for r in c.execute("SELECT datname FROM pg_database WHERE starts_with(datname, %s)", (f"{name}~",))]
-        for n in [name, *old]:
-            c.execute(f'DROP DATABASE IF EXISTS "{n}" WITH (FORCE)')
+        names = [name, *old]
+        if wait:
+            for n in names:
+                c.execute(f'DROP DATABASE IF EXISTS "{n}" WITH (FORCE)')
+            return
+        for n in names:  # nobody may use them from now on
+            c.execute(f'ALTER DATABASE "{n}" ALLOW_CONNECTIONS false')
+            c.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (n,))
+    drops = [arg for n in names for arg in ("-c", f'DROP DATABASE IF EXISTS "{n}" WITH (FORCE)')]
+    subprocess.Popen([str(find_bin_dir(Settings()) / "psql"), "-q", "-X", libpq(admin_url), *drops],
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
 
 # --- one run of the command, in a forked child ---------------------------------------------------
@@ -247,7 +267,7 @@ def run_campaign(admin_url: str, template: str, work: str, url: str, args: list[
         return _campaign(admin_url, template, work, url, args, tmp, points, rerun_exits, after_rerun_exits,
                          reruns, started, env or {})
     finally:
-        drop_database(admin_url, work)
+        drop_database(admin_url, work, wait=False)
 
 
 def _campaign(admin_url, template, work, url, args, tmp, points, rerun_exits, after_rerun_exits, reruns,
