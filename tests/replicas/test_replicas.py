@@ -321,3 +321,19 @@ def test_should_serve_and_follow_changes_through_pgbouncer_in_transaction_mode(p
         name = _new_name()
         _add_road(primary, name)
         _wait_found(client, name, RECOVER_SECONDS)  # no NOTIFY through the pooler: the change log is followed
+
+
+def test_should_stop_reading_from_a_replica_once_it_is_promoted(api, clusters):
+    """Last: it ends the replica's recovery (the cluster is removed afterwards)."""
+    app, client = api
+    primary, replica = clusters
+    replica.promote()
+    assert replica.status().in_recovery is False
+    node = app.state.db.replicas[0]
+    deadline = time.monotonic() + RECOVER_SECONDS
+    while node.healthy:  # a promoted replica no longer follows the primary: no reads for it
+        assert time.monotonic() < deadline, "a promoted replica still gets reads"
+        time.sleep(0.1)
+    assert "promoted" in node.error
+    assert app.state.db.read_engine() is app.state.db.primary.engine
+    assert client.get(f"/v1/divisions/{_division_code(primary)}").status_code == 200
