@@ -139,6 +139,7 @@ EXTRA_ERRORS: dict[tuple[str, str], dict[int, str]] = {
                                  "`replaced_by`)", 503: _ERROR_TEXT_503},
     ("POST", "/v1/inspections/{round_number}/packages"): {422: "the package has problems (`problems`); nothing "
                                                                "was stored"},
+    ("GET", "/v1/changes"): {404: "`since` names no applied change set"},
     ("GET", "/v1/addresses"): {403: "a status other than active, or offset paging, without an agency key"},
     ("GET", "/v1/export-jobs/{job_id}/file"): {409: "the job is not done yet"},
     ("GET", "/v1/doorplates/{plate_id}/qr.svg"): {409: "REGISTRY_PUBLIC_BASE_URL is not public"},
