@@ -206,7 +206,11 @@ def start_registry(url: str, port: int, workers: int) -> subprocess.Popen:
            "--workers", str(workers)]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
-    _wait_http(port, "/healthz", proc)
+    try:
+        _wait_http(port, "/healthz", proc, limit=600)
+    except BaseException:
+        stop(proc)
+        raise
     return proc
 
 
@@ -216,7 +220,11 @@ def start_trivial(port: int, workers: int) -> subprocess.Popen:
             f"workers={workers}, **SERVE_OPTIONS)")
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _wait_http(port, "/ok", proc)
+    try:
+        _wait_http(port, "/ok", proc)
+    except BaseException:
+        stop(proc)
+        raise
     return proc
 
 
@@ -292,7 +300,11 @@ def wrk(port: int, paths: list[str], accept: str, args, tmp: Path, seconds: floa
 def measure(url: str, workers: int, paths: dict[str, list[str]], args, tmp: Path) -> dict:
     reg_port, triv_port = args.port, args.port + 1
     trivial = start_trivial(triv_port, workers)
-    registry = start_registry(url, reg_port, workers)
+    try:
+        registry = start_registry(url, reg_port, workers)
+    except BaseException:
+        stop(trivial)
+        raise
     try:
         t0 = time.monotonic()
         _wait_http(reg_port, paths["search"][0], registry, limit=900)  # the gazetteer is loaded

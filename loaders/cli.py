@@ -503,8 +503,10 @@ def keys_revoke(prefix: Annotated[str, typer.Argument(help="the key's prefix (se
 # --- serve ----------------------------------------------------------------------------------
 # uvicorn's options for the API (bench/bench_serving.py serves its trivial baseline with the same).
 # loop/http "auto" pick uvloop and httptools (installed with uvicorn[standard]). uvicorn's access log
-# has the client address and the query string: registry.access logs instead.
-SERVE_OPTIONS = {"log_level": "info", "access_log": False}
+# has the client address and the query string: registry.access logs instead. A worker that does
+# not answer the supervisor's ping in `timeout_worker_healthcheck` seconds is killed and replaced:
+# uvicorn's 5 s killed workers in a loop while a busy machine built their state at start-up.
+SERVE_OPTIONS = {"log_level": "info", "access_log": False, "timeout_worker_healthcheck": 60}
 
 
 @app.command("serve")
