@@ -267,7 +267,10 @@ class TileCache:
                     with engine.connect() as conn:  # after LISTEN: nothing applied meanwhile is missed
                         self.refresh(conn)
                     self._following = True
-                if list(listener.notifies(timeout=1.0)):
+                # wake at the first notice (a bare timeout would collect for the whole second),
+                # take what else has arrived, then refresh once
+                if list(listener.notifies(timeout=1.0, stop_after=1)):
+                    list(listener.notifies(timeout=0.0))
                     with engine.connect() as conn:
                         self.refresh(conn)
             except Exception as exc:  # the database went away: ask it per request until it is back
