@@ -9,7 +9,8 @@ it at once (`mark_down`), so the next one goes elsewhere without waiting for the
 
 - `read_engines()` / `read_urls()`: healthy replicas first (rotating, to spread the load), the
   primary last, the unhealthy replicas after it (tried only when nothing else answers);
-- `read_engine()`: the first of those;
+- `read_engine()`: the first of those (`bulk=True`: that replica's second engine, without the
+  statement timeout, for the search's gazetteer build and follower);
 - `write_engine()`: the primary, or PrimaryUnavailable at once when the last check (or a failed
   request) found it down: writes fail fast with 503 + Retry-After while reads go on.
 
@@ -42,6 +43,8 @@ class Node:
     lag_bytes: int | None = None
     replay_lsn: str | None = None
     owned: bool = field(default=True, repr=False)
+    # a replica's engine for long reads (the search's gazetteer build): no statement_timeout
+    bulk: Engine | None = field(default=None, repr=False)
 
     @property
     def url(self) -> str:
@@ -56,10 +59,10 @@ class Node:
 
 class DatabaseRouter:
     def __init__(self, settings: Settings, primary: Engine, replicas: list[Engine] = (), *,
-                 own_primary: bool = False) -> None:
+                 own_primary: bool = False, bulk: list[Engine] | None = None) -> None:
         self.settings = settings
         self.primary = Node(primary, "primary", owned=own_primary)
-        self.replicas = [Node(e, "replica") for e in replicas]
+        self.replicas = [Node(e, "replica", bulk=b) for e, b in zip(replicas, bulk or [None] * len(replicas))]
         self._turn = itertools.count()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -75,7 +78,8 @@ class DatabaseRouter:
         primary = primary if primary is not None else make_engine(settings)
         replicas = [make_engine(settings, url=u, statement_timeout_ms=settings.read_statement_timeout_ms)
                     for u in settings.replica_urls]
-        return cls(settings, primary, replicas, own_primary=own)
+        bulk = [make_engine(settings, url=u, pool_size=1) for u in settings.replica_urls]
+        return cls(settings, primary, replicas, own_primary=own, bulk=bulk)
 
     # -- choosing ----------------------------------------------------------------------------
     @property
@@ -92,8 +96,13 @@ class DatabaseRouter:
     def read_engines(self) -> list[Engine]:
         return [n.engine for n in self.read_nodes()]
 
-    def read_engine(self) -> Engine:
-        return self.read_nodes()[0].engine
+    def read_engine(self, *, bulk: bool = False) -> Engine:
+        """The first node to read from; `bulk`: its engine without statement_timeout (long reads)."""
+        node = self.read_nodes()[0]
+        return (node.bulk or node.engine) if bulk else node.engine
+
+    def bulk_read_engine(self) -> Engine:
+        return self.read_engine(bulk=True)
 
     def read_urls(self) -> list[str]:
         """Healthy replicas first, the primary last (the order a read pool should try them)."""
@@ -113,7 +122,7 @@ class DatabaseRouter:
 
     def node_of(self, engine: Engine) -> Node | None:
         for n in (self.primary, *self.replicas):
-            if n.engine is engine:
+            if engine is n.engine or engine is n.bulk:
                 return n
         return None
 
@@ -179,6 +188,8 @@ class DatabaseRouter:
         node.error = None if healthy else _one_line(why)
         if not healthy and isinstance(why, BaseException):
             node.engine.dispose()  # its pooled connections are dead: start afresh when it is back
+            if node.bulk is not None:
+                node.bulk.dispose()
 
     def state(self) -> list[dict]:
         return [n.describe() for n in (self.primary, *self.replicas)]
@@ -190,6 +201,8 @@ class DatabaseRouter:
         for node in (self.primary, *self.replicas):
             if node.owned:
                 node.engine.dispose()
+            if node.bulk is not None:
+                node.bulk.dispose()
 
 
 def _one_line(exc: BaseException | str | None) -> str:

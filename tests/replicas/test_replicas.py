@@ -173,7 +173,7 @@ def test_should_refuse_a_taken_name_and_a_busy_port(clusters):
 
 def test_should_search_a_change_committed_on_the_primary_within_two_seconds(api, clusters):
     app, client = api
-    assert app.state.search.engine is app.state.db.replicas[0].engine  # the search reads the replica
+    assert app.state.search.engine is app.state.db.replicas[0].bulk  # the search reads the replica
     name = _new_name()
     _add_road(clusters[0], name)
     _wait_found(client, name, FRESH_SECONDS)
