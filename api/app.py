@@ -47,7 +47,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         # with replicas the search follows the change log there (NOTIFY does not reach a standby).
         app.state.db = DatabaseRouter.open(settings, app.state.engine).start()
         if app.state.db.has_replicas or settings.search_follow == "poll":
-            app.state.search.follow = app.state.db.read_engine
+            app.state.search.follow = app.state.db.bulk_read_engine  # no statement_timeout for the build
         # The doorplate routes' state: signing keys cached per process, scan counts buffered and
         # written every REGISTRY_DOORPLATE_SCAN_FLUSH_SECONDS.
         app.state.doorplate_keys = KeyRing(ttl=settings.key_cache_seconds)
