@@ -117,7 +117,7 @@ class DatabaseRouter:
         if self.replicas and not p.healthy and fresh:
             raise PrimaryUnavailable(
                 "主库不可用，暂不能写入（只读请求照常） / the primary database is unavailable: writes are refused "
-                f"for now (reads go on): {p.error}", retry_after=max(1, round(self.settings.replica_check_seconds * 2)))
+                "for now (reads go on)", retry_after=max(1, round(self.settings.replica_check_seconds * 2)))
         return p.engine
 
     def node_of(self, engine: Engine) -> Node | None:
