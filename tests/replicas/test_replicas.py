@@ -195,6 +195,7 @@ def test_should_read_on_and_refuse_writes_fast_while_the_primary_is_down(api, cl
         assert r.status_code == 503, r.text
         assert r.headers["content-type"].startswith("application/problem+json")
         assert int(r.headers["retry-after"]) > 0
+        assert r.json()["type"].endswith("primary-unavailable") and "127.0.0.1" not in r.text
     finally:
         primary.start()
     deadline = time.monotonic() + RECOVER_SECONDS  # the API recovers by itself
