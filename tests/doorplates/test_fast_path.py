@@ -178,3 +178,18 @@ def test_should_never_cache_an_agency_view_nor_show_it_to_the_public(conn, fast,
     assert "history" not in public["plate"] and "registered_text" not in public["address"]
     assert "history" in fast.get(f"/p/{token}", headers={**JSON, **agency}).json()["plate"]
     assert [k for k in fast.app_state.read_path.cache._entries if token in k[0]] == [(f"/p/{token}", False, False)]
+
+
+def test_should_show_a_renamed_division_at_the_next_scan(conn, fast, make_address, plate_for, scratch_engine, place):
+    _, token, _ = plate_for(make_address(number="12号"))
+    conn.commit()
+    _listening(fast)
+    assert place.township in fast.get(f"/p/{token}", headers=JSON).json()["address"]["text"]
+    rename = text("UPDATE divisions SET name = :n WHERE id = :id")
+    with scratch_engine.begin() as other:
+        other.execute(rename, {"n": "青山街道", "id": place.township_id})
+    try:
+        assert _eventually(lambda: "青山街道" in fast.get(f"/p/{token}", headers=JSON).json()["address"]["text"])
+    finally:
+        with scratch_engine.begin() as other:
+            other.execute(rename, {"n": place.township, "id": place.township_id})
