@@ -485,5 +485,8 @@ class AccessLogMiddleware:
         finally:
             route = scope.get("route")
             path = getattr(route, "path", None) or "(no route)"
-            access_log.info("%s %s %d %.1fms %s", scope["method"], path, status,
-                            (time.perf_counter() - t0) * 1000, "key" if sends_key(scope["headers"]) else "anonymous")
+            # the record made directly: Logger.info would walk the stack for the caller's file and line
+            access_log.handle(access_log.makeRecord(
+                access_log.name, logging.INFO, __file__, 0, "%s %s %d %.1fms %s",
+                (scope["method"], path, status, (time.perf_counter() - t0) * 1000,
+                 "key" if sends_key(scope["headers"]) else "anonymous"), None))

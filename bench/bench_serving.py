@@ -15,7 +15,8 @@ after start (RSS and PSS summed over the worker processes, from /proc). The issu
 beside each figure (met / not met); nothing is asserted.
 
 The anonymous rate limit stays on (its check is part of the hot path) with a limit no bench reaches
-(REGISTRY_RATE_LIMIT_PUBLIC_PER_MINUTE=1e9): every request here comes from 127.0.0.1.
+(REGISTRY_RATE_LIMIT_PUBLIC_PER_MINUTE=1e9): every request here comes from 127.0.0.1. The log
+stays at its default level, so the request log (registry.access) is written as in service.
 Needs `wrk` (Debian: `apt-get install wrk`; scripts/setup-system.sh lists it).
 """
 from __future__ import annotations
@@ -174,7 +175,20 @@ def stack_cost(url: str, n: int = 3000) -> dict[str, float]:
         return (time.process_time() - t0) / n * 1e6
 
     async def both() -> dict[str, float]:
-        return {"trivial": await run(trivial_app.app, "/ok"), "registry": await run(app, "/__noop")}
+        import logging
+
+        out = {"trivial": await run(trivial_app.app, "/ok"), "registry": await run(app, "/__noop")}
+        access = logging.getLogger("registry.access")  # the request log on, as `registry serve` runs it
+        handler = logging.StreamHandler(open(os.devnull, "w"))
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        access.addHandler(handler)
+        access.setLevel(logging.INFO)
+        try:
+            out["registry_logged"] = await run(app, "/__noop")
+        finally:
+            access.removeHandler(handler)
+            access.setLevel(logging.NOTSET)
+        return out
 
     try:
         return asyncio.run(both())
@@ -200,8 +214,9 @@ def _wait_http(port: int, path: str, proc: subprocess.Popen, limit: float = 180.
 
 
 def start_registry(url: str, port: int, workers: int) -> subprocess.Popen:
-    env = {**os.environ, "REGISTRY_DATABASE_URL": url, "REGISTRY_LOG_LEVEL": "WARNING",
-           "REGISTRY_RATE_LIMIT_PUBLIC_PER_MINUTE": str(10**9)}
+    # as `make demo` runs it: the log at its default level (INFO: the request log on, to /dev/null here)
+    env = {**os.environ, "REGISTRY_DATABASE_URL": url, "REGISTRY_RATE_LIMIT_PUBLIC_PER_MINUTE": str(10**9)}
+    env.pop("REGISTRY_LOG_LEVEL", None)
     cmd = [str(ROOT / ".venv" / "bin" / "registry"), "serve", "--host", "127.0.0.1", "--port", str(port),
            "--workers", str(workers)]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
@@ -392,15 +407,16 @@ def main() -> None:
     url = args.database_url or small_city(args)
     try:
         cost = stack_cost(url)
-        log(f"in process: {cost['registry']:.0f} µs CPU a request through the registry's stack to a no-op route, "
-            f"{cost['trivial']:.0f} µs for the trivial app")
+        log(f"in process: {cost['registry']:.0f} µs CPU a request through the registry's stack to a no-op route "
+            f"({cost['registry_logged']:.0f} µs with the request log), {cost['trivial']:.0f} µs for the trivial app")
         paths = samples(url, args.samples)
         with tempfile.TemporaryDirectory() as tmp:
             results = [measure(url, int(w), paths, args, Path(tmp)) for w in args.workers.split(",")]
         report(results, args, {k: len(v) for k, v in paths.items()})
         print(f"the stack in process (CPU a request, no network): a no-op route behind every router, middleware, "
-              f"key check and rate limit {cost['registry']:.0f} µs; the trivial app {cost['trivial']:.0f} µs "
-              f"({cost['trivial'] / cost['registry']:.0%})")
+              f"key check and rate limit {cost['registry']:.0f} µs, {cost['registry_logged']:.0f} µs with the request "
+              f"log written; the trivial app {cost['trivial']:.0f} µs ({cost['trivial'] / cost['registry']:.0%}, "
+              f"{cost['trivial'] / cost['registry_logged']:.0%})")
     finally:
         if own and not args.keep_db:
             drop_database(url)
