@@ -6,14 +6,15 @@ A campaign works in a database of its own, copied from a template holding the st
 checkpoints a normal run passes, in order, and the state after; then, for each of a spread of
 those checkpoints, it kills a run there and compares the fingerprint of every table (row count
 and md5 of its rows, ordered) with the before and after fingerprints — anything else is a half
-state — and re-runs the command, which must complete with the state after.
+state — and, after a few of them, re-runs the command, which must complete with the state after.
 
-The runs are children forked from the test process (imports done once: a kill costs the
-operation's own time, not Python's start-up); each opens its own connections. A timestamp column
-enters the fingerprint only as NULL / NOT NULL (now() differs between two runs of the same
-operation), and so does a transaction id (search_changes.xid). Sequences are put back to the template's values before a re-run: PostgreSQL does not
-give back the numbers a rolled-back transaction drew, so without that the re-run's new rows would
-get other ids than the reference run's.
+The runs are children forked from the test process (imports done once: a run costs the
+operation's own time, not Python's start-up, 15 s on a busy machine); each opens its own
+connections. A timestamp column enters the fingerprint only as NULL / NOT NULL (now() differs
+between two runs of the same operation), and so does a transaction id (search_changes.xid).
+Sequences are put back to the template's values after a kill: PostgreSQL does not give back the
+numbers a rolled-back transaction drew, so without that the re-run's new rows would get other ids
+than the reference run's.
 """
 from __future__ import annotations
 
@@ -30,6 +31,9 @@ import psycopg
 KILLED = -signal.SIGKILL
 # Kill points per campaign in the suite; FAULT_CAMPAIGN_POINTS=0 kills at every checkpoint a run passes.
 POINTS = int(os.environ.get("FAULT_CAMPAIGN_POINTS", "20")) or 10**6
+# Kills by time as well (the parent's SIGKILL at a fraction of the reference run, mid-statement
+# as likely as not); none in the suite.
+TIMED = int(os.environ.get("FAULT_CAMPAIGN_TIMED", "0"))
 
 
 @dataclass
@@ -108,7 +112,8 @@ def copy_database(admin_url: str, template: str, name: str) -> None:
     seconds on a busy server; `drop_database` drops the renamed ones too, once, at the end."""
     with psycopg.connect(libpq(admin_url), autocommit=True) as c:
         if c.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
-            k = c.execute("SELECT count(*) FROM pg_database WHERE starts_with(datname, %s)", (f"{name}~",)).fetchone()[0]
+            k = c.execute("SELECT count(*) FROM pg_database WHERE starts_with(datname, %s)",
+                          (f"{name}~",)).fetchone()[0]
             _retry(c, f'ALTER DATABASE "{name}" RENAME TO "{name}~{k}"', end_backends_of=name)
         _retry(c, f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
 
@@ -179,9 +184,10 @@ def warm():
 
 
 def run_cli(url: str, args: list[str], *, log: Path, kill_at: str | None = None, trace: Path | None = None,
-            env: dict[str, str] | None = None, timeout: float = 120.0) -> int:
+            env: dict[str, str] | None = None, kill_after: float | None = None, timeout: float = 120.0) -> int:
     """Run `registry ARGS` against `url` in a child forked from this process; its exit code
-    (negative: the signal that ended it). Output goes to `log`."""
+    (negative: the signal that ended it). Output goes to `log`. `kill_after`: seconds after which
+    this process SIGKILLs the child (if it is still running)."""
     sys.stdout.flush()
     sys.stderr.flush()
     pid = os.fork()
@@ -198,11 +204,15 @@ def run_cli(url: str, args: list[str], *, log: Path, kill_at: str | None = None,
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(code)
-    deadline = time.monotonic() + timeout
+    started = time.monotonic()
+    deadline = started + timeout
     while True:
         done, status = os.waitpid(pid, os.WNOHANG)
         if done:
             return os.waitstatus_to_exitcode(status)
+        if kill_after is not None and time.monotonic() - started >= kill_after:
+            os.kill(pid, signal.SIGKILL)
+            kill_after = None
         if time.monotonic() > deadline:
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
@@ -254,29 +264,32 @@ def spread(names: list[str], n: int) -> list[str]:
 
 def run_campaign(admin_url: str, template: str, work: str, url: str, args: list[str], tmp: Path, *,
                  points: int = 20, rerun_exits: tuple[int, ...] = (0,), after_rerun_exits: tuple[int, ...] = (0,),
-                 reruns: int = 2, env: dict[str, str] | None = None) -> CampaignReport:
+                 reruns: int = 2, timed: int = 0, env: dict[str, str] | None = None) -> CampaignReport:
     """Kill `registry ARGS` at `points` checkpoints; `url` is the work database's URL. A re-run
     after a kill that left the state before must exit with one of `rerun_exits`, after one that
     left the state after with one of `after_rerun_exits` (an adjustment already made is refused);
     both must end in the state after. `reruns`: how many of the kills that left the state before
     are followed by a re-run (spread over the run; every kill that left the state after is: it
-    costs no copy). `env`: more environment for the runs."""
+    costs no copy). `timed`: that many kills more, by time (spread over the reference run's
+    duration), each followed by a re-run. `env`: more environment for the runs."""
     started = time.perf_counter()
     warm()
     try:
         return _campaign(admin_url, template, work, url, args, tmp, points, rerun_exits, after_rerun_exits,
-                         reruns, started, env or {})
+                         reruns, timed, started, env or {})
     finally:
         drop_database(admin_url, work, wait=False)
 
 
 def _campaign(admin_url, template, work, url, args, tmp, points, rerun_exits, after_rerun_exits, reruns,
-              started, env) -> CampaignReport:
+              timed, started, env) -> CampaignReport:
     report = CampaignReport(points_passed=0)
     report.timed("copies", copy_database, admin_url, template, work)
     before, seqs = report.timed("fingerprints", fingerprint, url), sequences(url)
     trace = tmp / "trace.txt"
+    t = time.perf_counter()
     code = report.timed("reference run", run_cli, url, args, log=tmp / "reference.log", trace=trace, env=env)
+    duration = time.perf_counter() - t
     assert code == 0, (tmp / "reference.log").read_text()
     after = report.timed("fingerprints", fingerprint, url)
     assert after != before, "the operation changed nothing: nothing to test"
@@ -286,12 +299,18 @@ def _campaign(admin_url, template, work, url, args, tmp, points, rerun_exits, af
     chosen = spread(passed, points)
     rerun_at = {chosen[round(k * (len(chosen) - 2) / max(reruns - 1, 1))] for k in range(reruns)} if reruns else set()
     in_state_before = True
-    for i, point in enumerate(chosen):
+    by_time = [f"after {duration * (k + 1) / (timed + 1):.2f} s" for k in range(timed)]
+    for i, point in enumerate(chosen + by_time):
         if not in_state_before:
             report.timed("copies", copy_database, admin_url, template, work)
         log = tmp / f"kill_{i:02d}.log"
-        code = report.timed("killed runs", run_cli, url, args, log=log, kill_at=point, env=env)
-        assert code == KILLED, f"{point}: the run was not killed (exit {code}): {log.read_text()}"
+        if point in by_time:
+            delay = float(point.split()[1])
+            code = report.timed("killed runs", run_cli, url, args, log=log, kill_after=delay, env=env)
+            assert code in (KILLED, 0), f"{point}: exit {code}: {log.read_text()}"
+        else:
+            code = report.timed("killed runs", run_cli, url, args, log=log, kill_at=point, env=env)
+            assert code == KILLED, f"{point}: the run was not killed (exit {code}): {log.read_text()}"
         now = report.timed("fingerprints", fingerprint, url)
         if now == before:
             state = "before"
@@ -304,7 +323,7 @@ def _campaign(admin_url, template, work, url, args, tmp, points, rerun_exits, af
         in_state_before = state == "before"
         if in_state_before:
             reset_sequences(url, seqs)
-        if state == "after" or point in rerun_at:
+        if state == "after" or point in rerun_at or point in by_time:
             rerun = report.timed("re-runs", run_cli, url, args, log=log, env=env)
             allowed = rerun_exits if state == "before" else after_rerun_exits
             assert rerun in allowed, f"{point}: the re-run exited {rerun}: {log.read_text()}"
