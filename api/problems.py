@@ -120,9 +120,9 @@ class LiteralPathMethods:
                 self.literal = self._table()
             methods = self.literal.get(scope.get("path", ""))
             if methods is not None and scope.get("method") not in methods:
-                res = problem(405, "method-not-allowed", f"{scope.get('path')} 只接受 {', '.join(sorted(methods))} / "
-                              f"{scope.get('path')} takes {', '.join(sorted(methods))}", scope.get("path", ""))
-                res.headers["Allow"] = ", ".join(sorted(methods))
+                path, allow = scope.get("path", ""), ", ".join(sorted(methods))
+                res = problem(405, "method-not-allowed", f"{path} 只接受 {allow} / {path} takes {allow}", path)
+                res.headers["Allow"] = allow
                 await res(scope, receive, send)
                 return
         await self.app(scope, receive, send)

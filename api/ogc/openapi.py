@@ -29,6 +29,11 @@ def _q(name: str, schema: dict, description: str, **extra) -> dict:
     return {"name": name, "in": "query", "required": False, "schema": schema, "description": description, **extra}
 
 
+# RFC 3339: a day or a date-time, or an interval a/b with `..` or nothing for an open end (not a lone `..`)
+_INSTANT = ("(000[1-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-9][0-9]{3})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+            "([Tt ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\\.[0-9]+)?)?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])?)?")
+_DATETIME = f"^({_INSTANT}|({_INSTANT}|\\.\\.)?/({_INSTANT}|\\.\\.)?)$"
+
 PARAMETERS: dict[str, dict] = {
     "limit": _q("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
                 "每页要素数 / features per page", style="form", explode=False),
@@ -41,9 +46,11 @@ PARAMETERS: dict[str, dict] = {
                    "bbox 的坐标系 / CRS of bbox"),
     "crs": _q("crs", {"type": "string", "format": "uri", "enum": list(SUPPORTED_CRS)},
               "输出坐标系 / CRS of the response geometries"),
-    "datetime": _q("datetime", {"type": "string"}, "某时刻或时段有效的版本 / the versions in force at an instant "
+    "datetime": _q("datetime", {"type": "string", "pattern": _DATETIME},
+                   "某时刻或时段有效的版本 / the versions in force at an instant "
                    "or during an interval (RFC 3339, `..` for an open end)"),
-    "filter": _q("filter", {"type": "string"}, "CQL2-text 过滤条件（可查询属性）/ a basic CQL2-text filter on the "
+    "filter": _q("filter", {"type": "string", "minLength": 1, "pattern": "\\S"},
+                 "CQL2-text 过滤条件（可查询属性）/ a basic CQL2-text filter on the "
                  "queryables"),
     "filter-lang": _q("filter-lang", {"type": "string", "enum": ["cql2-text"], "default": "cql2-text"},
                       "过滤语言 / filter language"),

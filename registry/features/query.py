@@ -118,6 +118,8 @@ def _instant(raw: str, *, end: bool) -> datetime | None:
     try:
         if len(raw) == 10:  # a day: its start, or for the upper end of an interval its end (China time)
             d = date.fromisoformat(raw)
+            if end and d == date.max:  # the end of the last day there is (its next day does not exist)
+                return datetime.max.replace(tzinfo=TIME_ZONE)
             t = datetime.combine(d + timedelta(days=1) if end else d, time(), TIME_ZONE)
             return t - timedelta(microseconds=1) if end else t
         t = datetime.fromisoformat(raw.replace("Z", "+00:00").replace("z", "+00:00"))

@@ -92,7 +92,8 @@ def live(engine, reference, settings):
     from api.app import create_app
 
     with engine.begin() as conn:
-        keys = {scope: create_key(conn, agency=f"契约测试 {scope}", scopes=[scope]) for scope in ("agency", "editor")}
+        keys = {scope: create_key(conn, agency=f"契约测试 {scope}", scopes=[scope])
+                for scope in ("agency", "editor")}
     app_settings = settings.model_copy(update={"rate_limit_public_per_minute": 0, "rate_limit_report_per_minute": 0})
     try:
         with serve(create_app(app_settings, engine=engine)) as base:
