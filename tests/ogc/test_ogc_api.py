@@ -223,3 +223,15 @@ def test_should_answer_the_requests_qgis_sends_in_its_order(ogc_client, ogc_conn
     mine = next(f for f in seen if f["id"] == a["id"])
     assert mine["geometry"]["coordinates"] == [round(a["lat"], 7), round(a["lon"], 7)]
     assert ogc_client.get("/ogc/collections/addresses/queryables").status_code == 200
+
+
+def test_should_count_a_collection_once_per_registry_version_and_afresh_in_a_writing_transaction(ogc_conn):
+    from registry.features.stats import CollectionStats
+
+    stats, counties = CollectionStats(), COLLECTIONS["divisions-county"]
+    assert stats.version(ogc_conn) is not None
+    first = stats.describe(ogc_conn, counties)
+    assert first["count"] == 5 and stats.describe(ogc_conn, counties) is first  # cached: not counted again
+    ogc_conn.execute(text("INSERT INTO change_sets (kind, author, status) VALUES ('load_reference', 'tests', 'applied')"))
+    assert stats.version(ogc_conn) is None  # this transaction wrote: its figures are its own
+    assert stats.describe(ogc_conn, counties) is not first
