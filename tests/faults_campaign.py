@@ -197,6 +197,8 @@ def run_cli(url: str, args: list[str], *, log: Path, kill_at: str | None = None,
             fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
             os.dup2(fd, 1)
             os.dup2(fd, 2)
+            # pytest's capture replaced sys.stdout/err: the child's output goes to its log
+            sys.stdout = sys.stderr = open(fd, "w", encoding="utf-8", buffering=1, closefd=False)
             code = _child(url, args, kill_at, trace, env or {})
         except BaseException:
             traceback.print_exc()
