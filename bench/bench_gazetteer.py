@@ -94,7 +94,12 @@ class Server:
         cmd = [sys.executable, "-c", run]
         if cores:
             cmd = ["taskset", "-c", cores, *cmd]
+        from sqlalchemy.engine import make_url
+
+        from registry.search.generation import database_key
+
         self.port, self.workers, self.dir = port, workers, gazetteer_dir
+        self.key = database_key(type("E", (), {"url": make_url(url)})())
         self.t0 = time.perf_counter()
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
                                      stderr=open(gazetteer_dir.parent / f"server-{port}.log", "ab"))
@@ -103,9 +108,10 @@ class Server:
         return workers_of(self.proc.pid) or [self.proc.pid]
 
     def current(self) -> str | None:
-        for p in self.dir.glob("*/current"):
-            return p.read_text().strip()
-        return None
+        try:
+            return (self.dir / self.key / "current").read_text().strip()
+        except OSError:
+            return None
 
     def wait_attached(self, generation: str | None = None, timeout: float = 900) -> float:
         """Seconds until every worker maps the published generation (or `generation`) and no other."""

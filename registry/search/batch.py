@@ -201,8 +201,13 @@ _worker_gaz: Gazetteer | None = None
 
 def _worker_init() -> None:
     import gc
+    import signal
     import threading
 
+    # Forked from an API worker, a matching process inherits uvicorn's SIGTERM/SIGINT handlers, which
+    # only set a flag: Pool.terminate() could then not end it, and the response would never finish.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     if _worker_gaz is not None:
         _worker_gaz.lock = threading.RLock()  # a lock another thread held at fork time stays held
     # A worker lives for one batch and makes no reference cycles worth collecting; the cyclic
@@ -252,8 +257,9 @@ def formatted(gaz: Gazetteer, rows: list[str], fmt: str, processes: int | None =
         pool = ctx.Pool(processes, initializer=_worker_init)
     try:
         yield from pool.imap(_worker_chunk, chunks)
+        pool.close()  # done: the workers take their sentinel and exit
     finally:
-        pool.terminate()
+        pool.terminate()  # (a no-op after close; ends them when the caller stopped early)
         pool.join()
 
 

@@ -37,8 +37,12 @@ _converter_lock = threading.Lock()
 
 
 def _load_converter():
-    """Create the OpenCC converter once; it is slow to build and pure Python."""
+    """Create the OpenCC converter once; it is slow to build and pure Python. Once built it is
+    returned without the lock: a process forked while another thread held it (batch matching)
+    would wait for it forever."""
     global _converter, _traditional_chars
+    if _converter is not None:
+        return _converter
     with _converter_lock:
         if _converter is None:
             import opencc
