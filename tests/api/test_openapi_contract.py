@@ -153,7 +153,8 @@ def _generated_client(document: dict) -> Path:
     package = folder / "registry_client"
     if (package / "__init__.py").is_file():
         return folder
-    shutil.rmtree(folder, ignore_errors=True)
+    for old in CLIENT_CACHE.glob("*"):  # the clients of earlier documents
+        shutil.rmtree(old, ignore_errors=True)
     folder.mkdir(parents=True)
     source = folder / "openapi.json"
     source.write_bytes(body)
