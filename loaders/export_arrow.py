@@ -91,20 +91,27 @@ def record_batches(conn: Connection, plan: ExportPlan) -> Iterator[pa.RecordBatc
     names = [f.name for f in schema]
     types = {f.name: (pa.string() if f.name == "geometry" else f.type) for f in schema}
     raw = conn.connection.driver_connection
-    with raw.cursor() as cur, cur.copy(sql, params) as copy:
-        stream = _CopyStream(iter(copy))
-        first = stream.read(1)
-        if not first:
-            return  # no rows: pyarrow refuses an empty CSV
-        stream._rest = first + stream._rest
-        reader = pacsv.open_csv(
-            stream,
-            read_options=pacsv.ReadOptions(column_names=names, block_size=BLOCK_BYTES, use_threads=True),
-            parse_options=pacsv.ParseOptions(newlines_in_values=True),
-            # PostgreSQL writes NULL unquoted and empty, an empty string as "": keep them apart
-            convert_options=pacsv.ConvertOptions(column_types=types, null_values=[""], strings_can_be_null=True,
-                                                 quoted_strings_can_be_null=False))
-        for batch in reader:
-            cols = [unhex(batch.column(i)) if name == "geometry" else batch.column(i)
-                    for i, name in enumerate(names)]
-            yield pa.RecordBatch.from_arrays(cols, schema=schema)
+    finished = False
+    try:
+        with raw.cursor() as cur, cur.copy(sql, params) as copy:
+            stream = _CopyStream(iter(copy))
+            first = stream.read(1)
+            if not first:
+                finished = True
+                return  # no rows: pyarrow refuses an empty CSV
+            stream._rest = first + stream._rest
+            reader = pacsv.open_csv(
+                stream,
+                read_options=pacsv.ReadOptions(column_names=names, block_size=BLOCK_BYTES, use_threads=True),
+                parse_options=pacsv.ParseOptions(newlines_in_values=True),
+                # PostgreSQL writes NULL unquoted and empty, an empty string as "": keep them apart
+                convert_options=pacsv.ConvertOptions(column_types=types, null_values=[""],
+                                                     strings_can_be_null=True, quoted_strings_can_be_null=False))
+            for batch in reader:
+                cols = [unhex(batch.column(i)) if name == "geometry" else batch.column(i)
+                        for i, name in enumerate(names)]
+                yield pa.RecordBatch.from_arrays(cols, schema=schema)
+        finished = True
+    finally:
+        if not finished:  # stopped mid-stream (the writer failed): psycopg cancelled the COPY, and
+            conn.invalidate()  # the connection cannot be reused; the caller sees the writer's error
