@@ -261,6 +261,7 @@ def formatted(gaz: Gazetteer, rows: list[str], fmt: str, processes: int | None =
     finally:
         pool.terminate()  # (a no-op after close; ends them when the caller stopped early)
         pool.join()
+        _worker_gaz = None  # a later generation must not leave this one mapped
 
 
 def stream(gaz: Gazetteer, rows: list[str], fmt: str, processes: int | None = None) -> Iterator[str]:
