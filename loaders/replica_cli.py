@@ -50,7 +50,7 @@ def replica_start(
 
 @replica_app.command("stop")
 def replica_stop(name: NameOption = "r1",
-                 remove: Annotated[bool, typer.Option("--remove", help="also delete its data folder")] = False) -> None:
+                 remove: Annotated[bool, typer.Option("--remove", help="also delete its data folder and its replication slot on the primary (a stopped replica's slot keeps the WAL it will need)")] = False) -> None:
     """Stop the replica (fast shutdown); --remove deletes it too."""
     try:
         rep = _replica(name)

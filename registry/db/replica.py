@@ -136,14 +136,19 @@ class ReplicaCluster:
         if os.geteuid() == 0:
             owner = pwd.getpwnam(self.settings.pg_os_user)
             os.chown(self.data_dir.parent, owner.pw_uid, owner.pw_gid)
-        log.info("pg_basebackup of 127.0.0.1:%s into %s", self.primary.port, self.data_dir)
+        log.info("pg_basebackup of 127.0.0.1:%s into %s (slot %s)", self.primary.port, self.data_dir, self.slot)
+        self._drop_slot()  # a slot left by a replica of this name that was removed by hand
+        # -C -S: a physical replication slot, so that the primary keeps the WAL this standby has not
+        # received yet (checkpoints forced by other work would otherwise recycle it: a standby that
+        # asks for removed WAL never catches up); -R writes primary_slot_name with the conninfo.
         res = self.primary._run(
             str(self.primary.bin_dir / "pg_basebackup"),
             "-h", "127.0.0.1", "-p", str(self.primary.port), "-U", SUPERUSER,
-            "-D", str(self.data_dir), "-R", "-X", "stream", "-c", "fast",
+            "-D", str(self.data_dir), "-R", "-X", "stream", "-c", "fast", "-C", "-S", self.slot,
             "--no-password", *(() if getattr(self.primary, "sync", True) else ("--no-sync",)), check=False)
         if res.returncode != 0:
             shutil.rmtree(self.data_dir, ignore_errors=True)
+            self._drop_slot()
             raise ReplicaError(f"pg_basebackup failed: {res.stderr.strip() or res.stdout.strip()}")
         for leftover in ("postmaster.pid", "server.log"):
             (self.data_dir / leftover).unlink(missing_ok=True)
@@ -197,11 +202,31 @@ class ReplicaCluster:
                                 "-D", str(self.data_dir), check=False)
         if res.returncode != 0:
             raise ReplicaError(f"promote failed: {res.stderr.strip() or res.stdout.strip()}")
+        self._drop_slot()  # it follows the old primary no more: that primary must not keep WAL for it
 
     def remove(self) -> None:
-        """Stop and delete the data folder (the primary is untouched)."""
+        """Stop, delete the data folder and drop the replica's slot on the primary (which would
+        otherwise keep WAL for it for ever)."""
         self.stop("immediate")
         shutil.rmtree(self.data_dir, ignore_errors=True)
+        self._drop_slot()
+
+    @property
+    def slot(self) -> str:
+        """The replica's physical replication slot on the primary (slot names admit no '-')."""
+        return "registry_replica_" + self.name.replace("-", "_")
+
+    def _drop_slot(self) -> None:
+        import psycopg
+
+        if not self.primary.running():
+            return
+        try:
+            with psycopg.connect(self._libpq(self.primary.port), autocommit=True) as conn:
+                conn.execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+                             "WHERE slot_name = %s AND NOT active", (self.slot,))
+        except psycopg.Error as exc:
+            log.warning("could not drop replication slot %s: %s", self.slot, exc)
 
     def status(self) -> ReplicaStatus:
         import psycopg
