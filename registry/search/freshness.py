@@ -210,12 +210,12 @@ class SearchService:
         payloads = [n.payload for n in listener.notifies(timeout=self.poll_seconds)]
         if not payloads:
             return
-        received = time.time()  # every change announced so far is committed: a snapshot after this sees it
         # take whatever else has already arrived, so one burst is one apply
         payloads += [n.payload for n in listener.notifies(timeout=0.0)]
         changes, reload = parse_payloads(payloads)
         if reload:
-            self._reload(fresher_than=received)
+            # a new generation: the first process to take the lock builds it, the others attach to it
+            self._reload(newer_than=self._gaz.snapshot_time if self._gaz is not None else None)
         elif changes and self._gaz is not None:
             with self.engine.connect() as conn:
                 apply_changes(self._gaz, conn, changes)
@@ -239,12 +239,12 @@ class SearchService:
                 return
             self._install(gaz)
 
-    def _reload(self, fresher_than: float | None = None) -> None:
+    def _reload(self, newer_than: float | None = None) -> None:
         """Load (private) or attach (shared) a gazetteer and swap it in; a shared one is caught
         up with the rows changed after its snapshot, or rebuilt when too much changed."""
         if self.shared is not None:
             try:
-                gaz = self.shared.obtain(fresher_than)
+                gaz = self.shared.obtain(newer_than)
             except OSError as exc:  # REGISTRY_GAZETTEER_DIR not writable, disk full…: serve a private copy
                 log.warning("gazetteer folder %s unusable (%s): loading a private copy", self.shared.root, exc)
             else:
@@ -270,7 +270,7 @@ class SearchService:
                 conn.rollback()
             log.info("gazetteer generation too far behind the database: building a new one")
             release(gaz)
-            gaz = self.shared.obtain(fresher_than=time.time())
+            gaz = self.shared.obtain(newer_than=gaz.snapshot_time)
         else:  # pragma: no cover - a database changing faster than a build
             log.warning("gazetteer: the database changed during three builds; serving the last one")
         self._swap(gaz)

@@ -90,16 +90,17 @@ class SharedGazetteers:
             return None
         return self.root / name if name and "/" not in name else None
 
-    def obtain(self, fresher_than: float | None = None) -> Gazetteer:
+    def obtain(self, newer_than: float | None = None) -> Gazetteer:
         """A gazetteer attached to the published generation, or to a new one this process builds
-        (under the build lock) when there is none, it is unusable or its snapshot was taken
-        before `fresher_than` (time.time() of the change that asked for a rebuild)."""
+        (under the build lock) when there is none, it is unusable or its snapshot is not newer
+        than `newer_than` (the snapshot_time of the generation a rebuild was asked of). A process
+        that waited for the lock while another built attaches to that one and catches up."""
         self.root.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.root / "build.lock", os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             path = self.current()
-            if path is not None and (fresher_than is None or snapshot_time(path) >= fresher_than):
+            if path is not None and (newer_than is None or snapshot_time(path) > newer_than):
                 try:
                     return attach(path, self.engine)
                 except GenerationUnusable as exc:
