@@ -245,10 +245,10 @@ def main() -> None:
             time.sleep(2)
             results["mem_2"] = s.memory()
             log(f"2 workers, warm start (attach): {results['start_warm_2']:.1f} s; {fmt_mem(results['mem_2'])}")
-            post_match(s.port, key, csv_body(rows[:500]))  # warm both paths
-            dt, out2 = post_match(s.port, key, body)
-            results["batch_2"] = (len(rows) / dt, recall_at_1(out2, expected))
-            log(f"batch over HTTP, 2 cores: {results['batch_2'][0]:,.0f} rows/s, recall@1 {results['batch_2'][1]:.4f}")
+            dt, out_w = post_match(s.port, key, body)  # to one of the two workers, maybe a cold one
+            results["batch_2w"] = (len(rows) / dt, recall_at_1(out_w, expected))
+            log(f"batch over HTTP, 2 workers (2 cores): {results['batch_2w'][0]:,.0f} rows/s, "
+                f"recall@1 {results['batch_2w'][1]:.4f}")
             results["mem_2_after_batch"] = s.memory()
             log(f"2 workers after the batch: {fmt_mem(results['mem_2_after_batch'])}")
             for k in range(args.reloads):
@@ -273,17 +273,20 @@ def main() -> None:
         finally:
             s.stop()
 
-        # 1 core vs 2 cores, one API worker
-        s = Server(args.database_url, args.port, 1, gdir, cores="0")
-        try:
-            s.wait_attached()
-            post_match(s.port, key, csv_body(rows[:500]))
-            dt, out1 = post_match(s.port, key, body)
-            results["batch_1"] = (len(rows) / dt, recall_at_1(out1, expected))
-            log(f"batch over HTTP, 1 core: {results['batch_1'][0]:,.0f} rows/s, recall@1 {results['batch_1'][1]:.4f}")
-        finally:
-            s.stop()
-        same = out1 == out2
+        # 1 core vs 2 cores, one API worker warmed by a first batch (lazy dictionaries loaded)
+        for name, cores in (("batch_1", "0"), ("batch_2", None)):
+            s = Server(args.database_url, args.port, 1, gdir, cores=cores)
+            try:
+                s.wait_attached()
+                post_match(s.port, key, csv_body(rows[:500]))
+                dt, out = post_match(s.port, key, body)
+                results[name] = (len(rows) / dt, recall_at_1(out, expected))
+                results[name + "_out"] = out
+                log(f"batch over HTTP, {'1 core' if cores else '2 cores'}: {results[name][0]:,.0f} rows/s, "
+                    f"recall@1 {results[name][1]:.4f}")
+            finally:
+                s.stop()
+        same = results["batch_1_out"] == results["batch_2_out"] == out_w
         log(f"1-core and 2-core outputs identical: {same}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -306,6 +309,8 @@ def main() -> None:
     print(f"  batch over HTTP, 1 core                       {b1[0]:8,.0f} rows/s  recall@1 {b1[1]:.4f}")
     print(f"  batch over HTTP, 2 cores                      {b2[0]:8,.0f} rows/s  recall@1 {b2[1]:.4f}  "
           f"(×{b2[0] / b1[0]:.2f}; goal ≥ {GOALS['batch_rows_s']:,})")
+    bw = results["batch_2w"]
+    print(f"  batch over HTTP, 2 workers, first batch       {bw[0]:8,.0f} rows/s  recall@1 {bw[1]:.4f}")
     print(f"  outputs identical on 1 and 2 cores            {same}")
 
 
