@@ -23,8 +23,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -e '.[test]'
-	# the client generator of tests/api/test_openapi_contract.py pins an older typer than the CLI's: without its deps
-	$(VENV)/bin/pip install -q --no-deps 'openapi-python-client>=0.29,<0.30' && $(VENV)/bin/pip install -q 'ruamel.yaml>=0.18'
+	# the client generator of tests/api/test_openapi_contract.py pins an older typer than the CLI's: its one
+	# other dependency first, then it without its deps (installed last, pip has no conflict to report)
+	$(VENV)/bin/pip install -q 'ruamel.yaml>=0.18' && $(VENV)/bin/pip install -q --no-deps 'openapi-python-client>=0.29,<0.30'
 	@touch $@
 
 # the map page's browser library, from the npm registry at the versions of web/package-lock.json
