@@ -173,3 +173,20 @@ def test_should_match_a_batch_in_worker_processes_exactly_as_one_process_does(ci
         assert pooled == single
     finally:
         release(gaz)
+
+
+def test_should_remove_the_generations_of_a_dropped_database_after_a_build(city, gen_dir):
+    shared = SharedGazetteers(city.engine, gen_dir)
+    from registry.search.generation import database_key
+
+    dropped = gen_dir / database_key(city.engine, "registry_dropped_long_ago")
+    (dropped / "g-20260101T000000-1-000001").mkdir(parents=True)
+    other_server = gen_dir / "otherhost-5432-registry_dropped_long_ago"  # not this server's to judge
+    (other_server / "g-20260101T000000-1-000001").mkdir(parents=True)
+    (shared.root / "current").unlink(missing_ok=True)  # the next obtain() builds
+    gaz = shared.obtain()
+    try:
+        assert not dropped.exists()
+        assert other_server.exists() and shared.root.exists()
+    finally:
+        release(gaz)
