@@ -37,7 +37,11 @@ def get_conn(request: Request) -> Iterator[Connection]:
         conn.close()
 
 
-DbConn = Annotated[Connection, Depends(get_conn)]
+# scope="function": the connection is committed and closed before the response is sent. With the
+# default ("request") FastAPI runs the code after `yield` once the answer is already out: a failed
+# COMMIT would then follow a 200 (a write reported done and lost) and make uvicorn drop the
+# keep-alive connection; a client could also read before its own write is committed.
+DbConn = Annotated[Connection, Depends(get_conn, scope="function")]
 
 
 def get_read_conn(request: Request) -> Iterator[Connection]:
@@ -65,7 +69,7 @@ def get_read_conn(request: Request) -> Iterator[Connection]:
     raise DatabaseUnavailable("数据库不可用 / no database node answers") from last
 
 
-ReadConn = Annotated[Connection, Depends(get_read_conn)]
+ReadConn = Annotated[Connection, Depends(get_read_conn, scope="function")]  # see DbConn
 
 
 def _secret(x_api_key: str | None, authorization: str | None) -> str | None:
