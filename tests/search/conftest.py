@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import pytest
 from sqlalchemy import Connection, Engine, text
 
+from city_databases import CommittedCity, committed_city
 from registry.addresses import address_code
 from registry.search.loading import load_gazetteer
 from registry.text import compose_address, parse_house_number
@@ -255,54 +256,18 @@ def town_client(town: Town, engine: Engine, app_settings):
 CITY_ADDRESSES = 3000
 
 
-@dataclass
-class City:
-    url: str
-    engine: Engine
-    directory: object
-
-
 @pytest.fixture(scope="session")
-def city(database_url: str, tmp_path_factory) -> Iterator[City]:
+def city(database_url: str, tmp_path_factory) -> Iterator[CommittedCity]:
     """A small generated city (data/generate) loaded by the loader (loaders/city.py), committed in
     a database of its own so that what the freshness tests commit stays out of the session
     database; dropped at the end."""
-    import os
-
-    from sqlalchemy import create_engine
-    from sqlalchemy.engine import make_url
-
-    from data.generate import generate_city
-    from loaders.city import load_city
-    from loaders.reference import load_reference
-    from registry.db.migrate import upgrade
-
-    base = make_url(database_url)
-    name = f"registry_test_{os.getpid()}_city"
-    admin = create_engine(base.set(database="postgres").render_as_string(hide_password=False),
-                          isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        c.exec_driver_sql(f"CREATE DATABASE \"{name}\" TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C.UTF-8'")
-    url = base.set(database=name).render_as_string(hide_password=False)
-    try:
-        upgrade(url)
-        eng = create_engine(url, pool_size=4)
-        with eng.begin() as conn:
-            load_reference(conn, actor="tests")
-        directory = tmp_path_factory.mktemp("city")
-        generate_city(directory, addresses=CITY_ADDRESSES, seed=3)
-        load_city(eng, directory, actor="tests")
-        yield City(url, eng, directory)
-        eng.dispose()
-    finally:
-        with admin.connect() as c:
-            c.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
+    with committed_city(database_url, tmp_path_factory, suffix="city", seed=3, addresses=CITY_ADDRESSES,
+                        pool_size=4) as built:
+        yield built
 
 
 @pytest.fixture(scope="session")
-def city_gaz(city: City):
+def city_gaz(city: CommittedCity):
     with city.engine.connect() as conn:
         gaz = load_gazetteer(conn)
         conn.rollback()
