@@ -44,6 +44,22 @@ def scratch_database(database_url: str, suffix: str) -> Iterator[str]:
 
 
 @contextmanager
+def reference_database(database_url: str, suffix: str, *, adjust: bool = True) -> Iterator[Engine]:
+    """An engine on a new database `<test database>_<suffix>` holding the reference divisions
+    (`adjust=False`: as they were before the real township adjustments), dropped afterwards."""
+    from loaders.reference import load_reference
+
+    with scratch_database(database_url, suffix) as url:
+        eng = create_engine(url)
+        try:
+            with eng.begin() as conn:
+                load_reference(conn, actor="tests", adjust=adjust)
+            yield eng
+        finally:
+            eng.dispose()
+
+
+@contextmanager
 def committed_city(database_url: str, tmp_path_factory, *, suffix: str, seed: int, addresses: int,
                    pool_size: int = 3, prepare: Callable[[Connection], None] | None = None) -> Iterator[CommittedCity]:
     """A database `<test database>_<suffix>` holding the reference divisions and a generated city."""

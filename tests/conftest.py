@@ -104,18 +104,9 @@ def app_settings(settings: Settings) -> Settings:
 @pytest.fixture()
 def client(conn: Connection, engine: Engine, app_settings: Settings):
     """A TestClient whose requests run inside the test's rolled-back transaction."""
-    from fastapi.testclient import TestClient
+    from city_databases import client_on
 
-    from api.app import create_app
-    from api.deps import get_conn
-
-    app = create_app(app_settings, engine=engine)
-
-    def _conn():
-        yield conn
-
-    app.dependency_overrides[get_conn] = _conn
-    with TestClient(app) as c:
+    with client_on(engine, conn, app_settings) as c:
         yield c
 
 

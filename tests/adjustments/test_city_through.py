@@ -5,25 +5,17 @@ and the rest of the city loaded on today's state."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
-from city_databases import scratch_database
+from city_databases import reference_database
 
 MOVED_TO_DONGQIAN = "330503001"
 
 
 @pytest.fixture(scope="module")
 def city_engine(database_url):
-    from loaders.reference import load_reference
-
-    with scratch_database(database_url, "city_before") as target:
-        eng = create_engine(target)
-        try:
-            with eng.begin() as conn:
-                load_reference(conn, actor="tests", adjust=False)
-            yield eng
-        finally:
-            eng.dispose()
+    with reference_database(database_url, "city_before", adjust=False) as eng:
+        yield eng
 
 
 def _addresses(conn) -> dict[int, tuple]:

@@ -4,24 +4,16 @@ and in the villages that went to 东迁街道, then the real adjustments carried
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
-from city_databases import scratch_database
+from city_databases import reference_database
 from registry.text import compose_address
 
 
 @pytest.fixture(scope="module")
 def before_engine(database_url):
-    from loaders.reference import load_reference
-
-    with scratch_database(database_url, "before") as target:
-        eng = create_engine(target)
-        try:
-            with eng.begin() as conn:
-                load_reference(conn, actor="tests", adjust=False)
-            yield eng
-        finally:
-            eng.dispose()
+    with reference_database(database_url, "before", adjust=False) as eng:
+        yield eng
 
 
 def _village(conn, township: str, village: str):
