@@ -47,10 +47,11 @@ from registry.doorplates.scans import UPSERT_SQL, upsert_params
 from registry.doorplates.scans import today as scan_today
 from registry.doorplates.tokens import LIVE_KEYS_SQL, InvalidSignature, InvalidToken
 from registry.doorplates.tokens import parse as parse_token
-from registry.doorplates.view import SCAN_SQL, Scan, compose, dependencies, scan_row
+from registry.doorplates.view import Scan, compose, dependencies
 from registry.errors import InvalidQuery, NotFound, RegistryError
 from registry.keys import ANONYMOUS, ApiKey
 from registry.serving import ReadPath, Render
+from registry.serving.scan import scan_row
 
 router = APIRouter(tags=["doorplates"])
 
@@ -235,7 +236,7 @@ async def _scan_fast(request: Request, fast: ReadPath, token: str, reported: boo
     render = cache.get(variant)
     if render is None:
         epoch = cache.epoch
-        row = scan_row(await fast.pool.fetchone(SCAN_SQL, (parsed.plate_id,), primary=True))
+        row = await scan_row(fast, parsed.plate_id)
         if row is None:
             exc = NotFound(f"门牌 {plate_code(parsed.plate_id)} 不存在 / plate {parsed.plate_id} not found",
                            parameter="token")

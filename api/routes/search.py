@@ -21,7 +21,7 @@ from registry.search import Filters, autocomplete, parse_body, reverse, search, 
 from registry.search.engine import STRUCTURED_FIELDS, structured_query
 from registry.search.batch import COLUMNS, count_statuses, formatted
 from registry.search.gazetteer import Gazetteer
-from registry.search.reverse import reverse_async
+from registry.serving.reverse import reverse_answer
 from registry.search.validate import (MAX_BATCH_ROWS, check_limit, check_text, parse_bbox, parse_kinds,
                                       parse_near)
 
@@ -187,9 +187,7 @@ async def reverse_route(
     fast = await read_path(request)
     if fast is None:  # a test's own connection: its rows are uncommitted
         return _json(await run_in_threadpool(_reverse_on_request_connection, request, lon, lat, radius))
-    search = getattr(request.app.state, "search", None)
-    store = search.get().addresses if search is not None and search.ready else None
-    return _json(await reverse_async(fast.pool, lon, lat, radius, nearest=fast.nearest_for(store)))
+    return _json(await reverse_answer(fast, getattr(request.app.state, "search", None), lon, lat, radius))
 
 
 def _reverse_on_request_connection(request: Request, lon: float, lat: float, radius: float) -> dict:
