@@ -6,7 +6,8 @@ The steps, one module each:
   resolve.py  resolve number / group / building / unit / room within a street, compound or village
   rank.py     score with components, order, mark ambiguous and low-confidence results, explain
   engine.py   the steps in order, filters, structured search, batch form
-Around them: gazetteer.py + names.py (the data), loading.py (from PostGIS), generation.py (the
+Around them: gazetteer.py + names.py (the data), loading.py (from PostGIS, with
+entity_loading.py and address_loading.py), generation.py (the
 gazetteer's files, shared by every process), freshness.py (LISTEN/NOTIFY and incremental updates), autocomplete.py, reverse.py (PostGIS KNN and
 point-in-polygon), batch.py (CSV / JSON lines), validate.py (input checks).
 """

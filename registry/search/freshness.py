@@ -32,8 +32,9 @@ from registry.settings import get_settings
 from registry.search.gazetteer import Gazetteer
 from registry.search.generation import (GenerationUnusable, SharedGazetteers, attach, changes_since, release,
                                           snapshot_time)
-from registry.search.loading import (fetch_addresses, index_item, index_place, load_gazetteer, load_items,
-                                     load_places, place_division_set)
+from registry.search.address_loading import fetch_addresses
+from registry.search.entity_loading import index_item, index_place, load_items, load_places, place_division_set
+from registry.search.loading import load_gazetteer
 
 log = logging.getLogger(__name__)
 
