@@ -14,12 +14,13 @@ version. A layer's version moves when a change set that may have written one of 
 applied (see `KIND_TABLES`): `refresh` reads the change sets applied since the last look (and
 those pending then) and bumps the layers their kinds touch; the other layers keep their cached
 tiles. This is per layer, not per tile: one retired address drops the cached address tiles, not
-the county ones. In a served API each worker's cache `follow`s the applied change sets: a thread
-LISTENs on `registry_change_sets` (NOTIFY at commit, from the trigger of migration 0010) and
-refreshes then, so a cached tile is answered from memory with no database call (`peek`); a
-change reaches every worker within milliseconds of its commit. Without a listener (tests on
-one connection, or while the listener reconnects) `get` refreshes on every request instead,
-with two primary-key lookups — exact at once, also inside a test's transaction.
+the county ones. In a served API each worker's cache `follow`s the applied change sets: it
+subscribes to `registry_change_sets` on the process's LISTEN connection (registry.db.listen;
+NOTIFY at commit, from the trigger of migration 0010) and a thread refreshes at each notification,
+so a cached tile is answered from memory with no database call (`peek`); a change reaches every
+worker within milliseconds of its commit. Without a listener (tests on one connection, or from a
+lost connection until the refresh that follows the LISTEN issued again) `get` refreshes on every
+request instead, with two primary-key lookups — exact at once, also inside a test's transaction.
 
 Address tiles below z16 carry the door-level addresses only (`ADDRESS_DOORS`); point layers get
 their tile coordinates from plain arithmetic in SQL (see `tile_sql`).
@@ -228,68 +229,96 @@ class TileCache:
         self._pending: list[int] = []  # change sets proposed/approved at the last look
         self.hits = 0
         self.misses = 0
-        self._following = False  # True while the listener thread keeps the versions current
+        # Following (registry.db.listen's subscriber contract): `listening` is set by the listener,
+        # a reset (notifications may have been missed) makes the versions unknown until the
+        # refresher thread has read them again.
+        self.listening = False
+        self._resets = 0  # counts resets: a refresh that started before the last one does not count
+        self._fresh = False  # the versions were read after the last reset
+        self._refreshing = threading.Lock()  # one refresh at a time (two would race on _pending)
+        self._wake = threading.Event()
+        self._listener = None
+        self._own_listener = False
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
 
     # -- following the applied change sets -------------------------------------------------------
-    def follow(self, engine: Engine) -> None:
-        """Keep the versions current in a thread that LISTENs on `CHANNEL` (the trigger of migration
-        0010 NOTIFYs it, at commit, when a change set is applied): from then on a cached tile is
-        answered from memory (`peek`) with no database call. Every worker follows on its own, so
-        each drops the layers an applied change set touched within milliseconds of its commit."""
-        if self._thread is None:
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._listen, args=(engine,), name="tile-cache", daemon=True)
-            self._thread.start()
+    def follow(self, engine: Engine, listener=None) -> None:
+        """Keep the versions current: subscribe to `CHANNEL` on `listener` (the process's LISTEN
+        connection, registry.db.listen; None: one of the cache's own on `engine`) — the trigger of
+        migration 0010 NOTIFYs it, at commit, when a change set is applied — and refresh with
+        `engine` in a thread at each notification: from then on a cached tile is answered from
+        memory (`peek`) with no database call. Every worker follows on its own, so each drops the
+        layers an applied change set touched within milliseconds of its commit."""
+        if self._thread is not None:
+            return
+        from registry.db.listen import Listener
+
+        self._stop.clear()
+        self._own_listener = listener is None
+        self._listener = Listener.for_engine(engine) if listener is None else listener
+        self._thread = threading.Thread(target=self._refresher, args=(engine,), name="tile-cache", daemon=True)
+        self._thread.start()
+        self._listener.subscribe(CHANNEL, self)
 
     def stop(self, timeout: float = 5.0) -> None:
+        if self._listener is not None:
+            self._listener.unsubscribe(self)
+            if self._own_listener:
+                self._listener.stop()
+            self._listener = None
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
-        self._following = False
+        self.listening = False
 
     @property
     def following(self) -> bool:
-        return self._following
+        """The versions are kept current by notifications: a cached tile needs no database call."""
+        return self.listening and self._fresh
 
-    def _listen(self, engine: Engine) -> None:
-        import psycopg
+    # the listener's subscriber (registry.db.listen)
+    def apply(self, payload: str) -> None:  # '<id>:<kind>': the refresh reads what was applied
+        self._wake.set()
 
-        url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-        listener = None
+    def reset(self) -> None:
+        with self._lock:
+            self._resets += 1
+            self._fresh = False
+        self._wake.set()
+
+    def _refresher(self, engine: Engine) -> None:
+        """Refresh at each wake-up (a notification, a reset); one refresh takes every notification
+        that arrived before it started."""
         while not self._stop.is_set():
+            if not self._wake.wait(1.0):
+                continue
+            self._wake.clear()
+            if self._stop.is_set():
+                break
+            resets = self._resets
             try:
-                if listener is None:
-                    listener = psycopg.connect(url, autocommit=True)
-                    listener.execute(f"LISTEN {CHANNEL}")
-                    with engine.connect() as conn:  # after LISTEN: nothing applied meanwhile is missed
-                        self.refresh(conn)
-                    self._following = True
-                # wake at the first notice (a bare timeout would collect for the whole second),
-                # take what else has arrived, then refresh once
-                if list(listener.notifies(timeout=1.0, stop_after=1)):
-                    list(listener.notifies(timeout=0.0))
-                    with engine.connect() as conn:
-                        self.refresh(conn)
-            except Exception as exc:  # the database went away: ask it per request until it is back
-                self._following = False
-                log.warning("tile cache: change-set listener: %s; retrying", exc)
-                if listener is not None:
-                    try:
-                        listener.close()
-                    except Exception:  # pragma: no cover
-                        pass
-                listener = None
-                self._stop.wait(1.0)
-        self._following = False
-        if listener is not None:
-            listener.close()
+                with engine.connect() as conn:
+                    self.refresh(conn)
+            except Exception as exc:  # the database went away: requests ask it until it is back
+                log.warning("tile cache: refreshing the change sets: %s", exc)
+                if self.listening:  # else the reset that follows the LISTEN issued again wakes it
+                    self._stop.wait(1.0)
+                    self._wake.set()
+                continue
+            with self._lock:
+                if self._resets == resets:
+                    self._fresh = True
 
     # -- versions ------------------------------------------------------------------------------
     def refresh(self, conn: Connection) -> None:
         """Bring the table versions up to the applied change sets (two index lookups when nothing moved)."""
+        with self._refreshing:
+            self._refresh(conn)
+
+    def _refresh(self, conn: Connection) -> None:
         top, newly = conn.execute(text("""
             SELECT (SELECT max(id) FROM change_sets WHERE status = 'applied'),
                    (SELECT count(*) FROM change_sets WHERE id = ANY(CAST(:pending AS bigint[])) AND status = 'applied')
@@ -332,7 +361,7 @@ class TileCache:
     # -- tiles ---------------------------------------------------------------------------------
     def peek(self, lay: Layer, z: int, x: int, y: int) -> Tile | None:
         """The cached tile, from memory only, while the versions are followed; else None (then `get`)."""
-        if not self._following:
+        if not self.following:
             return None
         key = (lay.name, z, x, y)
         with self._lock:
@@ -346,7 +375,7 @@ class TileCache:
     def get(self, conn: Connection, lay: Layer, z: int, x: int, y: int) -> Tile:
         """The tile from the cache when its layer has not changed since, else rendered and kept."""
         check_tile(z, x, y)
-        if not self._following:  # no listener (tests, a lost connection): ask the database now
+        if not self.following:  # no listener (tests, a lost connection): ask the database now
             self.refresh(conn)
         key = (lay.name, z, x, y)
         version = self.version(lay)

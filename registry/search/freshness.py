@@ -1,5 +1,5 @@
-"""Keeping the gazetteer fresh: a service that loads it, LISTENs on `registry_search` (the
-triggers of migration 0003 NOTIFY after every committed statement) and applies the changed rows.
+"""Keeping the gazetteer fresh: a service that loads it, follows `registry_search` (the triggers
+of migration 0003 NOTIFY after every committed statement) and applies the changed rows.
 
 - `addresses:<ids>`: the rows are read again and go to the overlay (a retired one leaves);
 - `place_names:<ids>` (also sent for alias changes), `facilities:<ids>`, `heritage_items:<ids>`:
@@ -13,8 +13,11 @@ The generation's address columns are files mapped by every process; the overlay 
 each process's own, fed by its own LISTEN and, on attaching, by the rows changed after the
 generation's snapshot (generation.changes_since).
 
-The LISTEN is issued before the first load, so a change committed during the load is applied
-after it (re-applying a row is harmless).
+The notifications come from the process's one LISTEN connection (registry.db.listen: the API's
+lifespan gives the service its listener; a service without one makes its own). The service is
+reset when that connection is lost or regained, and loads again (attaches to the published
+generation and catches up) once the LISTEN is issued again, so a change committed during the load
+is applied after it (re-applying a row is harmless); meanwhile searches use the old gazetteer.
 """
 from __future__ import annotations
 
@@ -22,11 +25,12 @@ import gc
 import logging
 import threading
 import time
+from collections import deque
 from pathlib import Path
 
-import psycopg
 from sqlalchemy import Engine
 
+from registry.db.listen import Listener
 from registry.errors import DatabaseUnavailable
 from registry.settings import get_settings
 from registry.search.gazetteer import Gazetteer
@@ -105,9 +109,47 @@ def parse_payloads(payloads: list[str]) -> tuple[dict[str, set[int]], bool]:
     return changes, reload
 
 
-def _libpq_url(engine: Engine) -> str:
-    url = engine.url.set(drivername="postgresql")
-    return url.render_as_string(hide_password=False)
+class ChangeQueue:
+    """The service's subscriber to `registry_search` (registry.db.listen): payloads are queued for
+    the service's thread; a reset asks it for a full load (what was queued is covered by it)."""
+
+    def __init__(self) -> None:
+        self.listening = False
+        self._payloads: deque[str] = deque()
+        self._reload = True  # the first load, after the first LISTEN
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+
+    def apply(self, payload: str) -> None:
+        self._payloads.append(payload)
+        self._wake.set()
+
+    def reset(self) -> None:
+        with self._lock:
+            self._payloads.clear()
+            self._reload = True
+        self._wake.set()
+
+    def reload_due(self) -> bool:
+        """True once per reset, when listening (the load must start after the LISTEN)."""
+        with self._lock:
+            due, self._reload = (self._reload, False) if self.listening else (False, self._reload)
+        return due
+
+    def reload_later(self) -> None:
+        """Payloads were taken but not applied (the database failed): load again once possible."""
+        with self._lock:
+            self._reload = True
+
+    def take(self, timeout: float) -> list[str]:
+        """The payloads queued, waiting up to `timeout` for the first: one burst is one apply."""
+        if not self._payloads:
+            self._wake.wait(timeout)
+        self._wake.clear()  # before taking: a payload queued after this wakes the next take
+        taken = []
+        while self._payloads:
+            taken.append(self._payloads.popleft())
+        return taken
 
 
 class StaticSource:
@@ -130,9 +172,12 @@ class SearchService:
     follow = None
 
     def __init__(self, engine: Engine, *, poll_seconds: float = 0.05, directory: Path | None = None,
-                 shared: bool = True) -> None:
+                 shared: bool = True, listener: Listener | None = None) -> None:
         self.engine = engine
-        self.poll_seconds = poll_seconds
+        self.poll_seconds = poll_seconds  # the longest wait for a notification between two looks
+        # the process's LISTEN connection (registry.db.listen); None: the service makes its own
+        self.listener = listener
+        self.changes = ChangeQueue()
         # the gazetteer's columns live in a generation shared by every process of the machine
         # (registry.search.generation, under REGISTRY_GAZETTEER_DIR); shared=False keeps a private
         # in-memory copy
@@ -185,34 +230,32 @@ class SearchService:
             from registry.search.follow import run_following
 
             return run_following(self)
-        listener = None
-        while not self._stop.is_set():
-            try:
-                if listener is None or listener.closed:
-                    listener = psycopg.connect(_libpq_url(self.engine), autocommit=True)
-                    listener.execute(f"LISTEN {CHANNEL}")
-                    self._reload()  # (re)load after LISTEN: nothing committed meanwhile is lost
-                self._poll(listener)
-            except Exception as exc:  # the database went away: retry, keep serving the old index
-                self.error = exc
-                log.warning("search gazetteer listener: %s; retrying", exc)
-                if listener is not None:
-                    try:
-                        listener.close()
-                    except Exception:  # pragma: no cover
-                        pass
-                listener = None
-                self._stop.wait(1.0)
-        if listener is not None:
-            listener.close()
+        own = self.listener is None
+        listener = Listener.for_engine(self.engine) if own else self.listener
+        listener.subscribe(CHANNEL, self.changes)
+        try:
+            while not self._stop.is_set():
+                try:
+                    if self.changes.reload_due():
+                        self._reload()  # (re)load after LISTEN: nothing committed meanwhile is lost
+                    elif not self.changes.listening and listener.error is not None:
+                        self.error = listener.error  # the database went away: the old index is served
+                    self._poll()
+                except Exception as exc:  # the database went away: retry, keep serving the old index
+                    self.error = exc
+                    self.changes.reload_later()  # what was taken is not applied: load again
+                    log.warning("search gazetteer: %s; retrying", exc)
+                    self._stop.wait(1.0)
+        finally:
+            listener.unsubscribe(self.changes)
+            if own:
+                listener.stop()
 
-    def _poll(self, listener) -> None:
+    def _poll(self) -> None:
+        payloads = self.changes.take(self.poll_seconds)
         self._follow_published()
-        payloads = [n.payload for n in listener.notifies(timeout=self.poll_seconds)]
         if not payloads:
             return
-        # take whatever else has already arrived, so one burst is one apply
-        payloads += [n.payload for n in listener.notifies(timeout=0.0)]
         changes, reload = parse_payloads(payloads)
         if reload:
             # a new generation: the first process to take the lock builds it, the others attach to it

@@ -9,8 +9,8 @@ plates that replaced it, the address, its street and compound). Then:
 - `divisions:…`, `facilities:…`, `doorplate_keys:…` or any `<table>:*` (a bulk statement) drop every
   entry: a division rename or merge, a new facility nearby, a retired key change many pages at once
   and are rare;
-- the listener's connection lost (notifications may have been missed) drops every entry, and
-  nothing is cached until it listens again.
+- the listener's connection lost or regained (notifications may have been missed: `reset`) drops
+  every entry, and nothing is cached until it listens again.
 
 A fill that raced a change is never stored: `put` takes the epoch read before the row was read,
 and any invalidation since (the notification of a change the read may not have seen) refuses it.
@@ -18,7 +18,9 @@ Agency views are never cached (the API only caches public answers).
 
 The notifications: `registry_search` (migration 0003: addresses, place names, divisions,
 facilities, heritage items) and `registry_serving` (migration 0011: doorplates and signing keys),
-both `<table>:<id>,<id>,…` or `<table>:*`, delivered at commit.
+both `<table>:<id>,<id>,…` or `<table>:*`, delivered at commit. The cache is a subscriber of the
+process's one LISTEN connection (registry.db.listen: `apply`, `reset`, `listening`), called in
+its event loop; `follow` subscribes it.
 """
 from __future__ import annotations
 
@@ -28,16 +30,12 @@ from collections import OrderedDict
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
 
-import psycopg
-
 log = logging.getLogger(__name__)
 
 CHANNELS = ("registry_search", "registry_serving")
 # Tables whose change drops every render; `heritage_items` concerns no plate page.
 _DROP_ALL = frozenset({"divisions", "facilities", "doorplate_keys"})
 _BY_ROW = frozenset({"addresses", "place_names", "doorplates"})
-RETRY_SECONDS = 1.0
-APPLICATION_NAME = "registry-render-cache"  # in pg_stat_activity
 
 
 @dataclass(frozen=True)
@@ -103,6 +101,10 @@ class RenderCache:
         self._entries.clear()
         self._by_row.clear()
 
+    def reset(self) -> None:
+        """The listener's connection was lost or regained: notifications may have been missed."""
+        self.clear()
+
     def invalidate(self, table: str, ids: Iterable[int]) -> None:
         self.epoch += 1
         for i in ids:
@@ -118,28 +120,16 @@ class RenderCache:
             self.invalidate(table, (int(p) for p in ids.split(",") if p.strip().isdigit()))
 
 
-async def follow(cache: RenderCache, url: str, *, channels: tuple[str, ...] = CHANNELS) -> None:
-    """LISTEN on `url` (the primary: notifications are not replicated) and apply every payload to
-    `cache`, until cancelled; on a lost connection drop everything and listen again."""
-    while True:
-        try:
-            conn = await psycopg.AsyncConnection.connect(url, autocommit=True, connect_timeout=2,
-                                                         application_name=APPLICATION_NAME,
-                                                         keepalives=1, keepalives_idle=5, keepalives_interval=2,
-                                                         keepalives_count=2)
-            try:
-                for channel in channels:
-                    await conn.execute(f"LISTEN {channel}")
-                cache.clear()  # whatever happened while not listening
-                cache.listening = True
-                async for note in conn.notifies():
-                    cache.apply(note.payload)
-            finally:
-                cache.listening = False
-                cache.clear()
-                await conn.close()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # the database went away: renders are dropped, scans read the rows
-            log.warning("render cache listener: %s; retrying", exc)
-        await asyncio.sleep(RETRY_SECONDS)
+async def follow(cache, url_or_listener, *, channels: tuple[str, ...] = CHANNELS) -> None:
+    """Subscribe `cache` (a subscriber: apply, reset, listening) to `channels` on a listener
+    (registry.db.listen; a URL: a listener of its own) in the running loop, until cancelled."""
+    from registry.db.listen import Listener
+
+    listener = url_or_listener if isinstance(url_or_listener, Listener) else Listener(url_or_listener)
+    listener.subscribe(channels, cache, loop=asyncio.get_running_loop())
+    try:
+        await asyncio.Event().wait()
+    finally:
+        listener.unsubscribe(cache)
+        if listener is not url_or_listener:
+            await asyncio.to_thread(listener.stop)

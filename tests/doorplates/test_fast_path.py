@@ -134,7 +134,7 @@ def test_should_drop_every_render_when_the_listener_loses_its_connection(conn, f
     assert len(cache) >= 1
     with scratch_engine.begin() as other:  # notifications may be missed while it is gone
         other.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                           "WHERE application_name = 'registry-render-cache' AND datname = current_database()"))
+                           "WHERE application_name = 'registry-listener' AND datname = current_database()"))
     assert _eventually(lambda: len(cache) == 0 and not cache.listening, 5) or len(cache) == 0
     _listening(fast)  # and it listens again
     fast.get(f"/p/{token}", headers=JSON)
