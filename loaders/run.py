@@ -22,7 +22,8 @@ from loaders.rejects import RejectWriter
 from registry.faults import checkpoint
 from registry.loading.addresses import FIELDS as ADDRESS_FIELDS, AddressLoad, AddressOptions
 from registry.loading.base import LoadReport, no_progress
-from registry.loading.entities import SPECS, EntityLoad, EntityOptions
+from registry.loading.entities import EntityLoad, EntityOptions
+from registry.loading.entity_kinds import SPECS
 
 log = logging.getLogger(__name__)
 BATCH_ROWS = 50_000
