@@ -28,20 +28,20 @@ from fastapi.routing import APIRoute
 
 from api import deps
 from api.problems import MEDIA_TYPE as PROBLEM
-from registry import addresses as _addresses
-from registry import boundaries as _boundaries
-from registry import heritage as _heritage
-from registry.divisions import _CODE, AUTHORITIES
+from registry.addresses import MAX_PAGE, PUBLIC_MAX_PAGE, STATUSES as ADDRESS_STATUSES
+from registry.boundaries import LEVELS as BOUNDARY_LEVELS
+from registry.divisions import AUTHORITIES, DIVISION_CODE
 from registry.doorplates.reports import MAX_TEXT, REPORT_KINDS, REPORT_STATUSES
 from registry.doorplates.tokens import MAC_BYTES, MAX_TOKEN_CHARS
-from registry.placename_categories import _LOOKUP as _CATEGORY_NAMES
+from registry.heritage import LEVEL_SPELLINGS as HERITAGE_LEVEL_SPELLINGS
+from registry.placename_categories import CATEGORY_SPELLINGS
 from registry.exports import FORMATS
 from registry.features.collections import COLLECTIONS
 from registry.search.validate import KINDS, MAX_LIMIT as SEARCH_MAX, MAX_QUERY_CHARS, MAX_RADIUS_M
 from registry.tiles import LAYERS, MAX_ZOOM
 
 INT64_MAX = 2**63 - 1
-CODE_PATTERN = _CODE.pattern  # 6, 9 or 12 digits
+CODE_PATTERN = DIVISION_CODE.pattern  # 6, 9 or 12 digits
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 
 PROBLEM_SCHEMA: dict[str, Any] = {
@@ -121,7 +121,7 @@ BODY_PROPERTIES: dict[tuple[str, str], dict[str, dict]] = {
     ("POST", "/p/{token}/report"): {"kind": {"type": "string", "enum": list(REPORT_KINDS)},
                                      "text": {"type": ["string", "null"], "maxLength": MAX_TEXT}},
     ("POST", "/v1/placenames/check"): {"name": _NAME, "category": {"type": "string",
-                                                                   "enum": sorted(_CATEGORY_NAMES)},
+                                                                   "enum": sorted(CATEGORY_SPELLINGS)},
                                        "division": {"type": "string", "pattern": CODE_PATTERN}},
 }
 
@@ -193,17 +193,17 @@ PATH_PARAMETERS: dict[tuple[str, str], dict] = {
     **{(p, "marker"): {"type": "string", "pattern": "^([0-9]{1,11}|([0-9]{12}|[0-9]{18})[0-9]{3}[QABCDE])$",
                        "description": "stable id, or the full number such as 330502330503007Q"}
        for p in ("/v1/markers/{marker}", "/v1/markers/{marker}/history")},
-    ("/v1/heritage", "level"): {"type": "string", "enum": sorted(_heritage._LEVEL_INPUT)},
-    ("/v1/placenames", "category"): {"type": "string", "enum": ["", *sorted(_CATEGORY_NAMES)],
+    ("/v1/heritage", "level"): {"type": "string", "enum": sorted(HERITAGE_LEVEL_SPELLINGS)},
+    ("/v1/placenames", "category"): {"type": "string", "enum": ["", *sorted(CATEGORY_SPELLINGS)],
                                      "description": "a category code, Chinese name or synonym (road, 桥梁 …)"},
-    ("/v1/addresses", "limit"): {**_LIMIT, "maximum": _addresses.MAX_PAGE, "default": 100,
-                                 "description": f"page size: 1–{_addresses.PUBLIC_MAX_PAGE} without a key, "
-                                                f"1–{_addresses.MAX_PAGE} with an agency key"},
-    ("/v1/addresses", "status"): {"type": "string", "enum": list(_addresses.STATUSES)},
-    ("/v1/boundary-lines", "limit"): {**_LIMIT, "maximum": _addresses.MAX_PAGE, "default": 1000},
-    ("/v1/boundary-lines", "level"): {"type": "string", "enum": list(_boundaries.LEVELS)},
-    ("/v1/markers", "limit"): {**_LIMIT, "maximum": _addresses.MAX_PAGE, "default": 1000},
-    ("/v1/doorplates/reports", "limit"): {**_LIMIT, "maximum": _addresses.MAX_PAGE, "default": 100},
+    ("/v1/addresses", "limit"): {**_LIMIT, "maximum": MAX_PAGE, "default": 100,
+                                 "description": f"page size: 1–{PUBLIC_MAX_PAGE} without a key, "
+                                                f"1–{MAX_PAGE} with an agency key"},
+    ("/v1/addresses", "status"): {"type": "string", "enum": list(ADDRESS_STATUSES)},
+    ("/v1/boundary-lines", "limit"): {**_LIMIT, "maximum": MAX_PAGE, "default": 1000},
+    ("/v1/boundary-lines", "level"): {"type": "string", "enum": list(BOUNDARY_LEVELS)},
+    ("/v1/markers", "limit"): {**_LIMIT, "maximum": MAX_PAGE, "default": 1000},
+    ("/v1/doorplates/reports", "limit"): {**_LIMIT, "maximum": MAX_PAGE, "default": 100},
     ("/v1/doorplates/reports", "status"): {"type": "string", "enum": [*REPORT_STATUSES, "all"], "default": "open"},
     ("/v1/reverse", "lon"): {"type": "number", "minimum": -180, "maximum": 180},
     ("/v1/reverse", "lat"): {"type": "number", "minimum": -90, "maximum": 90},

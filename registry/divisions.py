@@ -13,7 +13,8 @@ from registry.errors import AmbiguousCode, InvalidQuery, NotFound
 
 LEVELS = ("province", "city", "county", "township", "village")
 LEVEL_NAMES = {"province": "省", "city": "市", "county": "县级", "township": "乡级", "village": "村级"}
-_CODE = re.compile(r"^\d{6}(\d{3}(\d{3})?)?$")
+# A division code: 6 (county), 9 (township) or 12 (village) digits. The API documents the same pattern.
+DIVISION_CODE = re.compile(r"^\d{6}(\d{3}(\d{3})?)?$")
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ def primary_code(mca_code: str | None, nbs_code: str | None) -> str:
 
 def validate_code(code: str, parameter: str = "code") -> str:
     code = (code or "").strip()
-    if not _CODE.match(code):
+    if not DIVISION_CODE.match(code):
         raise InvalidQuery(
             f"区划代码应为 6、9 或 12 位数字 / {parameter} must be a 6-, 9- or 12-digit division code, got {code!r}",
             parameter=parameter,

@@ -20,8 +20,9 @@ from registry.text.romanization import romanize
 LEVELS = ("national", "province", "city", "county", "candidate")
 LEVEL_NAMES = {"national": "国家级", "province": "省级", "city": "市级", "county": "县级",
                "candidate": "候选（未列入正式名录）"}
-_LEVEL_INPUT = {**{k: k for k in LEVELS}, "provincial": "province", "国家级": "national", "省级": "province",
-                "市级": "city", "县级": "county", "候选": "candidate"}
+# Every spelling a level is accepted by -> its code (the API documents them as the parameter's enum).
+LEVEL_SPELLINGS = {**{k: k for k in LEVELS}, "provincial": "province", "国家级": "national", "省级": "province",
+                   "市级": "city", "县级": "county", "候选": "candidate"}
 MAP_W, MAP_H = 480, 320
 SYNTHETIC_NOTE = "合成数据，非真实名录 / synthetic item, not an official listing"
 
@@ -70,7 +71,7 @@ def list_items(conn: Connection, *, level: str | None = None, category: str | No
     """Listed items (not delisted), by level, category (千年古村落 …) and division (within it)."""
     where, params = ["h.status <> 'delisted'"], {"limit": limit}
     if level:
-        code = _LEVEL_INPUT.get(level.strip().lower() if level.isascii() else level.strip())
+        code = LEVEL_SPELLINGS.get(level.strip().lower() if level.isascii() else level.strip())
         if code is None:
             raise InvalidQuery(f"未知的名录级别 {level}，应为 {'、'.join(LEVELS)} / unknown level {level!r}; "
                                f"expected one of {', '.join(LEVELS)}", parameter="level")

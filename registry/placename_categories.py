@@ -75,17 +75,19 @@ def _fold(value: str) -> str:
     return unicodedata.normalize("NFKC", value).strip().lower().replace(" ", "_")
 
 
-_LOOKUP: dict[str, str] = {}
+# Every spelling a category is accepted by (its code, Chinese name and synonyms, folded) -> its code;
+# the API documents them as the parameter's enum.
+CATEGORY_SPELLINGS: dict[str, str] = {}
 for _c in CATEGORIES:
     for _name in (_c.code, _c.name_zh, *_c.synonyms):
-        _LOOKUP.setdefault(_fold(_name), _c.code)
+        CATEGORY_SPELLINGS.setdefault(_fold(_name), _c.code)
 
 
 def category_code(value: str | None) -> str | None:
     """The stored code of a category named by code, Chinese name or synonym; None if unknown."""
     if value is None:
         return None
-    return _LOOKUP.get(_fold(value))
+    return CATEGORY_SPELLINGS.get(_fold(value))
 
 
 def valid_categories(*, lang: str = "zh") -> str:
