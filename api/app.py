@@ -19,6 +19,7 @@ from api.routes import exports as export_routes
 from api.routes import feed as feed_routes
 from api.routes import search as search_routes
 from registry.db.engine import make_engine
+from registry.db.listen import Listener
 from registry.db.routing import DatabaseRouter
 from registry.doorplates import KeyRing, ScanCounter
 from registry.search import SearchService
@@ -37,9 +38,13 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     async def lifespan(app: FastAPI):
         owned = engine is None
         app.state.engine = engine if engine is not None else make_engine(settings)
+        # The process's one LISTEN connection (registry/db/listen.py), on the engine's URL, connected
+        # on the first subscription: the search, the tile cache and the read path's caches follow it.
+        app.state.listener = Listener.for_engine(app.state.engine)
         # The search gazetteer: loaded in the background at start-up when the app owns its engine,
         # on the first search otherwise (tests); kept fresh by LISTEN/NOTIFY.
-        app.state.search = SearchService(app.state.engine, directory=settings.gazetteer_dir)
+        app.state.search = SearchService(app.state.engine, directory=settings.gazetteer_dir,
+                                         listener=app.state.listener)
         # Vector tiles cached per worker; when the app owns its engine the cache follows the applied
         # change sets (LISTEN, registry/tiles.py) and answers a cached tile from memory alone.
         app.state.tile_cache = TileCache()
@@ -56,10 +61,11 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         # The fast read path of scans, reverse and /healthz: an async pool (autocommit, prepared
         # statements) and the plate pages' render cache; opened now when the app owns its engine,
         # on first use otherwise (registry/serving).
-        app.state.read_path = ReadPath(settings, app.state.engine.url.render_as_string(hide_password=False))
+        app.state.read_path = ReadPath(settings, app.state.engine.url.render_as_string(hide_password=False),
+                                       listener=app.state.listener)
         if owned:
             app.state.search.start()
-            app.state.tile_cache.follow(app.state.engine)
+            app.state.tile_cache.follow(app.state.engine, app.state.listener)
             await app.state.read_path.ensure()
         log.info("registry API ready")
         try:
@@ -70,6 +76,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
             app.state.doorplate_scans.close()  # the buffered counts are written before the engine goes
             app.state.rate_buckets.close()  # the rate-limit leases go back to the shared buckets
             await app.state.read_path.close()
+            app.state.listener.stop()  # after its subscribers: its connection goes before the engine
             app.state.db.close()  # its health thread and the replicas' engines (not the primary's)
             if owned:
                 app.state.engine.dispose()

@@ -9,11 +9,11 @@ fast path opens no connection of its own.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from registry.search.nearest import NearestIndex
-from registry.serving.cache import Render, RenderCache, follow
+from registry.db.listen import Listener
+from registry.serving.cache import CHANNELS, Render, RenderCache, follow
 from registry.serving.pool import Health, ReadPool, libpq_url, read_urls
 from registry.settings import Settings
 
@@ -21,13 +21,16 @@ log = logging.getLogger(__name__)
 
 
 class ReadPath:
-    def __init__(self, settings: Settings, primary_url: str) -> None:
+    def __init__(self, settings: Settings, primary_url: str, listener: Listener | None = None) -> None:
         self.urls = read_urls(settings, primary_url)
         self.primary = libpq_url(primary_url)
         self.pool = ReadPool(self.urls, min_size=2, max_size=max(2, settings.pool_size),
                              prepare=settings.db_prepared_statements)
         self.cache = RenderCache(settings.scan_cache_entries)
-        self._listener: asyncio.Task | None = None
+        # the process's LISTEN connection (registry.db.listen, the lifespan's); None: one of its own
+        self.listener = listener
+        self._own_listener = listener is None
+        self._followed = None
         self.nearest = NearestIndex()  # reverse geocoding's nearest address from the gazetteer's columns
         self._grid: asyncio.Future | None = None
         self._opening: asyncio.Lock | None = None
@@ -43,8 +46,10 @@ class ReadPath:
             if not self.opened:
                 await self.pool.open()
                 if self.cache.max_entries > 0:
-                    self._listener = asyncio.get_running_loop().create_task(follow(self.cache, self.primary),
-                                                                            name="render-cache-listener")
+                    if self.listener is None:
+                        self.listener = Listener(self.primary)
+                    self._followed = self.cache  # called in this loop
+                    self.listener.subscribe(CHANNELS, self.cache, loop=asyncio.get_running_loop())
                 self.opened = True
         return self
 
@@ -61,11 +66,12 @@ class ReadPath:
         return None
 
     async def close(self) -> None:
-        if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(BaseException):
-                await self._listener
-            self._listener = None
+        if self._followed is not None:
+            self.listener.unsubscribe(self._followed)
+            self._followed = None
+            if self._own_listener:
+                await asyncio.to_thread(self.listener.stop)
+                self.listener = None
         if self.opened:
             await self.pool.close()
             self.opened = False
