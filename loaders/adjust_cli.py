@@ -179,7 +179,7 @@ def transfer_cmd(
 @adjust_app.command("list")
 def list_cmd(limit: int = 50, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """The adjustments, newest first, with their approval document or upper-bound date."""
-    from registry.adjustments import list_adjustments
+    from registry.adjustment_history import list_adjustments
 
     with _engine().connect() as conn:
         rows = list_adjustments(conn, limit=limit)
@@ -195,7 +195,7 @@ def list_cmd(limit: int = 50, as_json: Annotated[bool, typer.Option("--json")] =
 @adjust_app.command("division")
 def division_cmd(code: str, as_of: AsOf = None, authority: Authority = None) -> None:
     """A division as JSON, today or `--as-of` a date (old codes answer with successors and changes)."""
-    from registry.adjustments import adjustment_context
+    from registry.adjustment_history import adjustment_context
     from registry.as_of import division_as_of
     from registry.divisions import get_division
 

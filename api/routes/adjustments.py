@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from api.deps import DbConn, scope
 from registry import adjustments as adj
+from registry.adjustment_history import list_adjustments
 from registry.divisions import AUTHORITY_HELP, match_code, validate_authority
 from registry.errors import InvalidQuery
 from registry.keys import ApiKey
@@ -86,4 +87,4 @@ def adjustments(
     validate_authority(authority)  # refused even without a division, never ignored
     division_id = match_code(conn, division, authority=authority, parameter="division").division_id \
         if division else None
-    return {"adjustments": adj.list_adjustments(conn, division_id=division_id, limit=limit)}
+    return {"adjustments": list_adjustments(conn, division_id=division_id, limit=limit)}

@@ -3,7 +3,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 
 from api.deps import ReadConn
-from registry.adjustments import adjustment_context
+from registry.adjustment_history import adjustment_context
 from registry.as_of import division_as_of, parse_as_of
 from registry.divisions import AUTHORITY_HELP, get_division
 
