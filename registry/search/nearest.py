@@ -1,8 +1,11 @@
 """The nearest address from memory: a grid over the gazetteer's lon/lat columns, answering what
 `registry.search.reverse`'s KNN statement answers — the 8 nearest addresses by planar distance in
-degrees (PostGIS `<->`), then the nearest of them in metres on the CGCS2000 spheroid (PostGIS
-geography `ST_Distance`, geographiclib's inverse problem; pyproj's `Geod` solves the same) — or
-nothing when that one lies beyond the radius.
+degrees (PostGIS `<->`), then the nearest of them in metres on the CGCS2000 spheroid — or nothing
+when that one lies beyond the radius. The metres are PostGIS's own (`metres`: geography
+`ST_Distance` is GeographicLib's inverse problem, which pyproj's `Geod` runs, on the spheroid PostGIS
+derives from the SRID, after its degrees → radians → degrees round trip, rounded to 1e-8 m as
+PostGIS rounds it): bit for bit on 240,000 pairs, and checked against the server each time the
+reverse memory loads (`registry.search.areas`).
 
 Exact, not approximate: squares of cells, doubling, are scanned until every address nearer than the
 8th candidate — or nearer than the radius can reach, whichever comes first — is known (see
@@ -22,12 +25,35 @@ import threading
 import numpy as np
 from pyproj import Geod
 
+from registry.search.gazetteer import Rec
+
 CELL_DEG = 0.001  # ~100 m: a dense block's cell holds a few hundred doors
 MAX_RINGS = 128  # squares of ±13 km at most; beyond that PostGIS's index answers
 KNN = 8  # as registry.search.reverse's statement
-_GEOD = Geod(a=6378137.0, rf=298.257222101)  # CGCS2000 (EPSG:4490); GRS80 to 0.1 mm
+NONE_WITHIN = "none within the radius"  # pick's answer when the nearest lies beyond it
+# CGCS2000 (EPSG:4490) as PostGIS builds it (liblwgeom spheroid_init): the semi-minor axis from
+# PROJ's inverse flattening, then the flattening again from the two axes (not 1/rf: one ulp apart).
+_A, _RF = 6378137.0, 298.257222101
+_B = _A * (1.0 - 1.0 / _RF)
+_GEOD = Geod(a=_A, f=(_A - _B) / _A)
+_INVMINDIST = 1.0e8  # PostGIS geography_distance rounds to 1e-8 m ("funny business", ticket #2168)
 # Metres per degree, a floor for a planar distance in degrees near latitude φ (with margin).
 _M_PER_DEG_LAT = 110_500.0
+
+
+def _degrees(d):
+    """Degrees as PostGIS hands them to GeographicLib: to radians and back (M_PI, like C)."""
+    return (d * math.pi / 180.0) * 180.0 / math.pi
+
+
+def metres(lon1, lat1, lon2, lat2) -> np.ndarray:
+    """PostGIS's `ST_Distance(p1::geography, p2::geography)` on EPSG:4490 (arrays or floats), to
+    the bit: GeographicLib's inverse problem, rounded half away from zero to 1e-8 m (C `round`)."""
+    x1, y1, x2, y2 = (_degrees(np.asarray(v, dtype=np.float64)) for v in (lon1, lat1, lon2, lat2))
+    _, _, s12 = _GEOD.inv(np.atleast_1d(x1), np.atleast_1d(y1), np.atleast_1d(x2), np.atleast_1d(y2))
+    v = np.asarray(s12) * _INVMINDIST
+    f = np.floor(v)
+    return (f + (v - f >= 0.5)) / _INVMINDIST
 
 
 def _m_per_deg_floor(lat: float) -> float:
@@ -88,6 +114,18 @@ class NearestIndex:
     def nearest(self, store, lon: float, lat: float, radius: float) -> int | None:
         """The id PostGIS's KNN statement would answer, 0 when none lies within `radius` metres,
         None where memory cannot be exact."""
+        found = self.pick(store, lon, lat, radius)
+        if found is None:
+            return None
+        if found is NONE_WITHIN:
+            return 0
+        ref, _ = found
+        return ref.id if isinstance(ref, Rec) else int(store.ids[ref])
+
+    def pick(self, store, lon: float, lat: float, radius: float):
+        """What PostGIS's KNN statement would answer: `(ref, metres)` (ref: the store's base row
+        number, or its overlay's Rec; metres: PostGIS's distance to the bit), NONE_WITHIN when the
+        nearest lies beyond `radius`, None where memory cannot be exact."""
         if not self.ready_for(store):
             return None
         overlay = getattr(store, "overlay", None)
@@ -97,12 +135,12 @@ class NearestIndex:
         reach = radius / _m_per_deg_floor(lat)  # no address within the radius is farther (degrees)
         cx = math.floor((lon - grid.x0) / CELL_DEG)
         cy = math.floor((lat - grid.y0) / CELL_DEG)
-        alive, lons, lats, ids = store.alive, store.lon, store.lat, store.ids
-        extra = [(aid, r.lon, r.lat) for aid, r in list(overlay.items())
+        alive, lons, lats = store.alive, store.lon, store.lat
+        extra = [r for r in list(overlay.values())
                  if r is not None and math.isfinite(r.lon) and math.isfinite(r.lat)]
-        ex_ids = np.array([e[0] for e in extra], dtype=np.int64)
-        ex_d = (np.hypot(np.array([e[1] for e in extra]) - lon, np.array([e[2] for e in extra]) - lat)
-                if extra else np.empty(0))
+        ex_lon = np.array([r.lon for r in extra], dtype=np.float64)
+        ex_lat = np.array([r.lat for r in extra], dtype=np.float64)
+        ex_d = np.hypot(ex_lon - lon, ex_lat - lat)
         r = 0
         while True:
             # every base row nearer than `bound` (degrees) lies in the square scanned
@@ -118,14 +156,15 @@ class NearestIndex:
             if r >= MAX_RINGS:
                 return None
             r = max(1, r * 2)
-        cand_ids = np.concatenate([ids[rows], ex_ids])
-        cand_lon = np.concatenate([lons[rows], [e[1] for e in extra]]) if extra else lons[rows]
-        cand_lat = np.concatenate([lats[rows], [e[2] for e in extra]]) if extra else lats[rows]
         if len(d) == 0:
-            return 0
+            return NONE_WITHIN
         top = np.argsort(d, kind="stable")[:KNN]
-        _, _, metres = _GEOD.inv(np.full(len(top), lon), np.full(len(top), lat), cand_lon[top], cand_lat[top])
-        best = int(np.argmin(metres))
-        if metres[best] > radius:
-            return 0
-        return int(cand_ids[top[best]])
+        cand_lon = np.concatenate([lons[rows], ex_lon])[top]
+        cand_lat = np.concatenate([lats[rows], ex_lat])[top]
+        m = metres(cand_lon, cand_lat, np.full(len(top), lon), np.full(len(top), lat))
+        best = int(np.argmin(m))
+        if m[best] > radius:
+            return NONE_WITHIN
+        k = int(top[best])
+        ref = int(rows[k]) if k < len(rows) else extra[k - len(rows)]
+        return ref, float(m[best])

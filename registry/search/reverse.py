@@ -6,7 +6,9 @@ One rule, two runners: `reverse` on a SQLAlchemy connection (tests, scripts, any
 transaction) and `reverse_async` on the async read pool (the API's fast path: no thread, prepared
 statements, usually one round trip). Both run the same statements and build the answer with
 `_answer`; `reverse_async` may take the nearest address from memory (`registry.search.nearest`)
-where that answer is exact, and reads that address's row by id.
+where that answer is exact, and reads that address's row by id. `reverse_from_memory` builds the
+same answer with no statement at all, from the gazetteer's columns and the division polygons
+(registry.search.areas), where that is exact (registry.serving.reverse decides when it may).
 """
 from __future__ import annotations
 
@@ -94,6 +96,55 @@ def _chain_of(covering, chained) -> tuple[int | None, list | None]:
     if finest is not None and chained and chained[0] == finest:
         return finest, chained[1] or []
     return finest, None
+
+
+# -- the same answer from memory (registry.serving.reverse decides when memory may answer) -----------
+MAX_COVERING = 5  # the statements' LIMIT 5: with more, which five is the scan's choice
+
+
+def chain_from_memory(areas, lon: float, lat: float) -> list | None:
+    """The chain rows the statements give at the point, from `areas` (registry.search.areas); None
+    where memory cannot be exact: near a boundary, or several divisions of the finest level cover
+    the point (the statements' scan order picks one of them)."""
+    covering = areas.covering(lon, lat)
+    if covering is None or len(covering) > MAX_COVERING:
+        return None
+    finest = _finest(covering)
+    if finest is None:
+        return []
+    depth = max(_DEPTH.get(level, -1) for _, level in covering)
+    if sum(1 for _, level in covering if _DEPTH.get(level, -1) == depth) > 1:
+        return None
+    return areas.chain(finest)
+
+
+def address_row_from_memory(areas, store, ref, meters: float) -> tuple | None:
+    """The statements' address row (`_ROW`) of a gazetteer address (a base row number or an overlay
+    Rec: registry.search.nearest.pick), its division from `areas`; None when that division is not
+    known there (created after `areas` was read)."""
+    if isinstance(ref, int):
+        rid, (code, full_text) = int(store.ids[ref]), store.text(ref)
+        village, x, y = int(store.col["village"][ref]), float(store.lon[ref]), float(store.lat[ref])
+    else:
+        rid, code, full_text, village, x, y = ref.id, ref.code, ref.full_text, ref.village, ref.lon, ref.lat
+    d = areas.divisions.get(village)
+    if d is None:
+        return None
+    return rid, full_text, code, d.nbs_code, d.name, x, y, meters
+
+
+def reverse_from_memory(areas, store, found, lon: float, lat: float, radius: float) -> dict | None:
+    """`reverse`'s answer from memory: `found` is registry.search.nearest.pick's answer for the
+    point (`(ref, meters)` or NONE_WITHIN); None where memory cannot be exact."""
+    chain = chain_from_memory(areas, lon, lat)
+    if chain is None:
+        return None
+    row = None
+    if isinstance(found, tuple):
+        row = address_row_from_memory(areas, store, *found)
+        if row is None:
+            return None
+    return _answer(lon, lat, radius, row, chain)
 
 
 def reverse(conn: Connection, lon: float, lat: float, radius: float = 200.0) -> dict:

@@ -1,0 +1,164 @@
+"""The divisions covering a point, from memory: the active divisions' polygons (1,380 at the full
+city) in a grid of their boxes, with `ST_Covers` semantics (a point on the boundary is covered), and every
+division's row for the chain upwards — what `registry.search.reverse`'s statements read.
+
+Exact, not approximate: GEOS (shapely) and PostGIS decide a point's side of an edge in different
+arithmetic (robust orientation against plain doubles), so they can only disagree on points within
+rounding error of a boundary. A point nearer than EDGE_DEG to the boundary of any polygon whose box
+holds it, or in the box of a polygon GEOS calls invalid, is left to PostGIS (`covering` answers
+None). Which of several divisions of one level covering a point is "the finest" is the statement's
+scan order, not a rule: `registry.search.reverse` leaves that to PostGIS too.
+
+An `Areas` is a snapshot: it is right only while the change notifications are followed
+(`registry.serving.reverse.ReverseMemory` drops it on `divisions:…` and loads it again).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import shapely
+
+# One statement: every division (any status: an address of an abolished village still names it,
+# and a chain climbs through whatever parent_id says), the polygon of the active ones.
+LOAD_SQL = """SELECT id, level, name, coalesce(mca_code, nbs_code), nbs_code, parent_id,
+       CASE WHEN status = 'active' AND geom IS NOT NULL THEN ST_AsBinary(geom) END
+FROM divisions ORDER BY id"""
+EDGE_DEG = 1e-9  # ~0.1 mm: nearer a boundary than this, PostGIS decides (rounding is ~1e-14 degrees)
+CELL_DEG = 0.0005  # ~50 m: most cells lie inside one village, away from every boundary
+BOX_DEG = 0.01  # ~1 km: the squares of the polygons' bounding boxes (a point's candidates)
+MAX_CHAIN = 16  # a parent_id cycle is the database's business: PostgreSQL's recursion would not end
+
+
+@dataclass(frozen=True, slots=True)
+class Division:
+    id: int
+    level: str
+    name: str
+    code: str | None  # coalesce(mca_code, nbs_code): the chain's code
+    nbs_code: str | None  # the address's division code
+    parent_id: int | None
+
+
+class Areas:
+    """The polygons and rows of one read of `divisions` (LOAD_SQL's rows)."""
+
+    def __init__(self, rows) -> None:
+        self.divisions: dict[int, Division] = {}
+        ids, levels, wkbs = [], [], []
+        for did, level, name, code, nbs_code, parent_id, wkb in rows:
+            self.divisions[did] = Division(did, level, name, code, nbs_code, parent_id)
+            if wkb is not None:
+                ids.append(did)
+                levels.append(level)
+                wkbs.append(bytes(wkb))
+        self.ids = np.array(ids, dtype=np.int64)
+        self.levels = np.array(levels, dtype=object)
+        self.village = self.levels == "village"
+        self.polygons = shapely.from_wkb(wkbs) if wkbs else np.empty(0, dtype=object)
+        self.boundaries = shapely.boundary(self.polygons)
+        self.bounds = tuple(float(v) for v in shapely.total_bounds(self.polygons)) if len(self.polygons) else None
+        self.unsure = ~shapely.is_valid(self.polygons) if len(self.polygons) else np.empty(0, dtype=bool)
+        shapely.prepare(self.polygons)
+        shapely.prepare(self.boundaries)
+        self._boxes = self._by_box()
+        self._cells()
+
+    def _by_box(self) -> dict[tuple[int, int], np.ndarray]:
+        """The polygons whose bounding box meets each square of BOX_DEG (their positions)."""
+        out: dict[tuple[int, int], list[int]] = {}
+        for k, (x0, y0, x1, y1) in enumerate(shapely.bounds(self.polygons).tolist()):
+            for i in range(int(x0 // BOX_DEG), int(x1 // BOX_DEG) + 1):
+                for j in range(int(y0 // BOX_DEG), int(y1 // BOX_DEG) + 1):
+                    out.setdefault((i, j), []).append(k)
+        return {key: np.array(v, dtype=np.int64) for key, v in out.items()}
+
+    def _cells(self) -> None:
+        """The grid of cells wholly inside exactly one village and away from every village boundary
+        (`inside`: that polygon's position, -1 otherwise): a point in one of those is answered
+        without a geometric test. A cell is clean when no point of a village boundary lies in it or
+        in its 8 neighbours (the boundaries sampled every CELL_DEG/4, so every boundary point is
+        within CELL_DEG/8 of a sample), and then its centre tells which village holds all of it."""
+        self.inside = np.empty(0, dtype=np.int32)
+        self.x0 = self.y0 = 0.0
+        self.nx = self.ny = 0
+        villages = np.flatnonzero(self.village & ~self.unsure)
+        if len(villages) == 0:
+            return
+        x0, y0, x1, y1 = shapely.total_bounds(self.polygons[villages])
+        self.x0, self.y0 = float(x0) - CELL_DEG, float(y0) - CELL_DEG
+        self.nx = int((x1 - self.x0) / CELL_DEG) + 2
+        self.ny = int((y1 - self.y0) / CELL_DEG) + 2
+        edge = np.zeros((self.nx, self.ny), dtype=bool)
+        every_village = np.flatnonzero(self.village)  # an unsure one's boundary counts too
+        samples = shapely.get_coordinates(shapely.segmentize(self.boundaries[every_village], CELL_DEG / 4))
+        sx = np.floor((samples[:, 0] - self.x0) / CELL_DEG).astype(np.int64)
+        sy = np.floor((samples[:, 1] - self.y0) / CELL_DEG).astype(np.int64)
+        for dx in (-1, 0, 1):
+            for dy in (-1, 0, 1):
+                edge[np.clip(sx + dx, 0, self.nx - 1), np.clip(sy + dy, 0, self.ny - 1)] = True
+        inside = np.full((self.nx, self.ny), -1, dtype=np.int16 if len(self.ids) < 32767 else np.int32)
+        holders = np.zeros((self.nx, self.ny), dtype=np.int8)
+        for k in every_village:
+            bx0, by0, bx1, by1 = shapely.bounds(self.polygons[k])
+            i0, i1 = int((bx0 - self.x0) // CELL_DEG), int((bx1 - self.x0) // CELL_DEG)
+            j0, j1 = int((by0 - self.y0) // CELL_DEG), int((by1 - self.y0) // CELL_DEG)
+            ii, jj = np.meshgrid(np.arange(i0, i1 + 1), np.arange(j0, j1 + 1), indexing="ij")
+            ii, jj = ii.ravel(), jj.ravel()
+            clean = ~edge[ii, jj]
+            ii, jj = ii[clean], jj[clean]
+            held = shapely.contains_xy(self.polygons[k], self.x0 + (ii + 0.5) * CELL_DEG,
+                                       self.y0 + (jj + 0.5) * CELL_DEG)
+            ii, jj = ii[held], jj[held]
+            holders[ii, jj] += 1
+            inside[ii, jj] = -1 if self.unsure[k] else k
+        inside[holders != 1] = -1  # overlapping villages: the statement's scan order decides
+        self.inside = inside.ravel()
+
+    def village_at(self, lon: float, lat: float) -> int | None:
+        """The position of the one village whose cell interior holds the point, if any."""
+        cx = int((lon - self.x0) // CELL_DEG)
+        cy = int((lat - self.y0) // CELL_DEG)
+        if 0 <= cx < self.nx and 0 <= cy < self.ny:
+            k = int(self.inside[cx * self.ny + cy])
+            return k if k >= 0 else None
+        return None
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def covering(self, lon: float, lat: float) -> list[tuple[int, str]] | None:
+        """What the statements' `cov` holds at the point, as (id, level) in id order: the active
+        villages whose polygon covers it, else the active divisions above them that do; None
+        when the point is too near one of those boundaries for memory to be exact."""
+        k = self.village_at(lon, lat)
+        if k is not None:
+            return [(int(self.ids[k]), "village")]
+        boxed = self._boxes.get((int(lon // BOX_DEG), int(lat // BOX_DEG)))
+        if boxed is None:
+            return []
+        point = None
+        for part in (boxed[self.village[boxed]], boxed[~self.village[boxed]]):
+            if len(part) == 0:
+                continue
+            if point is None:
+                point = shapely.points((lon, lat))
+            if self.unsure[part].any() or shapely.dwithin(self.boundaries[part], point, EDGE_DEG).any():
+                return None
+            hit = np.sort(part[shapely.intersects_xy(self.polygons[part], lon, lat)])  # covers, for a point
+            if len(hit):
+                return [(int(self.ids[i]), self.levels[i]) for i in hit]
+        return []
+
+    def chain(self, division_id: int) -> list[tuple[str, str | None, str]] | None:
+        """(level, code, name) from the top down to `division_id` (CHAIN_SQL's rows); None on a
+        parent cycle."""
+        out = []
+        d = self.divisions.get(division_id)
+        while d is not None:
+            out.append((d.level, d.code, d.name))
+            if len(out) > MAX_CHAIN:
+                return None
+            d = self.divisions.get(d.parent_id) if d.parent_id is not None else None
+        out.reverse()
+        return out
