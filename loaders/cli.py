@@ -252,8 +252,8 @@ def _file_load(kind: str, file: Path, *, fmt, layer, crs, mapping, encoding, dry
     from loaders.progress import stage_progress
     from loaders.run import FileOptions, load_addresses_file, load_entities_file
     from registry.faults import checkpoint
-    from registry.loading.addresses import DEFAULT_TOLERANCE_M, AddressOptions
-    from registry.loading.entities import EntityOptions
+    from registry.loading.addresses import AddressOptions
+    from registry.loading.entities import DEFAULT_TOLERANCE_M, EntityOptions
 
     reject = _default_reject_file(file, reject_file)
     reject.unlink(missing_ok=True)  # a reject file from an earlier run would mislead
