@@ -39,7 +39,7 @@ from registry.loading.compose import FastComposer
 
 log = logging.getLogger(__name__)
 
-# The village code an address code derives from (the loader's rule: registry/loading/addresses.py).
+# The village code an address code derives from (the loader's rule: registry/loading/address_finish.py).
 VILLAGE_CODE_SQL = "coalesce({d}.nbs_code, {d}.mca_code, {d}.id::text)"
 # 3-digit village suffix ranges: 001–199 居委会/社区, 200–399 村委会.
 SUFFIX_RANGES = ((1, 199), (200, 399))
