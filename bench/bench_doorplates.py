@@ -23,8 +23,6 @@ import asyncio
 import json
 import os
 import random
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -35,6 +33,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from httpload import keepalive_client  # noqa: E402 (bench/ is on sys.path when run as a script)
+import servers  # noqa: E402
+from servers import UVICORN, free_port, stop_server, wait_idle  # noqa: E402 (one way to start a server)
 
 BENCH_DB = "registry_bench_doorplates"
 GOALS = {"json_ratio": 0.70, "html_ratio": 0.60, "json_p99_ms": 20.0, "issue_s": 300.0, "print_s": 30.0}
@@ -269,71 +269,12 @@ def bench_print(url: str, log, n: int, tmp: Path) -> dict:
             "base_url": Settings().public_base_url}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_server(url: str, workers: int, port: int, flush: float, pool_size: int = 10) -> subprocess.Popen:
-    env = {**os.environ, "REGISTRY_DATABASE_URL": url, "REGISTRY_LOG_LEVEL": "WARNING",
+    env = {"REGISTRY_DATABASE_URL": url, "REGISTRY_LOG_LEVEL": "WARNING",
            "REGISTRY_DOORPLATE_SCAN_FLUSH_SECONDS": str(flush), "REGISTRY_POOL_SIZE": str(pool_size)}
-    cmd = [str(ROOT / ".venv" / "bin" / "uvicorn"), "api.main:app", "--host", "127.0.0.1", "--port", str(port),
+    cmd = [UVICORN, "api.main:app", "--host", "127.0.0.1", "--port", str(port),
            "--workers", str(workers), "--no-access-log", "--log-level", "warning"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True)
-    deadline = time.monotonic() + 60
-    import urllib.request
-
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
-                if r.status == 200:
-                    return proc
-        except OSError:
-            time.sleep(0.3)
-    stop_server(proc)
-    raise RuntimeError("the server did not start")
-
-
-def _group_cpu_seconds(pgid: int) -> float:
-    """CPU seconds used so far by the processes of a process group (the server and its workers)."""
-    total = 0.0
-    tick = os.sysconf("SC_CLK_TCK")
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid:  # field 5 (pgrp) of stat, counted after the command name
-            total += (int(fields[11]) + int(fields[12])) / tick
-    return total
-
-
-def wait_idle(proc: subprocess.Popen, log, *, limit: float = 600.0) -> float:
-    """Wait until the server stops using CPU on its own (start-up work such as the search gazetteer's
-    background load would otherwise be measured as request cost). Returns the seconds waited."""
-    start = time.monotonic()
-    last = _group_cpu_seconds(proc.pid)
-    while time.monotonic() - start < limit:
-        time.sleep(1.0)
-        now = _group_cpu_seconds(proc.pid)
-        if now - last < 0.05:
-            return time.monotonic() - start
-        last = now
-    log("  (the server is still busy on its own; measuring anyway)")
-    return time.monotonic() - start
-
-
-def stop_server(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    return servers.start_server(cmd, port, env=env, quiet=False)
 
 
 def sample_paths(url: str, n: int) -> list[str]:
@@ -354,7 +295,7 @@ def sample_paths(url: str, n: int) -> list[str]:
 
 
 def bench_http(url: str, log, args, tmp: Path) -> dict:
-    port = _free_port()
+    port = free_port()
     pool_size = args.pool_size or -(-args.concurrency // args.workers) + 2
     proc = start_server(url, args.workers, port, args.flush, pool_size)
     try:

@@ -48,19 +48,18 @@ import sys
 import tempfile
 import time
 import urllib.parse
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_doorplates import stop_server  # noqa: E402 (bench/ is on sys.path when run as a script)
+import servers  # noqa: E402 (bench/ is on sys.path when run as a script)
+from servers import REGISTRY, group_cpu_seconds, stop_server  # noqa: E402
 from httpload import read_response  # noqa: E402
 
 BENCH_DB = "registry_bench_loadmix"
 WAL_SLOT = "bench_loadmix_wal"  # see Replica._hold_wal
-REGISTRY = str(ROOT / ".venv" / "bin" / "registry")
 # kind -> share of the requests (issue 14: scans 70 %, searches 20 %, items/tiles 8 %, batch 2 %)
 MIX = {"scan_json": 0.35, "scan_html": 0.35, "search": 0.15, "autocomplete": 0.05, "items": 0.04, "tiles": 0.04,
        "batch": 0.02}
@@ -460,34 +459,20 @@ class Replica:
 
 # --- the server -------------------------------------------------------------------------------------------
 def start_server(url: str, port: int, workers: int, replica_url: str | None, pool_size: int) -> subprocess.Popen:
-    env = {**os.environ, "REGISTRY_DATABASE_URL": url, "REGISTRY_LOG_LEVEL": "WARNING",
+    env = {"REGISTRY_DATABASE_URL": url, "REGISTRY_LOG_LEVEL": "WARNING",
            # one client address stands for a city of phones here: its bucket is counted (the cost
            # stays in the figures) but set far above what it sends
            "REGISTRY_RATE_LIMIT_PUBLIC_PER_MINUTE": "100000000", "REGISTRY_POOL_SIZE": str(pool_size)}
     if replica_url:
         env["REGISTRY_REPLICA_URLS"] = replica_url
-    proc = subprocess.Popen([REGISTRY, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    deadline = time.monotonic() + START_LIMIT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"registry serve exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/search?q=%E6%B9%96%E5%B7%9E", timeout=5) as r:
-                if r.status == 200:
-                    return proc
-        except OSError:
-            time.sleep(0.5)
-    stop_server(proc)
-    raise SystemExit(f"registry serve did not answer a search within {START_LIMIT_S} s")
+    return servers.start_server([REGISTRY, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers",
+                                 str(workers)], port, env=env, ready_path="/v1/search?q=%E6%B9%96%E5%B7%9E",
+                                limit=START_LIMIT_S)
 
 
 # --- a run --------------------------------------------------------------------------------------------------
 def run_mix(port: int, kinds: list[str], schedule: list[tuple[int, str]], args, tmp: Path, proc: subprocess.Popen,
             during=None) -> dict:
-    from bench_doorplates import _group_cpu_seconds
-
     spec = tmp / "spec.json"
     result = tmp / "result.json"
     started = tmp / "started"
@@ -503,10 +488,10 @@ def run_mix(port: int, kinds: list[str], schedule: list[tuple[int, str]], args, 
             raise RuntimeError("the load generator failed")
         time.sleep(0.05)
     t_start = float(started.read_text() or time.time())
-    server_cpu0 = _group_cpu_seconds(proc.pid)
+    server_cpu0 = group_cpu_seconds(proc.pid)
     events = during(t_start) if during else {}
     gen.wait(timeout=seconds + args.warmup + 120)
-    server_cpu = _group_cpu_seconds(proc.pid) - server_cpu0
+    server_cpu = group_cpu_seconds(proc.pid) - server_cpu0
     if gen.returncode != 0:
         raise RuntimeError("the load generator failed")
     out = json.loads(result.read_text())

@@ -27,7 +27,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -43,14 +42,10 @@ from sqlalchemy import text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from bench_load import add_city_arguments, bench_city, correction_file, run_loader  # noqa: E402
+import servers  # noqa: E402
+from servers import free_port, stop_server  # noqa: E402 (one way to start a server)
 
 TARGETS = {"items_ms": 100.0, "export_s": 60.0, "feed_s": 1.0}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _get(url: str, headers: dict | None = None) -> tuple[float, bytes]:
@@ -86,19 +81,10 @@ def densest_bbox(eng, n: int = 1000) -> tuple[float, float, float, float]:
 
 
 def start_server(url: str, port: int = 0) -> tuple[subprocess.Popen, str]:
-    port = port or _free_port()
-    env = dict(os.environ, REGISTRY_DATABASE_URL=url, REGISTRY_LOG_LEVEL="WARNING")
-    proc = subprocess.Popen([sys.executable, "-m", "loaders.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(240):
-        try:
-            _get(f"{base}/healthz")
-            return proc, base
-        except OSError:
-            time.sleep(0.5)
-    proc.terminate()
-    raise SystemExit("registry serve did not start")
+    port = port or free_port()
+    proc = servers.start_server([sys.executable, "-m", "loaders.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+                                port, env={"REGISTRY_DATABASE_URL": url, "REGISTRY_LOG_LEVEL": "WARNING"}, limit=120)
+    return proc, f"http://127.0.0.1:{port}"
 
 
 def bench_items(eng, base: str, repeat: int) -> dict:
@@ -200,15 +186,13 @@ def main() -> None:
                 results.update(bench_tiles(eng, base, args.repeat))
             results.update(bench_export(url, work, n))
             results.update(bench_feed(url, eng, base, work, args.repeat))
-            proc.terminate()
-            proc.wait(timeout=60)
+            stop_server(proc, grace=60)
             proc = None
             summary(results)
             print(json.dumps(results))
     finally:
         if proc is not None:
-            proc.terminate()
-            proc.wait(timeout=60)
+            stop_server(proc, grace=60)
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -17,42 +17,24 @@ import argparse
 import os
 import shutil
 import signal
-import socket
 import statistics
 import tempfile
 import threading
 import time
 import uuid
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import psycopg
-import uvicorn
 
 from registry.db.cluster import ManagedCluster
 from registry.db.replica import ReplicaCluster, port_free
 from registry.settings import get_settings
 
+from servers import serve_in_thread  # bench/ is on sys.path when run as a script
+
 FAST = {"shared_buffers": "64MB", "fsync": "off", "synchronous_commit": "off", "full_page_writes": "off",
         "max_connections": "60", "logging_collector": "off"}
-
-
-@contextmanager
-def serve(app):
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="error", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
 
 
 def pct(xs: list[float], q: float) -> float:
@@ -124,7 +106,7 @@ def main() -> None:
                                                         "replica_urls": (replica.url(),),
                                                         "replica_check_seconds": 0.5}))
         on_primary = create_app(base.model_copy(update={"database_url": primary.url()}))
-        with serve(on_replica) as url_r, serve(on_primary) as url_p, \
+        with serve_in_thread(on_replica) as url_r, serve_in_thread(on_primary) as url_p, \
                 httpx.Client(base_url=url_r, timeout=60) as cr, httpx.Client(base_url=url_p, timeout=60) as cp:
             on_replica.state.search.get(timeout=120)
             on_primary.state.search.get(timeout=120)
