@@ -100,6 +100,20 @@ LEFT JOIN LATERAL (
 # Run on the driver's cursor (psycopg placeholders): no ORM-side result processing on the hot path.
 SCAN_SQL = (_SELECT.replace("{services}", ", svc.services, " + ", ".join(expr for _, expr in _SCAN_ONLY))
             + _SERVICES + "WHERE p.id = %s")
+# The plate and its address only, for a reader that holds the divisions, place names and facilities
+# in process (registry/serving/reference.py completes the row): the versions only when the address
+# has history (every real change bumps the version: a version 1 has none, and printed_among needs
+# two), the successor chain only for a replaced plate.
+_HELD = ("street_info", "compound_info", "chain")
+SLIM_FIELD_NAMES = tuple(name for name, _ in _FIELDS if name not in _HELD) + ("versions", "successor")
+_VERSIONS, _SUCCESSOR = (expr for _, expr in _SCAN_ONLY)
+SLIM_SQL = f"""
+SELECT json_build_array({", ".join(expr for name, expr in _FIELDS if name not in _HELD)},
+    CASE WHEN a.version > 1 THEN {_VERSIONS} END,
+    CASE WHEN p.replaced_by_id IS NOT NULL THEN {_SUCCESSOR} END)
+FROM doorplates p
+JOIN addresses a ON a.id = p.address_id
+WHERE p.id = %s"""
 # The same without the services, for many plates at once (print runs).
 FACES_SQL = _SELECT.replace("{services}", ", NULL" * (1 + len(_SCAN_ONLY))) + "WHERE p.id = ANY(%s)"
 
@@ -156,6 +170,7 @@ def name_pinyin(name: str, natural_village: bool = False) -> str:
     return place_name_pinyin(name, natural_village=natural_village)
 
 
+@lru_cache(maxsize=50_000)
 def part_pinyin(part: str) -> str:
     """`12-1号` → `12-1 Hao`, `5幢` → `5 Zhuang`, a name → its place-name pinyin."""
     m = _NUMBERED.match(part)
@@ -280,19 +295,32 @@ def plate_face(kind: str, parts: AddressParts) -> dict[str, str]:
     return {"name": "".join(names), "pinyin": pinyin, "number": number or ""}
 
 
+_EARTH_M = 6370986.0  # the sphere of PostGIS's ST_DistanceSphere
+_SERVICE_SET = frozenset(SERVICE_CATEGORIES)
+
+
+def _sphere_metres(lon1: float, p1: float, cos1: float, lon2: float, lat2: float) -> int:
+    """Great-circle distance in metres from (lon1, latitude p1 in radians, its cosine) to a point."""
+    p2 = math.radians(lat2)
+    h = math.sin((p2 - p1) / 2) ** 2 + cos1 * math.cos(p2) * math.sin(math.radians(lon2 - lon1) / 2) ** 2
+    return round(2 * _EARTH_M * math.asin(math.sqrt(h)))
+
+
 def distance_m(lon1: float, lat1: float, lon2: float, lat2: float) -> int:
     """Great-circle distance in metres (the sphere of PostGIS's ST_DistanceSphere)."""
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    h = math.sin((p2 - p1) / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(math.radians(lon2 - lon1) / 2) ** 2
-    return round(2 * 6370986.0 * math.asin(math.sqrt(h)))
+    p1 = math.radians(lat1)
+    return _sphere_metres(lon1, p1, math.cos(p1), lon2, lat2)
 
 
 def nearest_services(lon: float | None, lat: float | None, candidates) -> list[dict[str, Any]]:
     """The nearest facility of each civil-affairs category among the KNN candidates, nearest first."""
     if lon is None or not candidates:
         return []
+    p1 = math.radians(lat)
+    cos1 = math.cos(p1)
+    scored = sorted((_sphere_metres(lon, p1, cos1, c[4], c[5]), c) for c in candidates if c[0] in _SERVICE_SET)
     out, seen = [], set()
-    for d, c in sorted((distance_m(lon, lat, c[4], c[5]), c) for c in candidates if c[0] in SERVICE_CATEGORIES):
+    for d, c in scored:
         if c[0] not in seen:
             seen.add(c[0])
             out.append({"category": c[0], "name": c[1], "address": c[2], "phone": c[3], "distance_m": d,

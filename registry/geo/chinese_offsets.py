@@ -20,31 +20,43 @@ _EE = 0.00669342162296594323  # its first eccentricity squared
 _X_PI = math.pi * 3000.0 / 180.0
 
 
-def _transform_lat(x, y):
-    ret = -100.0 + 2.0 * x + 3.0 * y + 0.2 * y * y + 0.1 * x * y + 0.2 * np.sqrt(np.abs(x))
-    ret += (20.0 * np.sin(6.0 * x * np.pi) + 20.0 * np.sin(2.0 * x * np.pi)) * 2.0 / 3.0
-    ret += (20.0 * np.sin(y * np.pi) + 40.0 * np.sin(y / 3.0 * np.pi)) * 2.0 / 3.0
-    ret += (160.0 * np.sin(y / 12.0 * np.pi) + 320 * np.sin(y * np.pi / 30.0)) * 2.0 / 3.0
+class _Floats:
+    """The formulas on two Python floats (a navigation link): numpy's scalar overhead is most of
+    the cost of one point. The same IEEE operations; numpy's float64 sin, cos, atan2 are the C
+    library's here (no AVX-512 SVML), so a point converts alike either way."""
+
+    sin, cos, sqrt, abs, arctan2, pi = math.sin, math.cos, math.sqrt, abs, math.atan2, math.pi
+
+    @staticmethod
+    def square(x):
+        return x * x
+
+
+def _transform_lat(x, y, m=np):
+    ret = -100.0 + 2.0 * x + 3.0 * y + 0.2 * y * y + 0.1 * x * y + 0.2 * m.sqrt(m.abs(x))
+    ret += (20.0 * m.sin(6.0 * x * m.pi) + 20.0 * m.sin(2.0 * x * m.pi)) * 2.0 / 3.0
+    ret += (20.0 * m.sin(y * m.pi) + 40.0 * m.sin(y / 3.0 * m.pi)) * 2.0 / 3.0
+    ret += (160.0 * m.sin(y / 12.0 * m.pi) + 320 * m.sin(y * m.pi / 30.0)) * 2.0 / 3.0
     return ret
 
 
-def _transform_lon(x, y):
-    ret = 300.0 + x + 2.0 * y + 0.1 * x * x + 0.1 * x * y + 0.1 * np.sqrt(np.abs(x))
-    ret += (20.0 * np.sin(6.0 * x * np.pi) + 20.0 * np.sin(2.0 * x * np.pi)) * 2.0 / 3.0
-    ret += (20.0 * np.sin(x * np.pi) + 40.0 * np.sin(x / 3.0 * np.pi)) * 2.0 / 3.0
-    ret += (150.0 * np.sin(x / 12.0 * np.pi) + 300.0 * np.sin(x / 30.0 * np.pi)) * 2.0 / 3.0
+def _transform_lon(x, y, m=np):
+    ret = 300.0 + x + 2.0 * y + 0.1 * x * x + 0.1 * x * y + 0.1 * m.sqrt(m.abs(x))
+    ret += (20.0 * m.sin(6.0 * x * m.pi) + 20.0 * m.sin(2.0 * x * m.pi)) * 2.0 / 3.0
+    ret += (20.0 * m.sin(x * m.pi) + 40.0 * m.sin(x / 3.0 * m.pi)) * 2.0 / 3.0
+    ret += (150.0 * m.sin(x / 12.0 * m.pi) + 300.0 * m.sin(x / 30.0 * m.pi)) * 2.0 / 3.0
     return ret
 
 
-def _offset(lon, lat):
+def _offset(lon, lat, m=np):
     """The GCJ-02 shift (dlon, dlat) in degrees at a WGS84 position."""
-    dlat = _transform_lat(lon - 105.0, lat - 35.0)
-    dlon = _transform_lon(lon - 105.0, lat - 35.0)
-    radlat = lat / 180.0 * np.pi
-    magic = 1 - _EE * np.sin(radlat) ** 2
-    sqrtmagic = np.sqrt(magic)
-    dlat = (dlat * 180.0) / ((_A * (1 - _EE)) / (magic * sqrtmagic) * np.pi)
-    dlon = (dlon * 180.0) / (_A / sqrtmagic * np.cos(radlat) * np.pi)
+    dlat = _transform_lat(lon - 105.0, lat - 35.0, m)
+    dlon = _transform_lon(lon - 105.0, lat - 35.0, m)
+    radlat = lat / 180.0 * m.pi
+    magic = 1 - _EE * m.square(m.sin(radlat))
+    sqrtmagic = m.sqrt(magic)
+    dlat = (dlat * 180.0) / ((_A * (1 - _EE)) / (magic * sqrtmagic) * m.pi)
+    dlon = (dlon * 180.0) / (_A / sqrtmagic * m.cos(radlat) * m.pi)
     return dlon, dlat
 
 
@@ -52,9 +64,17 @@ def _out(a):
     return float(a) if np.ndim(a) == 0 else a
 
 
+def _floats(lon, lat) -> bool:
+    return isinstance(lon, float) and isinstance(lat, float)
+
+
 def wgs84_to_gcj02(lon, lat):
     """WGS84/CGCS2000 -> GCJ-02. Outside China the shift is not applied by map vendors,
     but the registry only handles Huzhou, so no out-of-China test is made."""
+    if _floats(lon, lat):
+        lon, lat = float(lon), float(lat)
+        dlon, dlat = _offset(lon, lat, _Floats)
+        return lon + dlon, lat + dlat
     lon = np.asarray(lon, dtype="float64")
     lat = np.asarray(lat, dtype="float64")
     dlon, dlat = _offset(lon, lat)
@@ -80,11 +100,16 @@ def gcj02_to_wgs84(lon, lat, *, iterations: int = 8):
 
 
 def gcj02_to_bd09(lon, lat):
-    x = np.asarray(lon, dtype="float64")
-    y = np.asarray(lat, dtype="float64")
-    z = np.sqrt(x * x + y * y) + 0.00002 * np.sin(y * _X_PI)
-    theta = np.arctan2(y, x) + 0.000003 * np.cos(x * _X_PI)
-    return _out(z * np.cos(theta) + 0.0065), _out(z * np.sin(theta) + 0.006)
+    if _floats(lon, lat):
+        return _to_bd09(float(lon), float(lat), _Floats)
+    lon, lat = _to_bd09(np.asarray(lon, dtype="float64"), np.asarray(lat, dtype="float64"), np)
+    return _out(lon), _out(lat)
+
+
+def _to_bd09(x, y, m):
+    z = m.sqrt(x * x + y * y) + 0.00002 * m.sin(y * _X_PI)
+    theta = m.arctan2(y, x) + 0.000003 * m.cos(x * _X_PI)
+    return z * m.cos(theta) + 0.0065, z * m.sin(theta) + 0.006
 
 
 def bd09_to_gcj02(lon, lat):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache, wraps
 
 from .errors import (InvalidBuilding, InvalidGroup, InvalidHouseNumber, InvalidNumeral,
                      InvalidRoom, InvalidText, InvalidUnit)
@@ -93,12 +94,25 @@ def _require_text(text: object, error: type[InvalidText]) -> str:
     return s
 
 
+def _by_text(parse):
+    """Remember the parse of each text (pure, and the results immutable: a doorplate page or a
+    batch writes the same few thousand numbers over and over); anything but a str is not kept."""
+    cached = lru_cache(maxsize=65_536)(parse)
+
+    @wraps(parse)
+    def by_text(text):
+        return cached(text) if type(text) is str else parse(text)
+
+    return by_text
+
+
 # 12 / 12号 / 12甲号 / 12-1号 / 12之1号 / 12号之1 / 12号-1 / 附5号
 _HOUSE = re.compile(
     rf"(?P<prefix>附)?(?P<main>{_N})(?P<suffix>[甲乙丙丁])?"
     rf"(?:号|[-之](?P<sub1>{_N})号?|号[-之](?P<sub2>{_N}))?")
 
 
+@_by_text
 def parse_house_number(text: str) -> HouseNumber:
     """Read a doorplate number; ``12号之1``, ``12号-1``, ``12-1号`` are one door.
 
@@ -134,21 +148,25 @@ _GROUP = re.compile(rf"第?({_N})(?:村民小组|小组|组)?")
 _ROOM = re.compile(rf"([a-z]?)({_N})([a-z]?)(?:室|号)?", re.I)
 
 
+@_by_text
 def parse_building(text: str) -> int:
     """``5幢`` / ``5栋`` / ``5座`` / ``五幢`` / ``5号楼`` / ``5`` → 5."""
     return _parse_count(text, _BUILDING, 9_999, InvalidBuilding, "楼幢号", "building number")
 
 
+@_by_text
 def parse_unit(text: str) -> int:
     """``2单元`` / ``二单元`` / ``2`` → 2."""
     return _parse_count(text, _UNIT, 999, InvalidUnit, "单元号", "unit number")
 
 
+@_by_text
 def parse_group(text: str) -> int:
     """``3组`` / ``三组`` / ``第三组`` / ``3村民小组`` → 3 (villagers' group)."""
     return _parse_count(text, _GROUP, 999, InvalidGroup, "村民小组号", "group number")
 
 
+@_by_text
 def parse_room(text: str) -> str:
     """``301`` / ``301室`` / ``三零一室`` → ``"301"``.
 

@@ -1,0 +1,285 @@
+"""The reference rows a public scan is composed from, held in process: the divisions with their
+chains, the place names (streets, compounds, natural villages) and the active facilities in a grid
+for the nearest-per-category rule. With them a render-cache miss reads only the plate and its
+address (`registry.serving.scan`).
+
+They are valid only while the registry's notifications are followed (as the render cache,
+`registry.serving.cache`): this object is a follower (`apply(payload)`, `reset()`, `listening`).
+
+- `divisions:…` drops every division (a rename or a re-parenting changes the chains below it),
+  `facilities:…` every facility; `place_names:<ids>` drops those names (a scan that needs one reads
+  the full statement and the names are fetched again), `place_names:*` drops them all;
+- a lost or regained listener connection (`reset`) drops everything;
+- a fill (a load or a re-fetch) that raced a notification of its table is never installed: it takes
+  the table's epoch before its read, and any notification since refuses it (RenderCache.put's rule).
+
+While a table is not loaded (or not listening) `row` answers None and the scan reads the full
+statement, so no answer ever depends on this cache being right; loads run in the background on the
+first use.
+
+The nearest facilities are exactly SCAN_SQL's: its 12 nearest active facilities by planar distance
+(`f.geom <-> a.geom`, degrees of EPSG:4490), which `view.nearest_services` reduces to the nearest of
+each category. The answer depends only on *which* 12 are taken, so the one case where PostGIS's
+choice is not determined by the distances — the 12th and 13th at the same distance (up to float
+rounding: co-located facilities) — is left to PostGIS (None: the full statement).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from registry.doorplates.view import NEAREST_FACILITIES, SLIM_FIELD_NAMES
+
+log = logging.getLogger(__name__)
+
+TABLES = ("divisions", "place_names", "facilities")
+DIVISIONS_SQL = "SELECT id, parent_id, name, level, coalesce(mca_code, nbs_code) FROM divisions"
+PLACES_SQL = "SELECT id, name, category, pinyin FROM place_names"
+PLACES_BY_ID_SQL = PLACES_SQL + " WHERE id = ANY(%s)"
+FACILITIES_SQL = ("SELECT id, category, name, address_text, phone, ST_X(geom), ST_Y(geom) FROM facilities "
+                  "WHERE status = 'active' AND geom IS NOT NULL")
+CHAIN_DEPTH = 8  # SCAN_SQL's recursive CTE stops at depth 8: at most 9 divisions, the address's first
+CELL_DEGREES = 0.01  # the facility grid's cell (about 1 km): candidate lists of a few dozen
+# Two planar distances closer than this (relative) may be ordered either way by PostGIS (another
+# formula, another rounding): a tie at the 12-cut is left to PostGIS. Doubles carry 1e-16.
+TIE_RELATIVE = 1e-9
+
+Fetch = Callable[[str, Any], Awaitable[Sequence[Sequence[Any]]]]
+
+
+class FacilityGrid:
+    """The active facilities with a point; `nearest(lon, lat)` gives SCAN_SQL's services value."""
+
+    def __init__(self, rows: Sequence[Sequence[Any]], cell: float = CELL_DEGREES) -> None:
+        # [category, name, address_text, phone, lon, lat]: the services' JSON, one list per facility
+        self.items = [[r[1], r[2], r[3], r[4], r[5], r[6]] for r in sorted(rows, key=lambda r: r[0])]
+        self.xs = [it[4] for it in self.items]
+        self.ys = [it[5] for it in self.items]
+        self.cell = cell
+        self._cells: dict[tuple[int, int], tuple[int, ...]] = {}
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def _candidates(self, key: tuple[int, int]) -> tuple[int, ...]:
+        """Every facility that can be among the 13 nearest of a point of the cell: within D + 2h of
+        the cell's centre (D its 13th nearest distance, h the half diagonal; the triangle inequality)."""
+        found = self._cells.get(key)
+        if found is not None:
+            return found
+        n = len(self.items)
+        if n <= NEAREST_FACILITIES + 1:
+            found = tuple(range(n))
+        else:
+            cx, cy = (key[0] + 0.5) * self.cell, (key[1] + 0.5) * self.cell
+            hypot = math.hypot
+            dist = sorted((hypot(x - cx, y - cy), i) for i, (x, y) in enumerate(zip(self.xs, self.ys)))
+            reach = dist[NEAREST_FACILITIES][0] + self.cell * math.sqrt(2) * (1 + 1e-9) + 1e-12
+            found = tuple(i for d, i in dist if d <= reach)
+        self._cells[key] = found
+        return found
+
+    def nearest(self, lon: float, lat: float) -> tuple[bool, list[list[Any]] | None]:
+        """(determined, services): SCAN_SQL's 12 nearest, nearest first; determined is False when the
+        12th and 13th tie (PostGIS's pick among them is its own)."""
+        if not self.items:
+            return True, None
+        cell = self.cell
+        xs, ys, hypot = self.xs, self.ys, math.hypot
+        near = sorted((hypot(xs[i] - lon, ys[i] - lat), i)
+                      for i in self._candidates((math.floor(lon / cell), math.floor(lat / cell))))
+        if len(near) > NEAREST_FACILITIES:
+            last, after = near[NEAREST_FACILITIES - 1][0], near[NEAREST_FACILITIES][0]
+            if after - last <= TIE_RELATIVE * after:
+                return False, None
+        items = self.items
+        return True, [items[i] for _, i in near[:NEAREST_FACILITIES]]
+
+
+class Reference:
+    """Divisions, place names and facilities by id, loaded on first use through `fetch(sql, params)`
+    (the read pool's primary: the notifications are the primary's). Used from one event loop."""
+
+    def __init__(self, fetch: Fetch | None = None) -> None:
+        self.fetch = fetch
+        self._listening = False
+        self.used = False  # a scan asked for the data: it is loaded (again) whenever it can be
+        self.chains: dict[int, list[list[Any]]] | None = None  # division id → [[id, name, level, code], …] province first
+        self.places: dict[int, tuple[str, str, str | None]] | None = None  # id → (name, category, pinyin)
+        self.facilities: FacilityGrid | None = None
+        self._epochs = dict.fromkeys(TABLES, 0)
+        self._wanted: set[int] = set()  # place names a scan missed, fetched again
+        self._tasks: dict[str, asyncio.Task] = {}
+        self.loads = self.fallbacks = 0
+
+    # -- the follower ------------------------------------------------------------------------------
+    @property
+    def listening(self) -> bool:
+        """Set by the listener; nothing is loaded or used while False."""
+        return self._listening
+
+    @listening.setter
+    def listening(self, value: bool) -> None:
+        self._listening = value
+        if value and self.used:
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:  # set from another thread: the next scan loads it
+                return
+            self.load()
+
+    def apply(self, payload: str) -> None:
+        """One notification payload, `<table>:<ids>` or `<table>:*`."""
+        table, _, ids = payload.partition(":")
+        if table not in self._epochs:
+            return
+        self._epochs[table] += 1
+        if table == "divisions":
+            self.chains = None
+        elif table == "facilities":
+            self.facilities = None
+        elif ids.strip() == "*" or self.places is None:
+            self.places = None
+        else:
+            for part in ids.split(","):
+                if part.strip().isdigit():
+                    self.places.pop(int(part), None)
+
+    def reset(self) -> None:
+        """The listener's connection was lost or regained: notifications may have been missed."""
+        for table in TABLES:
+            self._epochs[table] += 1
+        self.chains = self.places = self.facilities = None
+        self._wanted.clear()
+
+    clear = reset  # the render cache's name for it (registry.serving.cache.follow calls clear())
+
+    @property
+    def ready(self) -> bool:
+        return self.listening and self.chains is not None and self.places is not None and self.facilities is not None
+
+    # -- a scan's row --------------------------------------------------------------------------------
+    def row(self, found: Sequence[Any]) -> dict[str, Any] | None:
+        """The scan row (view.FIELD_NAMES) of one SLIM_SQL row from these tables; None when something
+        it needs is not held (the caller reads the full statement)."""
+        chains, places, facilities = self.chains, self.places, self.facilities
+        if not self.listening or chains is None or places is None or facilities is None:
+            self.fallbacks += 1
+            self.load()
+            return None
+        row = dict(zip(SLIM_FIELD_NAMES, found))
+        chain = chains.get(row["division_id"])
+        street = compound = services = None
+        missing = chain is None
+        street_id, compound_id = row["street_id"], row["compound_id"]
+        if street_id is not None:
+            place = places.get(street_id)
+            if place is None:
+                missing = True
+                self._want(street_id)
+            else:
+                street = [place[0], place[2]]
+        if compound_id is not None:
+            place = places.get(compound_id)
+            if place is None:
+                missing = True
+                self._want(compound_id)
+            else:
+                compound = [place[0], place[1], place[2]]
+        if row["lon"] is not None and not missing:
+            determined, services = facilities.nearest(row["lon"], row["lat"])
+            missing = not determined
+        if missing:
+            self.fallbacks += 1
+            return None
+        row["street_info"], row["compound_info"], row["chain"], row["services"] = street, compound, chain, services
+        return row
+
+    # -- fills ---------------------------------------------------------------------------------------
+    def load(self) -> None:
+        """Start loading whatever is not held (in the background; once at a time per table)."""
+        self.used = True
+        if not self.listening or self.fetch is None:
+            return
+        for table, held in (("divisions", self.chains), ("place_names", self.places), ("facilities", self.facilities)):
+            if held is None:
+                self._start(table, self._load(table))
+        if self._wanted and self.places is not None:
+            self._start("place_names", self._refetch())
+
+    def _want(self, place_id: int) -> None:
+        self._wanted.add(place_id)
+        self.load()
+
+    def _start(self, table: str, coro) -> None:
+        running = self._tasks.get(table)
+        if running is not None and not running.done():
+            coro.close()
+            return
+        self._tasks[table] = asyncio.get_running_loop().create_task(coro, name=f"scan-reference-{table}")
+
+    async def _load(self, table: str) -> None:
+        epoch = self._epochs[table]
+        try:
+            if table == "divisions":
+                rows = await self.fetch(DIVISIONS_SQL, None)
+                value: Any = chains_of(rows)
+            elif table == "place_names":
+                rows = await self.fetch(PLACES_SQL, None)
+                value = {r[0]: (r[1], r[2], r[3]) for r in rows}
+            else:
+                rows = await self.fetch(FACILITIES_SQL, None)
+                value = FacilityGrid(rows)
+        except Exception as exc:  # the database went away: scans read the full statement meanwhile
+            log.warning("scan reference data: loading %s failed: %s", table, exc)
+            return
+        if self.listening and epoch == self._epochs[table]:
+            setattr(self, {"divisions": "chains", "place_names": "places", "facilities": "facilities"}[table], value)
+            self.loads += 1
+
+    async def _refetch(self) -> None:
+        epoch, wanted = self._epochs["place_names"], sorted(self._wanted)
+        try:
+            rows = await self.fetch(PLACES_BY_ID_SQL, (wanted,))
+        except Exception as exc:
+            log.warning("scan reference data: fetching place names failed: %s", exc)
+            return
+        if self.listening and epoch == self._epochs["place_names"] and self.places is not None:
+            self._wanted.difference_update(wanted)
+            self.places.update((r[0], (r[1], r[2], r[3])) for r in rows)
+
+    async def close(self) -> None:
+        for task in self._tasks.values():
+            task.cancel()
+        for task in self._tasks.values():
+            try:
+                await task
+            except BaseException:  # noqa: BLE001 - cancelled or failed: closing anyway
+                pass
+        self._tasks.clear()
+
+
+def chains_of(rows: Sequence[Sequence[Any]]) -> dict[int, list[list[Any]]]:
+    """Each division's chain as SCAN_SQL's recursive CTE gives it: the division and its parents up
+    to depth 8, province first, as [id, name, level, code]; a division whose parent is not among the
+    rows is left out (the rows are stale: the full statement answers)."""
+    by_id = {r[0]: r for r in rows}
+    chains: dict[int, list[list[Any]]] = {}
+    for did in by_id:
+        chain, cur, whole = [], by_id[did], True
+        for depth in range(CHAIN_DEPTH + 1):
+            chain.append([cur[0], cur[2], cur[3], cur[4]])
+            parent = cur[1]
+            if parent is None or depth == CHAIN_DEPTH:
+                break
+            cur = by_id.get(parent)
+            if cur is None:
+                whole = False
+                break
+        if whole:
+            chain.reverse()
+            chains[did] = chain
+    return chains
