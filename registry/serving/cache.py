@@ -20,11 +20,10 @@ The notifications: `registry_search` (migration 0003: addresses, place names, di
 facilities, heritage items) and `registry_serving` (migration 0011: doorplates and signing keys),
 both `<table>:<id>,<id>,…` or `<table>:*`, delivered at commit. The cache is a subscriber of the
 process's one LISTEN connection (registry.db.listen: `apply`, `reset`, `listening`), called in
-its event loop; `follow` subscribes it.
+its event loop (registry.serving.ReadPath subscribes it with the read path's other followers).
 """
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import OrderedDict
 from collections.abc import Hashable, Iterable
@@ -119,17 +118,3 @@ class RenderCache:
         elif table in _BY_ROW:
             self.invalidate(table, (int(p) for p in ids.split(",") if p.strip().isdigit()))
 
-
-async def follow(cache, url_or_listener, *, channels: tuple[str, ...] = CHANNELS) -> None:
-    """Subscribe `cache` (a subscriber: apply, reset, listening) to `channels` on a listener
-    (registry.db.listen; a URL: a listener of its own) in the running loop, until cancelled."""
-    from registry.db.listen import Listener
-
-    listener = url_or_listener if isinstance(url_or_listener, Listener) else Listener(url_or_listener)
-    listener.subscribe(channels, cache, loop=asyncio.get_running_loop())
-    try:
-        await asyncio.Event().wait()
-    finally:
-        listener.unsubscribe(cache)
-        if listener is not url_or_listener:
-            await asyncio.to_thread(listener.stop)
