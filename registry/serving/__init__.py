@@ -15,6 +15,8 @@ from registry.search.nearest import NearestIndex
 from registry.db.listen import Listener
 from registry.serving.cache import CHANNELS, Render, RenderCache
 from registry.serving.pool import Health, ReadPool, libpq_url, read_urls
+from registry.serving.reverse import ReverseMemory
+from registry.serving.reference import Reference
 from registry.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -27,10 +29,19 @@ class ReadPath:
         self.pool = ReadPool(self.urls, min_size=2, max_size=max(2, settings.pool_size),
                              prepare=settings.db_prepared_statements)
         self.cache = RenderCache(settings.scan_cache_entries)
+        # the scans' divisions, place names and facilities in process (registry/serving/reference.py)
+        self.reference = Reference(lambda sql, params: self.pool.fetchall(sql, params, primary=True))
+        # What follows the notifications (apply, reset, listening), in this order: the reference data
+        # drops a changed row before the render cache's epoch moves, so a render whose epoch was
+        # taken after the change is never made of the row as it was.
+        # reverse geocoding from memory (registry/serving/reverse.py): the division polygons, kept
+        # right by the division notifications
+        self.reverse_memory = ReverseMemory(lambda sql, params: self.pool.fetchall(sql, params, primary=True))
+        self.followers = [self.reference, self.cache, self.reverse_memory]
         # the process's LISTEN connection (registry.db.listen, the lifespan's); None: one of its own
         self.listener = listener
         self._own_listener = listener is None
-        self._followed = None
+        self._followed: _Followers | None = None
         self.nearest = NearestIndex()  # reverse geocoding's nearest address from the gazetteer's columns
         self._grid: asyncio.Future | None = None
         self._opening: asyncio.Lock | None = None
@@ -45,11 +56,13 @@ class ReadPath:
         async with self._opening:
             if not self.opened:
                 await self.pool.open()
-                if self.cache.max_entries > 0:
-                    if self.listener is None:
-                        self.listener = Listener(self.primary)
-                    self._followed = self.cache  # called in this loop
-                    self.listener.subscribe(CHANNELS, self.cache, loop=asyncio.get_running_loop())
+                if self.listener is None:
+                    self.listener = Listener(self.primary)
+                # one subscriber for all of them, in their order, called in this loop; a follower may
+                # name further channels (`channels`)
+                self._followed = _Followers(self.followers)
+                channels = set(CHANNELS).union(*(getattr(f, "channels", ()) for f in self.followers))
+                self.listener.subscribe(channels, self._followed, loop=asyncio.get_running_loop())
                 self.opened = True
         return self
 
@@ -72,9 +85,34 @@ class ReadPath:
             if self._own_listener:
                 await asyncio.to_thread(self.listener.stop)
                 self.listener = None
+        await self.reference.close()
         if self.opened:
             await self.pool.close()
             self.opened = False
+
+
+class _Followers:
+    """The followers as one subscriber of the listener (apply, reset, listening), in their order."""
+
+    def __init__(self, followers) -> None:
+        self.followers = followers
+
+    @property
+    def listening(self) -> bool:
+        return all(f.listening for f in self.followers)
+
+    @listening.setter
+    def listening(self, value: bool) -> None:
+        for f in self.followers:
+            f.listening = value
+
+    def apply(self, payload: str) -> None:
+        for f in self.followers:
+            f.apply(payload)
+
+    def reset(self) -> None:
+        for f in self.followers:
+            f.reset()
 
 
 __all__ = ["Health", "ReadPath", "ReadPool", "Render", "RenderCache", "libpq_url", "read_urls"]
