@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 from api import docs, openapi, problems
 from api.keycache import KeyCache
 from api.limits import BodyLimitMiddleware
+from api.front import HotPathFront
 from api.hotpath import KeyMiddleware, prefilter_routers
 from api.ratelimit import AccessLogMiddleware, AnonymousLimiter, RateLimiter, RateLimitMiddleware, make_buckets
 from api.routes import addresses, adjustments, boundaries, changes, divisions, health, inspections
@@ -97,6 +98,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.state.rate_buckets = make_buckets(settings, lambda: app.state.engine)
     app.state.rate_limiter = RateLimiter(app.state.rate_buckets)
     problems.install(app)
+    # the hot public reads skip FastAPI's routing (api/front.py); innermost: every middleware still runs
+    app.add_middleware(HotPathFront)
     # every route checks a key that is sent (a wrong one is a 401 even where no key is needed): api/hotpath.py
     app.add_middleware(KeyMiddleware)
     app.add_middleware(BodyLimitMiddleware, settings=settings)  # api/limits.py: 413 before a body is read whole

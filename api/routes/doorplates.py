@@ -98,7 +98,11 @@ def _caller(request: Request, conn) -> ApiKey:
 
 
 def _wants_html(request: Request) -> bool:
-    accept = request.headers.get("accept", "")
+    return wants_html(request.headers.get("accept", ""))
+
+
+def wants_html(accept: str) -> bool:
+    """HTML for a browser (text/html accepted), JSON when asked for or when nothing is said."""
     if "application/json" in accept:
         return False
     return "text/html" in accept
@@ -177,10 +181,10 @@ def _scan_in(request: Request, conn, token: str, reported: bool) -> Response:
             return _error_page(exc, token)
         raise
     _counter(request).hit(parsed.plate_id, conn)
-    return _answer(request, result, token, html=html, agency=agency, reported=reported)
+    return _answer(request.url.path, result, token, html=html, agency=agency, reported=reported)
 
 
-def _answer(request: Request, result: Scan, token: str, *, html: bool, agency: bool, reported: bool) -> Response:
+def _answer(path: str, result: Scan, token: str, *, html: bool, agency: bool, reported: bool) -> Response:
     if result.state == "ok":
         if html:
             return _page(200, state="ok", d=result.body, token=token, agency=agency, reported=reported,
@@ -203,7 +207,7 @@ def _answer(request: Request, result: Scan, token: str, *, html: bool, agency: b
     detail = _GONE_DETAIL[result.state]
     if result.replacement:
         detail += f" (→ {result.replacement['code']})"
-    return problems.problem(410, _GONE_TYPE[result.state], detail, request.url.path, **extra)
+    return problems.problem(410, _GONE_TYPE[result.state], detail, path, **extra)
 
 
 def _sends_key(request: Request) -> bool:
@@ -211,17 +215,35 @@ def _sends_key(request: Request) -> bool:
     return bool(request.headers.get("x-api-key")) or bool(authorization and authorization.lower().startswith("bearer "))
 
 
+def _render(response: Response) -> Render:
+    return Render(response.status_code, bytes(response.body), response.media_type or "",
+                  tuple((k, v) for k, v in response.headers.items() if k not in ("content-length", "content-type")))
+
+
+def render_response(render: Render) -> Response:
+    return Response(render.body, status_code=render.status, media_type=render.media_type,
+                    headers=dict(render.headers))
+
+
 async def _scan_fast(request: Request, fast: ReadPath, token: str, reported: bool) -> Response | None:
-    """The public scan without a thread or a transaction: the token checked against the cached keys,
-    the page from the render cache, else one prepared statement on the async pool (the primary's:
-    the cache follows the primary's notifications). None: an agency caller (the slow path shows more)."""
+    """The public scan on the fast path (`public_scan`); None: an agency caller (the slow path shows more)."""
     key = getattr(request.state, "api_key", None)
     if key is None and _sends_key(request):
         return None  # not resolved yet by the app's dependency: the slow path checks it
     if key is not None and key.allows("agency"):
         return None  # agency views are never cached, nor mixed with public ones
-    html = _wants_html(request)
-    ring = _ring(request)
+    render = await public_scan(request.app, fast, token, html=_wants_html(request), reported=reported)
+    return render_response(render)
+
+
+async def public_scan(app, fast: ReadPath, token: str, *, html: bool, reported: bool) -> Render:
+    """The public scan without a thread or a transaction: the token checked against the cached keys,
+    the page from the render cache, else one prepared statement on the async pool (the primary's:
+    the cache follows the primary's notifications). Called by the route and by the hot-path front
+    (api/front.py); a JSON answer's error is raised (the app's problem handler answers it), an HTML
+    one is the error page. The scan is counted once it is answered."""
+    ring: KeyRing = app.state.doorplate_keys
+    path = "/p/" + token
     try:
         parsed = parse_token(token)
         if ring.needs_load(parsed.key_id):
@@ -229,9 +251,9 @@ async def _scan_fast(request: Request, fast: ReadPath, token: str, reported: boo
         ring.check(parsed, ring.loaded_secret(parsed.key_id))
     except (InvalidToken, InvalidSignature) as exc:
         if html:
-            return _error_page(exc, token)
+            return _render(_error_page(exc, token))
         raise
-    variant = (request.url.path, html, reported)
+    variant = (path, html, reported)
     cache = fast.cache
     render = cache.get(variant)
     if render is None:
@@ -241,23 +263,21 @@ async def _scan_fast(request: Request, fast: ReadPath, token: str, reported: boo
             exc = NotFound(f"门牌 {plate_code(parsed.plate_id)} 不存在 / plate {parsed.plate_id} not found",
                            parameter="token")
             if html:
-                return _error_page(exc, token)
+                return _render(_error_page(exc, token))
             raise exc
         successor_key = row["successor"][1] if row.get("successor") else None
         if row.get("successor") and ring.needs_load(successor_key):
             ring.store(await fast.pool.fetchall(LIVE_KEYS_SQL, primary=True))
-        result = compose(row, base_url=_base_url(request), token=token, token_for=ring.loaded_token_for)
-        response = _answer(request, result, token, html=html, agency=False, reported=reported)
-        render = Render(response.status_code, bytes(response.body), response.media_type or "",
-                        tuple((k, v) for k, v in response.headers.items() if k not in ("content-length", "content-type")))
+        result = compose(row, base_url=app.state.settings.public_base_url, token=token,
+                         token_for=ring.loaded_token_for)
+        render = _render(_answer(path, result, token, html=html, agency=False, reported=reported))
         cache.put(variant, render, dependencies(row), epoch)
-    counter = _counter(request)
+    counter: ScanCounter = app.state.doorplate_scans
     if counter.buffered:
         counter.hit(parsed.plate_id)
     else:
         await fast.pool.execute(UPSERT_SQL, upsert_params({(parsed.plate_id, scan_today()): 1}))
-    return Response(render.body, status_code=render.status, media_type=render.media_type,
-                    headers=dict(render.headers))
+    return render
 
 
 class ReportIn(BaseModel):

@@ -25,9 +25,19 @@ async def healthz(request: Request) -> Response:
     if path is None:
         await run_in_threadpool(_check_connection, request)
         return Response(_OK + b"}", media_type="application/json")
+    answer = await pool_health(path)
+    if answer is None:
+        raise DatabaseUnavailable("数据库不可用 / the database is unavailable",
+                                  checked_ms_ago=(await path.pool.state())[-1].age_ms())
+    return answer
+
+
+async def pool_health(path) -> Response | None:
+    """The answer while the primary is up, from the read pool's health state; None when it is down
+    (the route raises the 503). Called by the route and by the hot-path front (api/front.py)."""
     health = (await path.pool.state())[-1]
     if not health.up:
-        raise DatabaseUnavailable("数据库不可用 / the database is unavailable", checked_ms_ago=health.age_ms())
+        return None
     return Response(_OK + b',"checked_ms_ago":%d}' % health.age_ms(), media_type="application/json")
 
 

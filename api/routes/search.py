@@ -187,7 +187,12 @@ async def reverse_route(
     fast = await read_path(request)
     if fast is None:  # a test's own connection: its rows are uncommitted
         return _json(await run_in_threadpool(_reverse_on_request_connection, request, lon, lat, radius))
-    return _json(await reverse_answer(fast, getattr(request.app.state, "search", None), lon, lat, radius))
+    return await reverse_response(request.app, fast, lon, lat, radius)
+
+
+async def reverse_response(app, fast, lon: float, lat: float, radius: float) -> Response:
+    """Called by the route and by the hot-path front (api/front.py)."""
+    return _json(await reverse_answer(fast, getattr(app.state, "search", None), lon, lat, radius))
 
 
 def _reverse_on_request_connection(request: Request, lon: float, lat: float, radius: float) -> dict:

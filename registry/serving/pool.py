@@ -1,10 +1,16 @@
 """The async read pool of the hot read paths (doorplate scans, reverse geocoding, /healthz).
 
-psycopg 3's `AsyncConnectionPool`, one per read URL, in the order `read_urls` gives (healthy
-replicas first, the primary last): a read goes to the first URL that is not marked down and fails
-over to the next on a connection error. Connections are in autocommit (a read costs no BEGIN /
-COMMIT round trip), prepare every statement on its first run (`prepare_threshold=0`) and use the
-registry's session time zone (timestamps in JSON come out as the SQLAlchemy engine writes them).
+asyncpg connections, a few per read URL, in the order `read_urls` gives (healthy replicas first,
+the primary last): a read goes to the first URL that is not marked down and fails over to the next
+on a connection error. asyncpg keeps each socket registered with the event loop and parses the wire
+protocol in C: a prepared read costs about a third of the CPU psycopg's async pool spent on it
+(bench/bench_serving.py; the scan's miss is mostly this round trip). The pool itself is a list of
+idle connections and a queue of waiters: a checkout is a list pop. Statements are written with
+psycopg's placeholders (`%s`, `%(name)s`) like every other statement of the registry and turned into
+`$n` once per statement (`_numbered`); each connection prepares a statement on its first run
+(`statement_cache_size`; 0 when REGISTRY_DB_PREPARED_STATEMENTS=false, behind a pooler), decodes
+json and jsonb with orjson, and uses the registry's session time zone (timestamps inside JSON come
+out as the SQLAlchemy engine writes them).
 
 The health of each URL is a state refreshed in the background at most once a second; `/healthz`
 answers it with its age instead of a round trip of its own.
@@ -13,14 +19,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
-import psycopg
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
+import asyncpg
+import orjson
 from sqlalchemy.engine import make_url
 
 from registry.errors import DatabaseUnavailable
@@ -30,11 +39,54 @@ log = logging.getLogger(__name__)
 
 TIME_ZONE = "Asia/Shanghai"  # the session time zone of registry.db.engine's connections
 HEALTH_EVERY_SECONDS = 1.0  # a health state is refreshed when older than this
-CONNECT_TIMEOUT_SECONDS = 2  # libpq connect_timeout: a down server is noticed this fast
+CONNECT_TIMEOUT_SECONDS = 2  # a down server is noticed this fast
 CHECKOUT_TIMEOUT_SECONDS = 2.0  # waiting for a pooled connection longer than this fails over
 NO_ANSWER_SECONDS = 5.0  # a health check without an answer this long: the server is down
 DOWN_SECONDS = 1.0  # a URL that failed is skipped this long (unless every URL is down)
-_ERRORS = (psycopg.OperationalError, PoolTimeout)
+STATEMENT_CACHE = 256  # prepared statements kept per connection
+APPLICATION_NAME = "registry-read"  # in pg_stat_activity
+# A server that went away, refused, or did not answer in time (a read is safe to repeat elsewhere).
+_ERRORS = (OSError, asyncio.TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
+           asyncpg.CannotConnectNowError, asyncpg.AdminShutdownError, asyncpg.CrashShutdownError)
+_PLACEHOLDER = re.compile(r"%\((\w+)\)s|%s|%%")
+
+
+@lru_cache(maxsize=512)
+def _numbered(sql: str) -> tuple[str, tuple[str, ...] | int]:
+    """psycopg's placeholders → asyncpg's: the statement with `$n`, and the parameter names in order
+    (named style) or how many positional parameters it takes."""
+    names: list[str] = []
+    count = 0
+
+    def sub(m: re.Match) -> str:
+        nonlocal count
+        if m.group(0) == "%%":
+            return "%"
+        if m.group(1) is None:
+            count += 1
+            return f"${count}"
+        if m.group(1) not in names:
+            names.append(m.group(1))
+        return f"${names.index(m.group(1)) + 1}"
+
+    out = _PLACEHOLDER.sub(sub, sql)
+    if names and count:
+        raise ValueError("a statement mixes %s and %(name)s placeholders")
+    return out, (tuple(names) if names else count)
+
+
+def _args(shape: tuple[str, ...] | int, params: Any) -> tuple:
+    if params is None:
+        return ()
+    if isinstance(shape, tuple):
+        return tuple(params[n] for n in shape)
+    return tuple(params)
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    for kind in ("json", "jsonb"):
+        await conn.set_type_codec(kind, encoder=lambda v: orjson.dumps(v).decode(), decoder=orjson.loads,
+                                  schema="pg_catalog")
 
 
 def libpq_url(url: str) -> str:
@@ -65,50 +117,130 @@ class Health:
         return None if self.up is None else round((time.monotonic() - self.checked_at) * 1000)
 
 
+class _Connections:
+    """The connections of one URL: idle ones in a list, callers waiting for one in a queue."""
+
+    def __init__(self, url: str, *, min_size: int, max_size: int, connect) -> None:
+        self.url, self.min_size, self.max_size = url, min_size, max_size
+        self._connect = connect
+        self.idle: list[asyncpg.Connection] = []
+        self.waiters: deque[asyncio.Future] = deque()
+        self.size = 0  # open or opening
+        self.closed = False
+
+    async def _new(self) -> asyncpg.Connection:
+        self.size += 1
+        try:
+            return await self._connect(self.url)
+        except BaseException:
+            self.size -= 1
+            raise
+
+    async def fill(self) -> None:
+        """Open up to min_size connections (in the background at start-up; errors are the health's)."""
+        while not self.closed and self.size < self.min_size:
+            try:
+                self.release(await self._new())
+            except Exception as exc:  # noqa: BLE001 - a down server at start-up: reads fail over
+                log.info("read pool %s: %s", self.url.rsplit("@", 1)[-1], exc)
+                return
+
+    async def acquire(self) -> asyncpg.Connection:
+        if self.idle:
+            return self.idle.pop()
+        if self.size < self.max_size:
+            return await self._new()
+        waiter = asyncio.get_running_loop().create_future()
+        self.waiters.append(waiter)
+        try:
+            return await asyncio.wait_for(waiter, CHECKOUT_TIMEOUT_SECONDS)
+        except BaseException:
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                self.release(waiter.result())  # handed over as the wait ended: give it on
+            else:
+                waiter.cancel()
+            raise
+
+    def release(self, conn: asyncpg.Connection, *, broken: bool = False) -> None:
+        if broken or self.closed or conn.is_closed():
+            self.size -= 1
+            if not conn.is_closed():
+                conn.terminate()
+            return
+        while self.waiters:
+            waiter = self.waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(conn)
+                return
+        self.idle.append(conn)
+
+    async def close(self) -> None:
+        self.closed = True
+        idle, self.idle = self.idle, []
+        for conn in idle:
+            self.size -= 1
+            try:
+                await asyncio.wait_for(conn.close(), 1.0)
+            except Exception:  # noqa: BLE001 - closing anyway
+                conn.terminate()
+        for waiter in self.waiters:
+            waiter.cancel()
+        self.waiters.clear()
+
+
 class ReadPool:
-    """Async pools over an ordered list of URLs; the last one is the primary."""
+    """Async connections over an ordered list of URLs; the last one is the primary."""
 
     def __init__(self, urls: Sequence[str], *, min_size: int = 1, max_size: int = 8,
-                 connect_timeout: int = CONNECT_TIMEOUT_SECONDS, prepare: bool = True) -> None:
+                 connect_timeout: float = CONNECT_TIMEOUT_SECONDS, prepare: bool = True) -> None:
         if not urls:
             raise ValueError("a read pool needs at least one URL")
         self.urls = [libpq_url(u) for u in urls]
         # prepare: false behind a pooler in transaction mode (REGISTRY_DB_PREPARED_STATEMENTS)
-        self._kwargs = {"autocommit": True, "prepare_threshold": 0 if prepare else None}
-        self._conninfo = {"connect_timeout": str(connect_timeout), "options": f"-c TimeZone={TIME_ZONE}",
-                          "application_name": "registry-read"}
+        self._connect_kwargs = {"timeout": connect_timeout, "statement_cache_size": STATEMENT_CACHE if prepare else 0,
+                                "server_settings": {"TimeZone": TIME_ZONE, "application_name": APPLICATION_NAME}}
         self.min_size, self.max_size = min_size, max_size
-        self.pools: list[AsyncConnectionPool] = []
+        self.pools: list[_Connections] = []
         self.health = [Health() for _ in self.urls]
         self._down_until = [0.0] * len(self.urls)
         self._refresh: asyncio.Task | None = None
         self._refresh_started = 0.0
-        self._probes: list[psycopg.AsyncConnection | None] = [None] * len(self.urls)
+        self._probes: list[asyncpg.Connection | None] = [None] * len(self.urls)
+        self._fills: list[asyncio.Task] = []
         self._opened = False
+
+    async def _connect(self, url: str) -> asyncpg.Connection:
+        conn = await asyncpg.connect(url, **self._connect_kwargs)
+        try:
+            await _init_connection(conn)
+        except BaseException:
+            conn.terminate()
+            raise
+        return conn
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def open(self) -> "ReadPool":
         """Create the pools; connections are made in the background (a down server does not stop start-up)."""
-        for i, url in enumerate(self.urls):
-            conninfo = psycopg.conninfo.make_conninfo(url, **self._conninfo)
-            pool = AsyncConnectionPool(conninfo, kwargs=self._kwargs, min_size=self.min_size, max_size=self.max_size,
-                                       open=False, name=f"read-{i}", timeout=CHECKOUT_TIMEOUT_SECONDS,
-                                       reconnect_timeout=30.0)
-            await pool.open(wait=False)
+        loop = asyncio.get_running_loop()
+        for url in self.urls:
+            pool = _Connections(url, min_size=self.min_size, max_size=self.max_size, connect=self._connect)
             self.pools.append(pool)
+            self._fills.append(loop.create_task(pool.fill(), name="read-pool-fill"))
         self._opened = True
         return self
 
     async def close(self) -> None:
-        if self._refresh is not None and not self._refresh.done():
-            self._refresh.cancel()
-            try:
-                await self._refresh
-            except BaseException:  # noqa: BLE001 - cancelled or failed: closing anyway
-                pass
+        for task in [*self._fills, self._refresh]:
+            if task is not None and not task.done():
+                task.cancel()
+                try:
+                    await task
+                except BaseException:  # noqa: BLE001 - cancelled or failed: closing anyway
+                    pass
+        self._fills = []
         for probe in self._probes:
-            if probe is not None:
-                await probe.close()
+            if probe is not None and not probe.is_closed():
+                probe.terminate()
         self._probes = [None] * len(self.urls)
         for pool in self.pools:
             await pool.close()
@@ -130,40 +262,58 @@ class ReadPool:
         return up or list(range(len(self.urls)))
 
     @asynccontextmanager
-    async def connection(self, *, primary: bool = False) -> AsyncIterator[psycopg.AsyncConnection]:
+    async def connection(self, *, primary: bool = False) -> AsyncIterator[asyncpg.Connection]:
         """A connection of the first URL that answers (`primary`: the primary's). Errors raised by
         the caller's statements are not retried here: use `fetchone` / `fetchall` for that."""
         last: BaseException | None = None
         for i in self._order(primary):
+            pool = self.pools[i]
             try:
-                cm = self.pools[i].connection()
-                conn = await cm.__aenter__()
+                conn = await pool.acquire()
             except _ERRORS as exc:
                 self._mark_down(i, exc)
                 last = exc
                 continue
+            broken = False
             try:
                 yield conn
             except BaseException as exc:
-                if isinstance(exc, psycopg.OperationalError):
+                broken = isinstance(exc, _ERRORS) or isinstance(exc, asyncio.CancelledError)
+                if broken and not isinstance(exc, asyncio.CancelledError):
                     self._mark_down(i, exc)
-                if not await cm.__aexit__(type(exc), exc, exc.__traceback__):
-                    raise
-            else:
-                await cm.__aexit__(None, None, None)
+                raise
+            finally:
+                pool.release(conn, broken=broken)
             return
         raise DatabaseUnavailable("数据库不可用 / the database is unavailable") from last
 
     async def _run(self, sql: str, params: Any, *, primary: bool, many: bool):
+        statement, shape = _numbered(sql)
+        args = _args(shape, params)
         last: BaseException | None = None
         for i in self._order(primary):
+            pool = self.pools[i]
             try:
-                async with self.pools[i].connection() as conn:
-                    cur = await conn.execute(sql, params)
-                    return await (cur.fetchall() if many else cur.fetchone())
+                conn = await pool.acquire()
             except _ERRORS as exc:  # this server is down or went away: the next one (a read is safe to repeat)
                 self._mark_down(i, exc)
                 last = exc
+                continue
+            try:
+                result = await (conn.fetch(statement, *args) if many else conn.fetchrow(statement, *args))
+            except _ERRORS as exc:
+                pool.release(conn, broken=True)
+                self._mark_down(i, exc)
+                last = exc
+                continue
+            except asyncio.CancelledError:
+                pool.release(conn, broken=True)  # its statement may still be running
+                raise
+            except BaseException:
+                pool.release(conn)
+                raise
+            pool.release(conn)
+            return result
         raise DatabaseUnavailable("数据库不可用 / the database is unavailable") from last
 
     async def fetchone(self, sql: str, params: Any = None, *, primary: bool = False):
@@ -174,12 +324,23 @@ class ReadPool:
 
     async def execute(self, sql: str, params: Any = None) -> None:
         """A write, on the primary, in autocommit (not repeated on an error)."""
+        statement, shape = _numbered(sql)
+        pool = self.pools[-1]
         try:
-            async with self.pools[-1].connection() as conn:
-                await conn.execute(sql, params)
+            conn = await pool.acquire()
         except _ERRORS as exc:
             self._mark_down(len(self.pools) - 1, exc)
             raise DatabaseUnavailable("数据库不可用 / the database is unavailable") from exc
+        try:
+            await conn.execute(statement, *_args(shape, params))
+        except _ERRORS as exc:
+            pool.release(conn, broken=True)
+            self._mark_down(len(self.pools) - 1, exc)
+            raise DatabaseUnavailable("数据库不可用 / the database is unavailable") from exc
+        except BaseException:
+            pool.release(conn, broken=True)
+            raise
+        pool.release(conn)
 
     def _mark_down(self, i: int, exc: BaseException) -> None:
         log.warning("read database %s failed: %s", i, exc)
@@ -192,14 +353,13 @@ class ReadPool:
     async def _check(self, i: int) -> None:
         conn = self._probes[i]
         try:
-            if conn is None or conn.closed:
-                conn = self._probes[i] = await psycopg.AsyncConnection.connect(
-                    psycopg.conninfo.make_conninfo(self.urls[i], **self._conninfo), autocommit=True)
-            await conn.execute("SELECT 1")
-        except (psycopg.Error, OSError) as exc:
+            if conn is None or conn.is_closed():
+                conn = self._probes[i] = await asyncpg.connect(self.urls[i], **self._connect_kwargs)
+            await conn.fetchval("SELECT 1")
+        except (asyncpg.PostgresError, *_ERRORS) as exc:
             self._probes[i] = None
-            if conn is not None:
-                await conn.close()
+            if conn is not None and not conn.is_closed():
+                conn.terminate()
             self._mark_down(i, exc)
         else:
             self.health[i] = Health(True, time.monotonic())
