@@ -174,6 +174,17 @@ def match_limit(request) -> int:
     return int(request.app.state.settings.match_body_limit_bytes)
 
 
+async def body_chunks(request, limit: int):
+    """The body's chunks as they arrive, refused (413) as soon as they pass `limit` — also without
+    the middleware."""
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large(limit)
+        yield chunk
+
+
 async def read_body(request, limit: int) -> bytes:
     """The body in chunks, refused (413) as soon as it passes `limit` — also without the middleware."""
     buf = bytearray()
