@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib.util
+import json
 import random
 import statistics
 import subprocess
@@ -50,26 +51,29 @@ def stats(values: list[float]) -> str:
     return f"median {statistics.median(ms):6.3f} ms  mean {statistics.fmean(ms):6.3f} ms  p99 {ms[int(len(ms) * 0.99)]:6.3f} ms"
 
 
+def old_row_json(row: dict) -> list:
+    """The full row as SCAN_SQL's one JSON column carries it (what the driver decodes)."""
+    return list(row.values())
+
+
 def same_body(a, b) -> bool:
     return a.state == b.state and a.body == b.body and a.replacement == b.replacement
 
 
-async def pg_times(pool, sql: str, ids: list[int]) -> list[float]:
-    """Execution time (s) of `sql` prepared with a generic plan, per plate id."""
+async def pg_times(url: str, sql: str, ids: list[int]) -> list[float]:
+    """Execution time (s) of `sql` prepared with a generic plan, per plate id (a connection of its own)."""
+    import psycopg
+
     out = []
-    async with pool.connection(primary=True) as conn:
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
         await conn.execute("SET plan_cache_mode = force_generic_plan")
         await conn.execute("PREPARE bench_stmt(bigint) AS " + sql.replace("%s", "$1"))
-        try:
-            for pid in ids[:20]:
-                await conn.execute(f"EXECUTE bench_stmt({pid})")
-            for pid in ids:
-                cur = await conn.execute(f"EXPLAIN (ANALYZE, TIMING OFF, SUMMARY ON) EXECUTE bench_stmt({pid})")
-                line = next(r[0] for r in await cur.fetchall() if r[0].startswith("Execution Time"))
-                out.append(float(line.split()[2]) / 1000)
-        finally:
-            await conn.execute("DEALLOCATE bench_stmt")
-            await conn.execute("RESET plan_cache_mode")
+        for pid in ids[:20]:
+            await conn.execute(f"EXECUTE bench_stmt({pid})")
+        for pid in ids:
+            cur = await conn.execute(f"EXPLAIN (ANALYZE, TIMING OFF, SUMMARY ON) EXECUTE bench_stmt({pid})")
+            line = next(r[0] for r in await cur.fetchall() if r[0].startswith("Execution Time"))
+            out.append(float(line.split()[2]) / 1000)
     return out
 
 
@@ -112,49 +116,64 @@ async def main() -> None:
         async def full(pid):
             return old.scan_row(await path.pool.fetchone(old.SCAN_SQL, (pid,), primary=True))
 
-        for pid in ids[:50]:  # warm: connections, prepared statements, the candidate cells
+        for pid in ids[:50]:  # warm: connections, prepared statements, the candidate cells, the caches
             await full(pid)
             await scan_row(path, pid)
-        before_row, before_compose, after_row, after_compose = [], [], [], []
-        differ = missing = 0
+        # the rows, read once each way (wall time per read: round trip, driver, completion)
+        before_rows, after_rows, slim_rows, before_wall, after_wall = [], [], [], [], []
         fallbacks = ref.fallbacks
         for pid in ids:
             t0 = time.perf_counter()
             row = await full(pid)
             t1 = time.perf_counter()
-            if row is None:
-                missing += 1
-                continue
-            old_scan = old.compose(row, **common)
-            t2 = time.perf_counter()
             new_row = await scan_row(path, pid)
-            t3 = time.perf_counter()
-            new_scan = view.compose(new_row, **common)
-            t4 = time.perf_counter()
-            before_row.append(t1 - t0)
-            before_compose.append(t2 - t1)
-            after_row.append(t3 - t2)
-            after_compose.append(t4 - t3)
-            differ += not same_body(old_scan, new_scan)
-        print(f"{len(before_row)} plates ({missing} ids without a plate), {differ} bodies differ, "
-              f"{ref.fallbacks - fallbacks} scans left to the full statement")
-        t = time.perf_counter()
-        for pid in ids:
-            await path.pool.fetchone(view.SLIM_SQL, (pid,), primary=True)
-        slim_trip = (time.perf_counter() - t) / len(ids)
-        pg_before = await pg_times(path.pool, old.SCAN_SQL, ids[:300])
-        pg_after = await pg_times(path.pool, view.SLIM_SQL, ids[:300])
+            t2 = time.perf_counter()
+            if row is None:
+                continue
+            slim_rows.append((await path.pool.fetchone(view.SLIM_SQL, (pid,), primary=True))[0])
+            before_rows.append(row)
+            after_rows.append(new_row)
+            before_wall.append(t1 - t0)
+            after_wall.append(t2 - t1)
+        left = ref.fallbacks - fallbacks
+        differ = sum(not same_body(old.compose(a, **common), view.compose(b, **common))
+                     for a, b in zip(before_rows, after_rows))
+        print(f"{len(before_rows)} plates, {differ} bodies differ between before and after, "
+              f"{left} scans left to the full statement by the reference data")
 
-        print("\nper miss                       before (SCAN_SQL, baseline compose)            after (slim + reference, compose)")
-        print(f"PostgreSQL execution   {stats(pg_before)}   |  {stats(pg_after)}")
-        print(f"scan_row (wall)        {stats(before_row)}   |  {stats(after_row)}")
-        print(f"compose                {stats(before_compose)}   |  {stats(after_compose)}")
-        both_b = [a + b for a, b in zip(before_row, before_compose)]
-        both_a = [a + b for a, b in zip(after_row, after_compose)]
-        print(f"scan_row + compose     {stats(both_b)}   |  {stats(both_a)}")
-        print(f"\nafter: the slim statement's round trip alone {slim_trip * 1000:.3f} ms (mean); scan_row's "
-              f"in-process part ≈ {(statistics.fmean(after_row) - slim_trip) * 1000:.3f} ms; "
-              f"ratio before/after of scan_row + compose: {statistics.fmean(both_b) / statistics.fmean(both_a):.2f}")
+        def cpu(fn, items) -> float:
+            """CPU seconds per item of fn over items, best of 5 (the machine is shared)."""
+            best = float("inf")
+            for _ in range(5):
+                t = time.process_time()
+                for it in items:
+                    fn(it)
+                best = min(best, time.process_time() - t)
+            return best / len(items)
+
+        full_json = [json.dumps(old_row_json(r)) for r in before_rows]
+        slim_json = [json.dumps(r) for r in slim_rows]
+        py = {
+            "driver: JSON row decoded": (cpu(json.loads, full_json), cpu(json.loads, slim_json)),
+            "row completed in process": (0.0, cpu(ref.row, slim_rows)),
+            "compose": (cpu(lambda r: old.compose(r, **common), before_rows),
+                        cpu(lambda r: view.compose(r, **common), after_rows)),
+        }
+        pg_before = await pg_times(path.primary, old.SCAN_SQL, ids[:300])
+        pg_after = await pg_times(path.primary, view.SLIM_SQL, ids[:300])
+
+        print("\nper miss                          before        after   (CPU time in process, best of 5 passes)")
+        ms = lambda v: f"{v * 1000:9.3f} ms"  # noqa: E731
+        for name, (b, a) in py.items():
+            print(f"  {name:30s} {ms(b)} {ms(a)}")
+        tb, ta = sum(b for b, _ in py.values()), sum(a for _, a in py.values())
+        print(f"  {'Python, all of the above':30s} {ms(tb)} {ms(ta)}   ratio {tb / ta:.2f}")
+        print(f"  {'PostgreSQL execution (mean)':30s} {ms(statistics.fmean(pg_before))} {ms(statistics.fmean(pg_after))}"
+              f"   ratio {statistics.fmean(pg_before) / statistics.fmean(pg_after):.2f}   (EXPLAIN ANALYZE, generic plan)")
+        print(f"  {'PostgreSQL execution (median)':30s} {ms(statistics.median(pg_before))} {ms(statistics.median(pg_after))}")
+        print(f"\nwall time of reading the row (round trip on the pool; noisy on a shared machine)")
+        print(f"  before {stats(before_wall)}")
+        print(f"  after  {stats(after_wall)}")
     finally:
         await path.close()
 

@@ -31,6 +31,8 @@ import math
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+import numpy as np
+
 from registry.doorplates.view import NEAREST_FACILITIES, SLIM_FIELD_NAMES
 
 log = logging.getLogger(__name__)
@@ -42,7 +44,7 @@ PLACES_BY_ID_SQL = PLACES_SQL + " WHERE id = ANY(%s)"
 FACILITIES_SQL = ("SELECT id, category, name, address_text, phone, ST_X(geom), ST_Y(geom) FROM facilities "
                   "WHERE status = 'active' AND geom IS NOT NULL")
 CHAIN_DEPTH = 8  # SCAN_SQL's recursive CTE stops at depth 8: at most 9 divisions, the address's first
-CELL_DEGREES = 0.01  # the facility grid's cell (about 1 km): candidate lists of a few dozen
+CELL_DEGREES = 0.0025  # the facility grid's cell (about 250 m): candidate lists of 10-30
 # Two planar distances closer than this (relative) may be ordered either way by PostGIS (another
 # formula, another rounding): a tie at the 12-cut is left to PostGIS. Doubles carry 1e-16.
 TIE_RELATIVE = 1e-9
@@ -58,6 +60,7 @@ class FacilityGrid:
         self.items = [[r[1], r[2], r[3], r[4], r[5], r[6]] for r in sorted(rows, key=lambda r: r[0])]
         self.xs = [it[4] for it in self.items]
         self.ys = [it[5] for it in self.items]
+        self._xs, self._ys = np.array(self.xs, dtype=np.float64), np.array(self.ys, dtype=np.float64)
         self.cell = cell
         self._cells: dict[tuple[int, int], tuple[int, ...]] = {}
 
@@ -73,12 +76,10 @@ class FacilityGrid:
         n = len(self.items)
         if n <= NEAREST_FACILITIES + 1:
             found = tuple(range(n))
-        else:
-            cx, cy = (key[0] + 0.5) * self.cell, (key[1] + 0.5) * self.cell
-            hypot = math.hypot
-            dist = sorted((hypot(x - cx, y - cy), i) for i, (x, y) in enumerate(zip(self.xs, self.ys)))
-            reach = dist[NEAREST_FACILITIES][0] + self.cell * math.sqrt(2) * (1 + 1e-9) + 1e-12
-            found = tuple(i for d, i in dist if d <= reach)
+        else:  # numpy's hypot may differ from math's in the last bit: the reach has room for that
+            d = np.hypot(self._xs - (key[0] + 0.5) * self.cell, self._ys - (key[1] + 0.5) * self.cell)
+            reach = np.partition(d, NEAREST_FACILITIES)[NEAREST_FACILITIES] + self.cell * math.sqrt(2) * (1 + 1e-9) + 1e-12
+            found = tuple(np.flatnonzero(d <= reach).tolist())
         self._cells[key] = found
         return found
 
