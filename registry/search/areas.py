@@ -45,6 +45,7 @@ class Areas:
 
     def __init__(self, rows) -> None:
         self.divisions: dict[int, Division] = {}
+        self._chains: dict[int, list | None] = {}
         ids, levels, wkbs = [], [], []
         for did, level, name, code, nbs_code, parent_id, wkb in rows:
             self.divisions[did] = Division(did, level, name, code, nbs_code, parent_id)
@@ -152,7 +153,13 @@ class Areas:
 
     def chain(self, division_id: int) -> list[tuple[str, str | None, str]] | None:
         """(level, code, name) from the top down to `division_id` (CHAIN_SQL's rows); None on a
-        parent cycle."""
+        parent cycle. Kept once made (an Areas never changes)."""
+        if division_id in self._chains:
+            return self._chains[division_id]
+        chain = self._chains[division_id] = self._climb(division_id)
+        return chain
+
+    def _climb(self, division_id: int) -> list[tuple[str, str | None, str]] | None:
         out = []
         d = self.divisions.get(division_id)
         while d is not None:

@@ -181,9 +181,10 @@ class NearestIndex:
         alive, dead = store.alive, store.dead  # dead == 0: no base row superseded, no filter
         extra = [r for r in list(overlay.values())
                  if r is not None and math.isfinite(r.lon) and math.isfinite(r.lat)]
-        ex_lon = np.array([r.lon for r in extra], dtype=np.float64)
-        ex_lat = np.array([r.lat for r in extra], dtype=np.float64)
-        ex_d = np.hypot(ex_lon - lon, ex_lat - lat)
+        if extra:
+            ex_lon = np.array([r.lon for r in extra], dtype=np.float64)
+            ex_lat = np.array([r.lat for r in extra], dtype=np.float64)
+            ex_d = np.hypot(ex_lon - lon, ex_lat - lat)
         r = 0
         while True:
             # every base row nearer than `bound` (degrees) lies in the square scanned
