@@ -23,7 +23,7 @@ import os
 from collections.abc import Iterable, Iterator
 
 from registry.errors import RegistryError
-from registry.search.batch_exact import exact_answers
+from registry.search.batch_exact import exact_answers, exact_tail
 from registry.search.batch_input import (DEFAULT_COLUMNS, MAX_FIELD_CHARS, RowReader, parse_body,  # noqa: F401
                                          pick_column as _pick_column)
 from registry.search.engine import match_one
@@ -87,14 +87,23 @@ def _csv_line(rec: dict) -> str:
 
 
 def _cell(v) -> str:
+    t = type(v)  # by exact type, most frequent first (bool before int: it is one)
+    if t is str:
+        return v
     if v is None:
         return ""
-    if isinstance(v, list):
+    if t is float:
+        return f"{v:.4f}"
+    if t is bool:
+        return "true" if v else "false"
+    if t is list:
         return "|".join(v)
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, float):
         return f"{v:.4f}"
+    if isinstance(v, list):
+        return "|".join(v)
     return str(v)
 
 
@@ -102,63 +111,77 @@ def _format(recs: list[dict], fmt: str) -> str:
     if fmt == "csv":
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
-        for rec in recs:
-            w.writerow([_cell(rec.get(c)) for c in COLUMNS])
+        get = dict.get
+        w.writerows([_cell(get(rec, c)) for c in COLUMNS] for rec in recs)
         return buf.getvalue()
     return "".join(json.dumps({c: rec.get(c) for c in COLUMNS}, ensure_ascii=False) + "\n" for rec in recs)
 
 
 # --- answering a batch ----------------------------------------------------------------------------
 CHUNK_ROWS = 500  # rows per piece of output
-EXACT_CHUNK = 1000  # rows looked up exactly under one hold of the gazetteer's lock
-# Engine rows are matched by worker processes forked from this one, one per core, when there are
-# at least this many (a fork and its first pages cost ~0.1 s; an engine row ~1 ms): they inherit
-# the gazetteer (the address columns are the shared generation's mapped files, registry.search.
-# generation, so nothing of them is copied; the small objects are shared copy-on-write) with this
-# process's overlay of changes, so they answer exactly as it does.
-PARALLEL_MIN_ROWS = 200
+EXACT_CHUNK = 1000  # distinct rows looked up exactly under one hold of the gazetteer's lock
+# Engine rows are matched by worker processes forked from this one, one per core, when there may
+# be at least this many (a fork costs its workers ~0.1-0.2 CPU-s of first-touched pages; an engine
+# row ~1 ms): they inherit the gazetteer (the address columns are the shared generation's mapped
+# files, registry.search.generation, so nothing of them is copied; the small objects are shared
+# copy-on-write) with this process's overlay of changes, so they answer exactly as it does.
+PARALLEL_MIN_ROWS = 1000
 TASK_ROWS = 50  # engine rows per task sent to a worker: small, so that the cores finish together
 _worker_gaz: Gazetteer | None = None
 
 
 def answers(gaz: Gazetteer, rows: list[str], processes: int | None = None) -> Iterator[dict]:
-    """The record of every row, in input order (as match_rows gives them)."""
+    """The record of every row, in input order (as match_rows gives them).
+
+    The distinct rows are taken window by window: the exact path for a window, then its other
+    rows as engine tasks — with worker processes, the windows are looked up (in the pool's task
+    thread) while the workers match the engine rows of the earlier ones."""
     first: dict[str, int] = {}
     slot = [first.setdefault(q, len(first)) for q in rows]
     distinct = list(first)
     del first
+    tails = [exact_tail(q) for q in distinct]
+    if processes is None:  # those without an exact tail are engine rows for sure; the rest almost never
+        processes = processes_for(sum(t is None for t in tails))
     known: dict[int, dict] = {}
-    for s in range(0, len(distinct), EXACT_CHUNK):
-        with gaz.lock:  # no change applied halfway through a chunk
-            found = exact_answers(gaz, distinct[s:s + EXACT_CHUNK])
-        for j, a in found.items():
-            known[s + j] = a
-    rest = [u for u in range(len(distinct)) if u not in known]
-    engine = _engine_answers(gaz, [distinct[u] for u in rest], processes)
-    pulled = 0
+
+    def tasks() -> Iterator[list[tuple[int, str]]]:
+        for s in range(0, len(distinct), EXACT_CHUNK):
+            with gaz.lock:  # no change applied halfway through a window
+                found = exact_answers(gaz, distinct[s:s + EXACT_CHUNK], tails[s:s + EXACT_CHUNK])
+            for j, a in found.items():
+                known[s + j] = a
+            engine = [(u, distinct[u]) for u in range(s, min(s + EXACT_CHUNK, len(distinct))) if u not in known]
+            for k in range(0, len(engine), TASK_ROWS):
+                yield engine[k:k + TASK_ROWS]
+
+    engine = _engine_answers(gaz, tasks(), processes)
     for n, (q, u) in enumerate(zip(rows, slot), start=1):
         a = known.get(u)
-        while a is None:  # the engine's answers come in `rest` order, which is first-seen order
-            known[rest[pulled]] = next(engine)
-            pulled += 1
+        while a is None:  # an engine row, or a window not looked up yet
+            got = next(engine, None)
+            if got is None:
+                a = known[u]
+                break
+            known[got[0]] = got[1]
             a = known.get(u)
         yield _record(n, q, a)
 
 
-def _engine_answers(gaz: Gazetteer, texts: list[str], processes: int | None) -> Iterator[dict]:
-    processes = processes_for(len(texts)) if processes is None else processes
-    if processes <= 1 or not texts:
-        for q in texts:
-            yield answer_one(gaz, q)
+def _engine_answers(gaz: Gazetteer, tasks: Iterator[list[tuple[int, str]]], processes: int
+                    ) -> Iterator[tuple[int, dict]]:
+    if processes <= 1:
+        for task in tasks:
+            for u, q in task:
+                yield u, answer_one(gaz, q)
         return
     import multiprocessing
 
     global _worker_gaz
     _worker_gaz = gaz
     ctx = multiprocessing.get_context("fork")
-    tasks = [texts[k:k + TASK_ROWS] for k in range(0, len(texts), TASK_ROWS)]
     with gaz.lock:  # no change is half-applied in the copy the workers get
-        pool = ctx.Pool(min(processes, len(tasks)), initializer=_worker_init)
+        pool = ctx.Pool(processes, initializer=_worker_init)
     try:
         for part in pool.imap(_worker_task, tasks):
             yield from part
@@ -186,9 +209,9 @@ def _worker_init() -> None:
     gc.disable()
 
 
-def _worker_task(texts: list[str]) -> list[dict]:
+def _worker_task(task: list[tuple[int, str]]) -> list[tuple[int, dict]]:
     assert _worker_gaz is not None
-    return [answer_one(_worker_gaz, q) for q in texts]
+    return [(u, answer_one(_worker_gaz, q)) for u, q in task]
 
 
 def processes_for(rows: int) -> int:

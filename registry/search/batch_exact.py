@@ -52,8 +52,9 @@ def exact_tail(raw: str) -> str | None:
     return tail if len(tail) >= 6 else None
 
 
-def exact_answers(gaz: Gazetteer, rows: list[str]) -> dict[int, dict]:
-    """{position in rows: match_one's answer} for the rows answered exactly. Call with gaz.lock held."""
+def exact_answers(gaz: Gazetteer, rows: list[str], row_tails: list[str | None] | None = None) -> dict[int, dict]:
+    """{position in rows: match_one's answer} for the rows answered exactly (`row_tails`: their
+    exact_tail, when known). Call with gaz.lock held."""
     store = gaz.addresses
     if store.key_sorted is None or store.key_order is None:
         return {}
@@ -61,7 +62,7 @@ def exact_answers(gaz: Gazetteer, rows: list[str]) -> dict[int, dict]:
     tails: list[str] = []
     overlay = store.overlay_by_text
     for j, raw in enumerate(rows):
-        tail = exact_tail(raw)
+        tail = exact_tail(raw) if row_tails is None else row_tails[j]
         if tail is not None and tail not in overlay:
             wanted.append(j)
             tails.append(tail)
