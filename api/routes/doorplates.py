@@ -7,6 +7,7 @@ buffered in memory, orjson / a precompiled Jinja2 template.
 from __future__ import annotations
 
 import inspect
+import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path as FsPath
@@ -242,8 +243,29 @@ async def public_scan(app, fast: ReadPath, token: str, *, html: bool, reported: 
     the cache follows the primary's notifications). Called by the route and by the hot-path front
     (api/front.py); a JSON answer's error is raised (the app's problem handler answers it), an HTML
     one is the error page. The scan is counted once it is answered."""
-    ring: KeyRing = app.state.doorplate_keys
     path = "/p/" + token
+    variant = (path, html, reported)
+    cache = fast.cache
+    # Only a token that verified is ever cached, and a retired key drops every render (cache.py): a
+    # render found needs no second HMAC.
+    render = cache.get(variant)
+    if render is None:
+        render = await _scan_render(app, fast, token, variant, html=html, reported=reported)
+        if render.plate_id is None:
+            return render  # an error page: not counted
+    counter: ScanCounter = app.state.doorplate_scans
+    if counter.buffered:
+        counter.hit(render.plate_id)
+    else:
+        await fast.pool.execute(UPSERT_SQL, upsert_params({(render.plate_id, scan_today()): 1}))
+    return render
+
+
+async def _scan_render(app, fast: ReadPath, token: str, variant, *, html: bool, reported: bool) -> Render:
+    """A scan the render cache did not hold: the token verified, the row read and composed, the
+    render stored (unless a change raced it). An error page comes back without a plate id."""
+    ring: KeyRing = app.state.doorplate_keys
+    path = variant[0]
     try:
         parsed = parse_token(token)
         if ring.needs_load(parsed.key_id):
@@ -253,30 +275,23 @@ async def public_scan(app, fast: ReadPath, token: str, *, html: bool, reported: 
         if html:
             return _render(_error_page(exc, token))
         raise
-    variant = (path, html, reported)
     cache = fast.cache
-    render = cache.get(variant)
-    if render is None:
-        epoch = cache.epoch
-        row = await scan_row(fast, parsed.plate_id)
-        if row is None:
-            exc = NotFound(f"门牌 {plate_code(parsed.plate_id)} 不存在 / plate {parsed.plate_id} not found",
-                           parameter="token")
-            if html:
-                return _render(_error_page(exc, token))
-            raise exc
-        successor_key = row["successor"][1] if row.get("successor") else None
-        if row.get("successor") and ring.needs_load(successor_key):
-            ring.store(await fast.pool.fetchall(LIVE_KEYS_SQL, primary=True))
-        result = compose(row, base_url=app.state.settings.public_base_url, token=token,
-                         token_for=ring.loaded_token_for)
-        render = _render(_answer(path, result, token, html=html, agency=False, reported=reported))
-        cache.put(variant, render, dependencies(row), epoch)
-    counter: ScanCounter = app.state.doorplate_scans
-    if counter.buffered:
-        counter.hit(parsed.plate_id)
-    else:
-        await fast.pool.execute(UPSERT_SQL, upsert_params({(parsed.plate_id, scan_today()): 1}))
+    epoch = cache.epoch
+    row = await scan_row(fast, parsed.plate_id)
+    if row is None:
+        exc = NotFound(f"门牌 {plate_code(parsed.plate_id)} 不存在 / plate {parsed.plate_id} not found",
+                       parameter="token")
+        if html:
+            return _render(_error_page(exc, token))
+        raise exc
+    successor_key = row["successor"][1] if row.get("successor") else None
+    if row.get("successor") and ring.needs_load(successor_key):
+        ring.store(await fast.pool.fetchall(LIVE_KEYS_SQL, primary=True))
+    result = compose(row, base_url=app.state.settings.public_base_url, token=token,
+                     token_for=ring.loaded_token_for)
+    render = _render(_answer(path, result, token, html=html, agency=False, reported=reported))
+    render = dataclasses.replace(render, plate_id=parsed.plate_id)
+    cache.put(variant, render, dependencies(row), epoch)
     return render
 
 

@@ -43,6 +43,7 @@ class Render:
     body: bytes
     media_type: str
     headers: tuple[tuple[str, str], ...] = ()
+    plate_id: int | None = None  # the scan counted when the render is served
 
 
 class RenderCache:
