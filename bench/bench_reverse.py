@@ -55,7 +55,8 @@ def same(a: dict, b: dict) -> bool:
     if a == b:
         return True
     if a["address"] and b["address"] and a["address"]["id"] != b["address"]["id"]:
-        strip = lambda d: {**d, "address": {k: v for k, v in d["address"].items() if k not in ("id", "address", "code")}}  # noqa: E731
+        def strip(d: dict) -> dict:
+            return {**d, "address": {k: v for k, v in d["address"].items() if k not in ("id", "address", "code")}}
         return strip(a) == strip(b)
     return False
 

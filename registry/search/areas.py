@@ -114,7 +114,8 @@ class Areas:
             holders[ii, jj] += 1
             inside[ii, jj] = -1 if self.unsure[k] else k
         inside[holders != 1] = -1  # overlapping villages: the statement's scan order decides
-        for k in every_village[self.unsure[every_village]]:  # GEOS may misjudge an invalid polygon: its box is PostGIS's
+        # GEOS may misjudge an invalid polygon: its box is PostGIS's
+        for k in every_village[self.unsure[every_village]]:
             bx0, by0, bx1, by1 = shapely.bounds(self.polygons[k])
             inside[max(int((bx0 - self.x0) // CELL_DEG), 0):int((bx1 - self.x0) // CELL_DEG) + 1,
                    max(int((by0 - self.y0) // CELL_DEG), 0):int((by1 - self.y0) // CELL_DEG) + 1] = -1

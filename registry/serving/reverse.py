@@ -27,7 +27,6 @@ import math
 import random
 import time
 
-import numpy as np
 
 from registry.search.areas import LOAD_SQL, Areas
 from registry.search.nearest import metres

@@ -281,8 +281,8 @@ def test_should_never_answer_an_address_retired_elsewhere_once_notified(city, ci
             first = await reverse_answer(path, search, lon, lat, 30.0)
             door = first["address"]["id"]
             with city.engine.begin() as conn:
-                status = conn.execute(text("UPDATE addresses SET status = 'retired' WHERE id = :a "
-                                           "RETURNING (SELECT status FROM addresses WHERE id = :a)"), {"a": door}).scalar()
+                status = conn.execute(text("SELECT status FROM addresses WHERE id = :a"), {"a": door}).scalar()
+                conn.execute(text("UPDATE addresses SET status = 'retired' WHERE id = :a"), {"a": door})
             try:
                 await _until(lambda: door in memory._pending, path, search, 5.0)
                 before = memory.answered
