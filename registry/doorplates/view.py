@@ -299,28 +299,32 @@ _EARTH_M = 6370986.0  # the sphere of PostGIS's ST_DistanceSphere
 _SERVICE_SET = frozenset(SERVICE_CATEGORIES)
 
 
-def _sphere_metres(lon1: float, p1: float, cos1: float, lon2: float, lat2: float) -> int:
-    """Great-circle distance in metres from (lon1, latitude p1 in radians, its cosine) to a point."""
-    p2 = math.radians(lat2)
-    h = math.sin((p2 - p1) / 2) ** 2 + cos1 * math.cos(p2) * math.sin(math.radians(lon2 - lon1) / 2) ** 2
-    return round(2 * _EARTH_M * math.asin(math.sqrt(h)))
+def _metres_from(lon: float, lat: float, points, *, radians=math.radians, sin=math.sin, cos=math.cos,
+                 asin=math.asin, sqrt=math.sqrt) -> list[int]:
+    """Great-circle distances in metres (the sphere of PostGIS's ST_DistanceSphere) from (lon, lat)
+    to each point `[…, lon, lat]` (its last two items)."""
+    p1 = radians(lat)
+    cos1 = cos(p1)
+    out = []
+    for p in points:
+        p2 = radians(p[-1])
+        h = sin((p2 - p1) / 2) ** 2 + cos1 * cos(p2) * sin(radians(p[-2] - lon) / 2) ** 2
+        out.append(round(2 * _EARTH_M * asin(sqrt(h))))
+    return out
 
 
 def distance_m(lon1: float, lat1: float, lon2: float, lat2: float) -> int:
     """Great-circle distance in metres (the sphere of PostGIS's ST_DistanceSphere)."""
-    p1 = math.radians(lat1)
-    return _sphere_metres(lon1, p1, math.cos(p1), lon2, lat2)
+    return _metres_from(lon1, lat1, ((lon2, lat2),))[0]
 
 
 def nearest_services(lon: float | None, lat: float | None, candidates) -> list[dict[str, Any]]:
     """The nearest facility of each civil-affairs category among the KNN candidates, nearest first."""
     if lon is None or not candidates:
         return []
-    p1 = math.radians(lat)
-    cos1 = math.cos(p1)
-    scored = sorted((_sphere_metres(lon, p1, cos1, c[4], c[5]), c) for c in candidates if c[0] in _SERVICE_SET)
+    shown = [c for c in candidates if c[0] in _SERVICE_SET]
     out, seen = [], set()
-    for d, c in scored:
+    for d, c in sorted(zip(_metres_from(lon, lat, shown), shown)):
         if c[0] not in seen:
             seen.add(c[0])
             out.append({"category": c[0], "name": c[1], "address": c[2], "phone": c[3], "distance_m": d,

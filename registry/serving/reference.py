@@ -44,7 +44,7 @@ PLACES_BY_ID_SQL = PLACES_SQL + " WHERE id = ANY(%s)"
 FACILITIES_SQL = ("SELECT id, category, name, address_text, phone, ST_X(geom), ST_Y(geom) FROM facilities "
                   "WHERE status = 'active' AND geom IS NOT NULL")
 CHAIN_DEPTH = 8  # SCAN_SQL's recursive CTE stops at depth 8: at most 9 divisions, the address's first
-CELL_DEGREES = 0.0025  # the facility grid's cell (about 250 m): candidate lists of 10-30
+CELL_DEGREES = 0.005  # the facility grid's cell (about 500 m): candidate lists of 10-40; 11,000 cells at the full city
 # Two planar distances closer than this (relative) may be ordered either way by PostGIS (another
 # formula, another rounding): a tie at the 12-cut is left to PostGIS. Doubles carry 1e-16.
 TIE_RELATIVE = 1e-9
@@ -57,41 +57,46 @@ class FacilityGrid:
 
     def __init__(self, rows: Sequence[Sequence[Any]], cell: float = CELL_DEGREES) -> None:
         # [category, name, address_text, phone, lon, lat]: the services' JSON, one list per facility
-        self.items = [[r[1], r[2], r[3], r[4], r[5], r[6]] for r in sorted(rows, key=lambda r: r[0])]
+        self.items = [[r[1], r[2], r[3], r[4], r[5], r[6]] for r in sorted(rows, key=lambda r: r[0])
+                      if r[5] is not None and r[6] is not None]
+        self.empty = len(rows) - len(self.items)  # POINT EMPTY: PostGIS orders them last; left to it
         self.xs = [it[4] for it in self.items]
         self.ys = [it[5] for it in self.items]
         self._xs, self._ys = np.array(self.xs, dtype=np.float64), np.array(self.ys, dtype=np.float64)
         self.cell = cell
-        self._cells: dict[tuple[int, int], tuple[int, ...]] = {}
+        self._cells: dict[int, tuple[int, ...]] = {}  # by kx << 32 + ky: each cell's candidates
+        self._index = tuple(range(len(self.items)))  # the candidates share these ints (not one per cell)
 
     def __len__(self) -> int:
         return len(self.items)
 
-    def _candidates(self, key: tuple[int, int]) -> tuple[int, ...]:
-        """Every facility that can be among the 13 nearest of a point of the cell: within D + 2h of
-        the cell's centre (D its 13th nearest distance, h the half diagonal; the triangle inequality)."""
+    def _candidates(self, lon: float, lat: float) -> tuple[int, ...]:
+        """Every facility that can be among the 13 nearest of a point of the point's cell: within
+        D + 2h of the cell's centre (D its 13th nearest distance, h the half diagonal; the triangle
+        inequality). Computed on the cell's first use."""
+        kx, ky = math.floor(lon / self.cell), math.floor(lat / self.cell)
+        key = (kx << 32) + ky
         found = self._cells.get(key)
         if found is not None:
             return found
-        n = len(self.items)
-        if n <= NEAREST_FACILITIES + 1:
-            found = tuple(range(n))
+        if len(self.items) <= NEAREST_FACILITIES + 1:
+            found = self._index
         else:  # numpy's hypot may differ from math's in the last bit: the reach has room for that
-            d = np.hypot(self._xs - (key[0] + 0.5) * self.cell, self._ys - (key[1] + 0.5) * self.cell)
+            d = np.hypot(self._xs - (kx + 0.5) * self.cell, self._ys - (ky + 0.5) * self.cell)
             reach = np.partition(d, NEAREST_FACILITIES)[NEAREST_FACILITIES] + self.cell * math.sqrt(2) * (1 + 1e-9) + 1e-12
-            found = tuple(np.flatnonzero(d <= reach).tolist())
+            found = tuple(map(self._index.__getitem__, np.flatnonzero(d <= reach).tolist()))
         self._cells[key] = found
         return found
 
     def nearest(self, lon: float, lat: float) -> tuple[bool, list[list[Any]] | None]:
         """(determined, services): SCAN_SQL's 12 nearest, nearest first; determined is False when the
         12th and 13th tie (PostGIS's pick among them is its own)."""
+        if len(self.items) <= NEAREST_FACILITIES and self.empty:
+            return False, None
         if not self.items:
             return True, None
-        cell = self.cell
         xs, ys, hypot = self.xs, self.ys, math.hypot
-        near = sorted((hypot(xs[i] - lon, ys[i] - lat), i)
-                      for i in self._candidates((math.floor(lon / cell), math.floor(lat / cell))))
+        near = sorted([(hypot(xs[i] - lon, ys[i] - lat), i) for i in self._candidates(lon, lat)])
         if len(near) > NEAREST_FACILITIES:
             last, after = near[NEAREST_FACILITIES - 1][0], near[NEAREST_FACILITIES][0]
             if after - last <= TIE_RELATIVE * after:
