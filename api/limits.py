@@ -186,10 +186,8 @@ async def body_chunks(request, limit: int):
 
 
 async def read_body(request, limit: int) -> bytes:
-    """The body in chunks, refused (413) as soon as it passes `limit` — also without the middleware."""
+    """The body whole, refused (413) as soon as it passes `limit` — also without the middleware."""
     buf = bytearray()
-    async for chunk in request.stream():
+    async for chunk in body_chunks(request, limit):
         buf += chunk
-        if len(buf) > limit:
-            raise too_large(limit)
     return bytes(buf)

@@ -107,12 +107,24 @@ def _cell(v) -> str:
     return str(v)
 
 
+def _csv_cells(rec: dict) -> list[str]:
+    """[_cell(rec.get(c)) for c in COLUMNS], with the usual types inline (a third of a row's cost)."""
+    g = rec.get
+    rid, kind, address, code, conf, levels, low, status, why = (
+        g("id"), g("kind"), g("address"), g("code"), g("confidence"), g("levels"), g("low_confidence"), g("status"),
+        g("reason"))
+    return [_cell(g("row")), _cell(g("input")), str(rid) if type(rid) is int else _cell(rid),
+            kind if type(kind) is str else _cell(kind), address if type(address) is str else _cell(address),
+            code if type(code) is str else _cell(code), f"{conf:.4f}" if type(conf) is float else _cell(conf),
+            "|".join(levels) if type(levels) is list else _cell(levels),
+            ("true" if low else "false") if type(low) is bool else _cell(low),
+            status if type(status) is str else _cell(status), why if type(why) is str else _cell(why)]
+
+
 def _format(recs: list[dict], fmt: str) -> str:
     if fmt == "csv":
         buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
-        get = dict.get
-        w.writerows([_cell(get(rec, c)) for c in COLUMNS] for rec in recs)
+        csv.writer(buf, lineterminator="\n").writerows(map(_csv_cells, recs))
         return buf.getvalue()
     return "".join(json.dumps({c: rec.get(c) for c in COLUMNS}, ensure_ascii=False) + "\n" for rec in recs)
 
