@@ -83,7 +83,8 @@ class FacilityGrid:
             found = self._index
         else:  # numpy's hypot may differ from math's in the last bit: the reach has room for that
             d = np.hypot(self._xs - (kx + 0.5) * self.cell, self._ys - (ky + 0.5) * self.cell)
-            reach = np.partition(d, NEAREST_FACILITIES)[NEAREST_FACILITIES] + self.cell * math.sqrt(2) * (1 + 1e-9) + 1e-12
+            reach = (np.partition(d, NEAREST_FACILITIES)[NEAREST_FACILITIES]
+                     + self.cell * math.sqrt(2) * (1 + 1e-9) + 1e-12)
             found = tuple(map(self._index.__getitem__, np.flatnonzero(d <= reach).tolist()))
         self._cells[key] = found
         return found
@@ -113,7 +114,8 @@ class Reference:
         self.fetch = fetch
         self._listening = False
         self.used = False  # a scan asked for the data: it is loaded (again) whenever it can be
-        self.chains: dict[int, list[list[Any]]] | None = None  # division id → [[id, name, level, code], …] province first
+        # division id → [[id, name, level, code], …], province first
+        self.chains: dict[int, list[list[Any]]] | None = None
         self.places: dict[int, tuple[str, str, str | None]] | None = None  # id → (name, category, pinyin)
         self.facilities: FacilityGrid | None = None
         self._epochs = dict.fromkeys(TABLES, 0)

@@ -19,7 +19,8 @@ FROM (SELECT f.* FROM facilities f WHERE f.status = 'active' AND f.geom IS NOT N
       ORDER BY f.geom <-> ST_SetSRID(ST_MakePoint(:x, :y), 4490) LIMIT {NEAREST_FACILITIES}) f"""
 
 
-CATEGORIES = ("居家养老服务照料中心",) * 12 + ("幸福邻里中心", "儿童之家") * 3 + ("社会工作站", "集中治丧点", "婚姻登记处", "救助站")
+CATEGORIES = (("居家养老服务照料中心",) * 12 + ("幸福邻里中心", "儿童之家") * 3
+              + ("社会工作站", "集中治丧点", "婚姻登记处", "救助站"))
 
 
 def _same_nearest(memory, postgis, lon, lat) -> bool:
@@ -37,14 +38,16 @@ def test_should_take_the_nearest_facilities_postgis_takes(conn, place):
     spots: list[tuple[float, float]] = []
     for i in range(1500):
         x, y, spread = towns[i % len(towns)]
-        spot = (rng.gauss(x, spread), rng.gauss(y, spread)) if i % 5 else (rng.uniform(119.3, 120.5), rng.uniform(30.4, 31.1))
+        spot = ((rng.gauss(x, spread), rng.gauss(y, spread)) if i % 5
+                else (rng.uniform(119.3, 120.5), rng.uniform(30.4, 31.1)))
         spots.append(spots[rng.randrange(len(spots))] if spots and rng.random() < 0.06 else spot)  # co-located
     conn.execute(text("UPDATE facilities SET status = 'closed'"))  # the other tests' committed ones
     conn.execute(text("""
         INSERT INTO facilities (category, name, division_id, address_text, phone, geom)
         SELECT c, '设施' || n, :d, CASE WHEN n % 3 = 0 THEN NULL ELSE '地址' || n END, NULL,
                ST_SetSRID(ST_MakePoint(x, y), 4490)
-        FROM unnest(CAST(:c AS text[]), CAST(:x AS float8[]), CAST(:y AS float8[])) WITH ORDINALITY AS t(c, x, y, n)"""),
+        FROM unnest(CAST(:c AS text[]), CAST(:x AS float8[]), CAST(:y AS float8[]))
+             WITH ORDINALITY AS t(c, x, y, n)"""),
                  {"c": [rng.choice(CATEGORIES) for _ in spots], "x": [p[0] for p in spots], "y": [p[1] for p in spots],
                   "d": place.village_id})
     grid = FacilityGrid(conn.exec_driver_sql(FACILITIES_SQL).all())
@@ -166,7 +169,8 @@ def test_should_show_a_facility_committed_elsewhere_at_a_later_scan(conn, fast, 
     with committed_engine.begin() as other:
         other.execute(text("""
             INSERT INTO facilities (category, name, division_id, geom)
-            SELECT '婚姻登记处', '新开婚姻登记处', division_id, ST_SetSRID(ST_MakePoint(120.5001, 30.5001), 4490)
+            SELECT '婚姻登记处', '新开婚姻登记处', division_id,
+                   ST_SetSRID(ST_MakePoint(120.5001, 30.5001), 4490)
             FROM addresses LIMIT 1"""))
     assert _eventually(lambda: "新开婚姻登记处" in str(fast.get(f"/p/{token}", headers=JSON).json()["services"]))
     assert _eventually(lambda: reference.ready and reference.loads > loads)  # loaded again, and used:
