@@ -23,7 +23,7 @@ def feed(
     page_size: Annotated[int, typer.Option(help=f"entities read per page, 1–{MAX_LIMIT}")] = 5000,
 ) -> None:
     """Write the change feed since a change set or a time as JSON lines files."""
-    from loaders.cli import engine
+    from loaders.cli_support import engine
 
     output.mkdir(parents=True, exist_ok=True)
     eng = engine()
