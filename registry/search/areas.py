@@ -99,21 +99,30 @@ class Areas:
             for dy in (-1, 0, 1):
                 edge[np.clip(sx + dx, 0, self.nx - 1), np.clip(sy + dy, 0, self.ny - 1)] = True
         inside = np.full((self.nx, self.ny), -1, dtype=np.int16 if len(self.ids) < 32767 else np.int32)
-        holders = np.zeros((self.nx, self.ny), dtype=np.int8)
-        for k in every_village:
-            bx0, by0, bx1, by1 = shapely.bounds(self.polygons[k])
-            i0, i1 = int((bx0 - self.x0) // CELL_DEG), int((bx1 - self.x0) // CELL_DEG)
-            j0, j1 = int((by0 - self.y0) // CELL_DEG), int((by1 - self.y0) // CELL_DEG)
-            ii, jj = np.meshgrid(np.arange(i0, i1 + 1), np.arange(j0, j1 + 1), indexing="ij")
-            ii, jj = ii.ravel(), jj.ravel()
+        held_cells = []
+        # every (cell, village) whose box holds a clean cell, in one array: one GEOS call for all
+        bounds = shapely.bounds(self.polygons[every_village])
+        i0 = ((bounds[:, 0] - self.x0) // CELL_DEG).astype(np.int64)
+        i1 = ((bounds[:, 2] - self.x0) // CELL_DEG).astype(np.int64)
+        j0 = ((bounds[:, 1] - self.y0) // CELL_DEG).astype(np.int64)
+        j1 = ((bounds[:, 3] - self.y0) // CELL_DEG).astype(np.int64)
+        for part in np.array_split(np.arange(len(every_village)), max(1, len(every_village) // 64)):
+            w, h = i1[part] - i0[part] + 1, j1[part] - j0[part] + 1
+            n = w * h
+            owner = np.repeat(part, n)
+            k = np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n)  # the cell's rank in its box
+            ii = i0[owner] + k // h[owner - part[0]]
+            jj = j0[owner] + k % h[owner - part[0]]
             clean = ~edge[ii, jj]
-            ii, jj = ii[clean], jj[clean]
-            held = shapely.contains_xy(self.polygons[k], self.x0 + (ii + 0.5) * CELL_DEG,
+            owner, ii, jj = owner[clean], ii[clean], jj[clean]
+            held = shapely.contains_xy(self.polygons[every_village[owner]], self.x0 + (ii + 0.5) * CELL_DEG,
                                        self.y0 + (jj + 0.5) * CELL_DEG)
-            ii, jj = ii[held], jj[held]
-            holders[ii, jj] += 1
-            inside[ii, jj] = -1 if self.unsure[k] else k
-        inside[holders != 1] = -1  # overlapping villages: the statement's scan order decides
+            owner, flat = every_village[owner[held]], ii[held] * self.ny + jj[held]
+            held_cells.append(flat)
+            inside.ravel()[flat] = np.where(self.unsure[owner], -1, owner)
+        holders = np.bincount(np.concatenate(held_cells), minlength=self.nx * self.ny) if held_cells else None
+        if holders is not None:
+            inside.ravel()[holders != 1] = -1  # overlapping villages: the statement's scan order decides
         # GEOS may misjudge an invalid polygon: its box is PostGIS's
         for k in every_village[self.unsure[every_village]]:
             bx0, by0, bx1, by1 = shapely.bounds(self.polygons[k])

@@ -68,7 +68,7 @@ class ReverseMemory:
 
     def __init__(self, fetch) -> None:
         self.fetch = fetch
-        self.listening = False
+        self._listening = False
         self.areas: Areas | None = None
         self.distance_exact = False  # PostGIS's distance reproduced on this server (at the last load)
         self._epoch = 0  # moved by every division notification and reset: a load read before is dropped
@@ -85,6 +85,21 @@ class ReverseMemory:
         self.answered = self.declined = 0
 
     # -- the follower ------------------------------------------------------------------------------
+    @property
+    def listening(self) -> bool:
+        return self._listening
+
+    @listening.setter
+    def listening(self, value: bool) -> None:
+        """Set by the listener: once listening, the polygons are read at once (not at the first
+        reverse: building them takes seconds of CPU, better spent before the traffic comes)."""
+        self._listening = value
+        if value and self.areas is None:
+            try:
+                self._start_load()
+            except RuntimeError:  # not in the event loop: the first answer starts it
+                pass
+
     def apply(self, payload: str) -> None:
         table, _, ids = payload.partition(":")
         if table == "divisions":
@@ -109,6 +124,11 @@ class ReverseMemory:
     def _drop_areas(self) -> None:
         self._epoch += 1
         self.areas = None
+        if self._listening:
+            try:
+                self._start_load()  # a load under way reads again: its epoch is past
+            except RuntimeError:
+                pass
 
     # -- the answer ----------------------------------------------------------------------------------
     def answer(self, search, index, lon: float, lat: float, radius: float) -> dict | None:
