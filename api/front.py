@@ -18,6 +18,8 @@ import logging
 import re
 from urllib.parse import parse_qsl
 
+from starlette._utils import get_route_path
+
 from api.deps import get_conn
 from api.ratelimit import sends_key
 from registry.errors import RegistryError
@@ -71,7 +73,7 @@ class HotPathFront:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope["method"] != "GET" or sends_key(scope["headers"]):
             return await self.app(scope, receive, send)
-        path = scope["path"]
+        path = get_route_path(scope) if scope.get("root_path") else scope["path"]  # behind --root-path
         if path.startswith("/p/"):
             handler = self._scan
         elif path == "/healthz":
