@@ -30,13 +30,13 @@ from api import deps
 from api.problems import MEDIA_TYPE as PROBLEM
 from registry.addresses import MAX_PAGE, PUBLIC_MAX_PAGE, STATUSES as ADDRESS_STATUSES
 from registry.boundaries import LEVELS as BOUNDARY_LEVELS
-from registry.divisions import AUTHORITIES, DIVISION_CODE
+from registry.authorities import AUTHORITIES
+from registry.divisions import DIVISION_CODE
 from registry.doorplates.reports import MAX_TEXT, REPORT_KINDS, REPORT_STATUSES
 from registry.doorplates.tokens import MAC_BYTES, MAX_TOKEN_CHARS
 from registry.heritage import LEVEL_SPELLINGS as HERITAGE_LEVEL_SPELLINGS
 from registry.placename_categories import CATEGORY_SPELLINGS
-from registry.exports import FORMATS
-from registry.features.collections import COLLECTIONS
+from registry.features.collections import COLLECTIONS, EXPORT_FORMATS
 from registry.search.validate import KINDS, MAX_LIMIT as SEARCH_MAX, MAX_QUERY_CHARS, MAX_RADIUS_M
 from registry.tiles import LAYERS, MAX_ZOOM
 
@@ -216,7 +216,7 @@ PATH_PARAMETERS: dict[tuple[str, str], dict] = {
                                                     "description": "column 0–2^z−1"},
     ("/tiles/{layer_name}/{z}/{x}/{y}.mvt", "y"): {"type": "integer", "minimum": 0,
                                                     "description": "row 0–2^z−1 (XYZ: 0 at the north)"},
-    ("/v1/exports/{collection}", "format"): {"type": "string", "enum": list(FORMATS), "default": "gpkg"},
+    ("/v1/exports/{collection}", "format"): {"type": "string", "enum": list(EXPORT_FORMATS), "default": "gpkg"},
     ("/v1/exports/{collection}", "collection"): {"type": "string", "enum": list(COLLECTIONS)},
     ("/v1/exports/{collection}", "crs"): {"type": "string", "pattern": "^\\s*([Ee][Pp][Ss][Gg]:)?[0-9]{4,6}\\s*$",
                                           "description": "EPSG:…, a code PostGIS knows (default EPSG:4490)"},

@@ -7,7 +7,6 @@ from typing import Annotated, Optional
 from urllib.parse import quote
 
 import typer
-from sqlalchemy import text
 
 from registry.errors import RegistryError
 from registry.settings import get_settings
@@ -16,11 +15,11 @@ demo_app = typer.Typer(help="The demo city: where to look.", no_args_is_help=Tru
 
 _PREFIX = "浙江省湖州市"  # dropped from the sample search: people type from the county down
 
-_SAMPLE = text("""
+_SAMPLE = """
     SELECT p.id AS plate_id, a.id AS address_id, a.full_text
     FROM doorplates p JOIN addresses a ON a.id = p.address_id
     WHERE p.status IN ('issued', 'active') AND a.status = 'active' AND a.number <> ''
-    ORDER BY p.id LIMIT 1""")
+    ORDER BY p.id LIMIT 1"""
 
 
 def demo_links(conn, base_url: str, public_base_url: str) -> list[tuple[str, str]]:
@@ -29,7 +28,9 @@ def demo_links(conn, base_url: str, public_base_url: str) -> list[tuple[str, str
 
     base = base_url.rstrip("/")
     links = [("首页 / landing page", f"{base}/"), ("地图 / map", f"{base}/map")]
-    row = conn.execute(_SAMPLE).mappings().first()
+    from sqlalchemy import text
+
+    row = conn.execute(text(_SAMPLE)).mappings().first()
     if row is not None:
         links.append(("门牌扫码页 / a doorplate's scan page",
                       plate_url(conn, row["plate_id"], ring=KeyRing(ttl=0), base_url=public_base_url)))

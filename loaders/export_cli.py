@@ -18,13 +18,17 @@ import shutil
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Annotated, Callable, Optional
+from typing import TYPE_CHECKING, Annotated, Callable, Optional
 
 import typer
-from sqlalchemy import Connection
 
 from registry.errors import Conflict, InvalidQuery, NotFound
-from registry.exports import FORMATS, ExportPlan, parse_format, plan_export
+from registry.features.collections import EXPORT_FORMATS
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
+    from registry.exports import ExportPlan
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +95,8 @@ def write_export(conn: Connection, plan: ExportPlan, fmt: str, path: Path, *, en
     called with the rows written so far after each batch."""
     import pyogrio
     from pyproj import CRS
+
+    from registry.exports import parse_format
 
     fmt = parse_format(fmt)
     enc = check_encoding(encoding, fmt)
@@ -184,7 +190,7 @@ def export(
                                                    "boundary-markers, streets, place-names, heritage-items, "
                                                    "facilities, doorplates")],
     output: Annotated[Path, typer.Option("--output", "-o", help="the file to write")],
-    fmt: Annotated[str, typer.Option("--format", "-f", help="|".join(FORMATS))] = "gpkg",
+    fmt: Annotated[str, typer.Option("--format", "-f", help="|".join(EXPORT_FORMATS))] = "gpkg",
     division: Annotated[Optional[str], typer.Option(help="only this division and below (a code)")] = None,
     authority: Annotated[Optional[str], typer.Option(help="nbs2023|mca2025, for an ambiguous township code")] = None,
     as_of: Annotated[Optional[str], typer.Option("--as-of", help="YYYY-MM-DD: as in force that day")] = None,
@@ -193,7 +199,8 @@ def export(
     bom: Annotated[bool, typer.Option("--bom/--no-bom", help="CSV in UTF-8 starts with a BOM (for Excel)")] = True,
 ) -> None:
     """Export a collection (the public view the OGC API serves) to a GIS file."""
-    from loaders.cli import engine
+    from loaders.cli_support import engine
+    from registry.exports import plan_export
 
     eng = engine()
     try:

@@ -12,15 +12,16 @@ import json
 import re
 import tempfile
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
-from sqlalchemy import Connection, text
 
+from data import REFERENCE_DIR
 from loaders.plates_cli import _fail
-from loaders.reference import REFERENCE_DIR
 from registry.errors import RegistryError
-from registry.settings import get_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
 
 heritage_app = typer.Typer(help="The heritage catalogue (地名文化遗产): load, list, show, atlas.", no_args_is_help=True)
 
@@ -32,11 +33,14 @@ _HEADER = ["name", "level", "category", "division_code", "wkt", "catalogue", "ba
 
 def _engine():
     from registry.db.engine import make_engine
+    from registry.settings import get_settings
 
     return make_engine(get_settings(), pool_size=2)
 
 
 def _division(conn: Connection, name: str, parent_id: int | None, level: str) -> int | None:
+    from sqlalchemy import text
+
     return conn.execute(text("""SELECT id FROM divisions WHERE level = :lv AND status = 'active'
                                 AND (name = :n OR full_name = :n) AND (CAST(:p AS bigint) IS NULL OR parent_id = :p)
                                 ORDER BY id LIMIT 1"""), {"lv": level, "n": name, "p": parent_id}).scalar()
@@ -45,6 +49,8 @@ def _division(conn: Connection, name: str, parent_id: int | None, level: str) ->
 def reference_rows(conn: Connection, path: Path = HERITAGE_CSV) -> tuple[list[dict], list[str]]:
     """The reference facts as loader rows (division code, a point inside the finest division that has
     a polygon) and the rows that could not be placed (with the reason)."""
+    from sqlalchemy import text
+
     rows, problems = [], []
     with path.open(encoding="utf-8", newline="") as f:
         for n, r in enumerate(csv.DictReader(f), start=2):

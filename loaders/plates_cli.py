@@ -8,13 +8,16 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from registry.divisions import AUTHORITIES, AUTHORITY_HELP, CodeMatch, match_code
+from registry.authorities import AUTHORITIES, AUTHORITY_HELP
 from registry.errors import AmbiguousCode, RegistryError
 from registry.settings import get_settings
+
+if TYPE_CHECKING:
+    from registry.divisions import CodeMatch
 
 plates_app = typer.Typer(help="Digital doorplates (数字门牌): issue, lifecycle, printing, signing keys.",
                          no_args_is_help=True)
@@ -59,6 +62,8 @@ def _division(conn, division: str | None, authority: str | None, *, err: bool = 
     """Resolve --division by the registry's one rule and say, by name, what the command acts on."""
     if division is None:
         return None
+    from registry.divisions import match_code
+
     resolved = match_code(conn, division, authority=authority, parameter="division")
     typer.echo(f"区划 / division: {resolved.name}（{resolved.authority} {resolved.code}）", err=err)
     return resolved

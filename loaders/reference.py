@@ -13,6 +13,7 @@ from shapely.geometry import MultiPolygon, shape
 from shapely import to_wkb, transform
 from sqlalchemy import Connection, func, insert, select, text
 
+from data import REFERENCE_DIR
 from registry.as_of import REFERENCE_START
 from registry.changes import apply_change_set, open_change_set
 from registry.db.tables import division_codes, divisions
@@ -22,7 +23,6 @@ from registry.text import fold_village_suffix
 
 log = logging.getLogger(__name__)
 
-REFERENCE_DIR = Path(__file__).resolve().parent.parent / "data" / "reference"
 NBS_FILE = "divisions_nbs_2023.csv"
 MCA_FILE = "divisions_mca_2025.csv"
 COUNTIES_FILE = "huzhou_counties_gcj02.geojson"

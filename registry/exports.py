@@ -20,10 +20,9 @@ from sqlalchemy.dialects.postgresql.psycopg import dialect as _psycopg_dialect
 
 from registry.divisions import match_code, validate_authority
 from registry.errors import InvalidQuery
-from registry.features.collections import STORAGE_SRID, Collection, Prop
+from registry.features.collections import EXPORT_FORMATS, STORAGE_SRID, Collection, Prop
 from registry.features.query import ItemsQuery, Period, collection, parse_datetime
 
-FORMATS = ("gpkg", "shp", "geojson", "csv", "fgb")
 BATCH_ROWS = 20000
 _PSYCOPG = _psycopg_dialect()
 _EPSG = re.compile(r"^(?:EPSG:)?(\d{4,6})$", re.IGNORECASE)
@@ -113,9 +112,9 @@ def parse_srid(conn: Connection, value: str | None) -> int:
 
 def parse_format(value: str) -> str:
     fmt = (value or "").strip().lower()
-    if fmt not in FORMATS:
-        raise InvalidQuery(f"format 应为 {'、'.join(FORMATS)} 之一 / format must be one of {', '.join(FORMATS)}, "
-                           f"got {value!r}", parameter="format")
+    if fmt not in EXPORT_FORMATS:
+        raise InvalidQuery(f"format 应为 {'、'.join(EXPORT_FORMATS)} 之一 / format must be one of "
+                           f"{', '.join(EXPORT_FORMATS)}, got {value!r}", parameter="format")
     return fmt
 
 

@@ -20,7 +20,8 @@ from api.deps import DbConn, scope
 from api.export_jobs import ExportJobs
 from registry.errors import Conflict, NotFound
 from registry.keys import ApiKey
-from registry.exports import FORMATS, parse_format, plan_export
+from registry.exports import parse_format, plan_export
+from registry.features.collections import EXPORT_FORMATS
 
 router = APIRouter(prefix="/v1", tags=["exports"])
 
@@ -34,7 +35,7 @@ MEDIA_TYPES = {"gpkg": "application/geopackage+sqlite3", "shp": "application/zip
 def export_file(
     conn: DbConn,
     collection: Annotated[str, Path(description="a collection of /ogc/collections, e.g. addresses")],
-    format: Annotated[str, Query(description="|".join(FORMATS), pattern="^(" + "|".join(FORMATS) + ")$")] = "gpkg",
+    format: Annotated[str, Query(description="|".join(EXPORT_FORMATS), pattern="^(" + "|".join(EXPORT_FORMATS) + ")$")] = "gpkg",
     division: Annotated[str | None, Query(description="only this division and below (a code)")] = None,
     authority: Annotated[str | None, Query(description="nbs2023|mca2025 for an ambiguous township code")] = None,
     as_of: Annotated[str | None, Query(description="YYYY-MM-DD: as in force that day")] = None,
@@ -81,7 +82,7 @@ def start_export_job(
     conn: DbConn,
     collection: Annotated[str, Path(description="a collection of /ogc/collections, e.g. addresses")],
     key: ApiKey = scope("agency"),
-    format: Annotated[str, Query(description="|".join(FORMATS), pattern="^(" + "|".join(FORMATS) + ")$")] = "gpkg",
+    format: Annotated[str, Query(description="|".join(EXPORT_FORMATS), pattern="^(" + "|".join(EXPORT_FORMATS) + ")$")] = "gpkg",
     division: Annotated[str | None, Query(description="only this division and below (a code)")] = None,
     authority: Annotated[str | None, Query(description="nbs2023|mca2025 for an ambiguous township code")] = None,
     as_of: Annotated[str | None, Query(description="YYYY-MM-DD: as in force that day")] = None,

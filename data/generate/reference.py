@@ -15,9 +15,9 @@ import numpy as np
 import shapely
 from shapely.geometry import MultiPolygon, Polygon, shape
 
+from data import REFERENCE_DIR
 from registry.geo import gcj02_to_wgs84
 
-REFERENCE_DIR = Path(__file__).resolve().parent.parent / "reference"
 CITY_CODE = "330500"
 
 # Approximate seats (CGCS2000 lon, lat) of the county governments; used only to make the

@@ -16,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 STORAGE_SRID = 4490
+# The file formats a collection is exported in (registry.exports, `registry export`, GET /v1/exports).
+EXPORT_FORMATS = ("gpkg", "shp", "geojson", "csv", "fgb")
 
 
 @dataclass(frozen=True)

@@ -83,7 +83,8 @@ def load_gazetteer(conn: Connection, *, text_keys: bool | str = True) -> Gazette
 def _codes(divisions: dict[int, Div]) -> dict[str, list]:
     """code -> its readings under each authority (an active division preferred), settled per
     request by `registry.divisions.settle_code`, the rule the database lookups use."""
-    from registry.divisions import AUTHORITIES, CodeMatch
+    from registry.authorities import AUTHORITIES
+    from registry.divisions import CodeMatch
 
     out: dict[str, list] = {}
     for authority in AUTHORITIES:
