@@ -20,6 +20,7 @@ import csv
 import io
 import json
 import os
+from collections import deque
 from collections.abc import Iterable, Iterator
 
 from registry.errors import RegistryError
@@ -138,7 +139,7 @@ EXACT_CHUNK = 1000  # distinct rows looked up exactly under one hold of the gaze
 # files, registry.search.generation, so nothing of them is copied; the small objects are shared
 # copy-on-write) with this process's overlay of changes, so they answer exactly as it does.
 PARALLEL_MIN_ROWS = 1000
-TASK_ROWS = 50  # engine rows per task sent to a worker: small, so that the cores finish together
+TASK_ROWS = 25  # engine rows per task: small, so that the processes finish together
 _worker_gaz: Gazetteer | None = None
 
 
@@ -146,8 +147,8 @@ def answers(gaz: Gazetteer, rows: list[str], processes: int | None = None) -> It
     """The record of every row, in input order (as match_rows gives them).
 
     The distinct rows are taken window by window: the exact path for a window, then its other
-    rows as engine tasks — with worker processes, the windows are looked up (in the pool's task
-    thread) while the workers match the engine rows of the earlier ones."""
+    rows as engine tasks — with worker processes, the windows are looked up while the workers
+    match the engine rows of the earlier ones."""
     first: dict[str, int] = {}
     slot = [first.setdefault(q, len(first)) for q in rows]
     distinct = list(first)
@@ -182,6 +183,10 @@ def answers(gaz: Gazetteer, rows: list[str], processes: int | None = None) -> It
 
 def _engine_answers(gaz: Gazetteer, tasks: Iterator[list[tuple[int, str]]], processes: int
                     ) -> Iterator[tuple[int, dict]]:
+    """(row, answer) of the engine rows in task order: in this thread, or shared between
+    `processes - 1` forked workers and this thread. This process takes a task whenever the oldest
+    one sent is not done yet, so it matches a share itself: its caches (parsed numbers, names)
+    then warm up for the workers of later batches, which start from its state."""
     if processes <= 1:
         for task in tasks:
             for u, q in task:
@@ -192,11 +197,38 @@ def _engine_answers(gaz: Gazetteer, tasks: Iterator[list[tuple[int, str]]], proc
     global _worker_gaz
     _worker_gaz = gaz
     ctx = multiprocessing.get_context("fork")
+    workers = processes - 1
     with gaz.lock:  # no change is half-applied in the copy the workers get
-        pool = ctx.Pool(processes, initializer=_worker_init)
+        pool = ctx.Pool(workers, initializer=_worker_init)
     try:
-        for part in pool.imap(_worker_task, tasks):
-            yield from part
+        queue: deque[tuple[bool, object]] = deque()  # (sent to the pool?, AsyncResult or answers), in task order
+        sent = 0
+        source = iter(tasks)
+        more = True
+        while True:
+            while more and sent < 2 * workers:  # each worker a task ahead
+                task = next(source, None)
+                if task is None:
+                    more = False
+                    break
+                queue.append((True, pool.apply_async(_worker_task, (task,))))
+                sent += 1
+            if not queue:
+                break
+            pooled, head = queue[0]
+            if pooled and not head.ready() and more:
+                task = next(source, None)
+                if task is None:
+                    more = False
+                else:
+                    queue.append((False, _worker_task(task, gaz)))
+                continue
+            queue.popleft()
+            if pooled:
+                sent -= 1
+                yield from head.get()
+            else:
+                yield from head
         pool.close()  # done: the workers take their sentinel and exit
     finally:
         pool.terminate()  # (a no-op after close; ends them when the caller stopped early)
@@ -221,9 +253,10 @@ def _worker_init() -> None:
     gc.disable()
 
 
-def _worker_task(task: list[tuple[int, str]]) -> list[tuple[int, dict]]:
-    assert _worker_gaz is not None
-    return [(u, answer_one(_worker_gaz, q)) for u, q in task]
+def _worker_task(task: list[tuple[int, str]], gaz: Gazetteer | None = None) -> list[tuple[int, dict]]:
+    gaz = gaz or _worker_gaz
+    assert gaz is not None
+    return [(u, answer_one(gaz, q)) for u, q in task]
 
 
 def processes_for(rows: int) -> int:
