@@ -12,7 +12,8 @@ from api.keycache import KeyCache
 from api.limits import BodyLimitMiddleware
 from api.front import HotPathFront
 from api.hotpath import KeyMiddleware, prefilter_routers
-from api.ratelimit import AccessLogMiddleware, AnonymousLimiter, RateLimiter, RateLimitMiddleware, make_buckets
+from api.access_log import AccessLogMiddleware
+from api.ratelimit import AnonymousLimiter, RateLimiter, RateLimitMiddleware, make_buckets
 from api.routes import addresses, adjustments, boundaries, changes, divisions, health, inspections
 from api.ogc import router as ogc_router  # OGC API – Features under /ogc
 from api.routes import doorplates, heritage, pages, placenames, tiles
@@ -105,7 +106,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.add_middleware(BodyLimitMiddleware, settings=settings)  # api/limits.py: 413 before a body is read whole
     app.add_middleware(RateLimitMiddleware, settings=settings,  # anonymous callers
                        limiter=AnonymousLimiter(settings, store=app.state.rate_buckets))
-    app.add_middleware(AccessLogMiddleware)  # api/ratelimit.py: the request log, without personal data
+    app.add_middleware(AccessLogMiddleware)  # api/access_log.py: the request log, without personal data
     docs.install(app)
     openapi.install(app)  # api/openapi.py: every error, media type and constraint in /openapi.json
     # The order of the OpenAPI document's paths.

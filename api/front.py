@@ -32,7 +32,7 @@ _REVERSE_PARAMS = frozenset({"lon", "lat", "radius"})
 
 
 class _Route:
-    """What the request log reads from `scope["route"]` (api/ratelimit.py AccessLogMiddleware)."""
+    """What the request log reads from `scope["route"]` (api/access_log.py)."""
 
     __slots__ = ("path",)
 

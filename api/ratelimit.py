@@ -454,39 +454,3 @@ class RateLimitMiddleware:
         start, data = _refusal(s, limit_for(limiter.settings, s), retry, path)
         await send(start)
         await send({"type": "http.response.body", "body": data})
-
-
-# --- request log without personal data ----------------------------------------------------------
-access_log = logging.getLogger("registry.access")
-
-
-class AccessLogMiddleware:
-    """One line per request: method, the route's template (GET /p/{token}, never the token or the
-    query string, which may hold what a citizen looked up), status and milliseconds. No client
-    address, no key secret: `registry serve` turns uvicorn's own access log (which has both) off."""
-
-    def __init__(self, app) -> None:
-        self.app = app
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or not access_log.isEnabledFor(logging.INFO):
-            return await self.app(scope, receive, send)
-        t0 = time.perf_counter()
-        status = 0
-
-        async def sending(message):
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, sending)
-        finally:
-            route = scope.get("route")
-            path = getattr(route, "path", None) or "(no route)"
-            # the record made directly: Logger.info would walk the stack for the caller's file and line
-            access_log.handle(access_log.makeRecord(
-                access_log.name, logging.INFO, __file__, 0, "%s %s %d %.1fms %s",
-                (scope["method"], path, status, (time.perf_counter() - t0) * 1000,
-                 "key" if sends_key(scope["headers"]) else "anonymous"), None))
