@@ -199,7 +199,8 @@ class NearestIndex:
             d = np.hypot(glon - lon, glat - lat)
             if extra:
                 d = np.concatenate([d, ex_d])
-            if len(d) >= KNN and np.partition(d, KNN - 1)[KNN - 1] <= bound:
+            order = np.argsort(d, kind="stable")
+            if len(d) >= KNN and d[order[KNN - 1]] <= bound:
                 break  # the 8 nearest are known exactly
             if bound >= reach:
                 break  # every address within the radius is known, and so is its rank among the 8
@@ -208,7 +209,7 @@ class NearestIndex:
             r = max(1, r * 2)
         if len(d) == 0:
             return NONE_WITHIN
-        top = np.argsort(d, kind="stable")[:KNN].tolist()
+        top = order[:KNN].tolist()
         if extra:
             glon, glat = np.concatenate([glon, ex_lon]), np.concatenate([glat, ex_lat])
         cand_lon, cand_lat = glon[top].tolist(), glat[top].tolist()

@@ -109,6 +109,8 @@ def chain_from_memory(areas, lon: float, lat: float) -> list | None:
     covering = areas.covering(lon, lat)
     if covering is None or len(covering) > MAX_COVERING:
         return None
+    if len(covering) == 1:  # the usual case: one village
+        return areas.chain(covering[0][0])
     finest = _finest(covering)
     if finest is None:
         return []
