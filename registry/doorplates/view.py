@@ -339,11 +339,12 @@ def navigation(lon: float | None, lat: float | None, label: str) -> dict[str, st
     glon, glat = wgs84_to_gcj02(lon, lat)
     blon, blat = gcj02_to_bd09(glon, glat)
     name = quote(label, safe="")
+    here = f"{lat:.6f},{lon:.6f}"
     return {
         "amap": f"https://uri.amap.com/marker?position={glon:.6f},{glat:.6f}&name={name}&coordinate=gaode&callnative=1",
         "baidu": (f"https://api.map.baidu.com/marker?location={blat:.6f},{blon:.6f}&title={name}&content={name}"
                   f"&coord_type=bd09ll&output=html&src=huzhou.registry.doorplate"),
-        "geo": f"geo:{lat:.6f},{lon:.6f}?q={lat:.6f},{lon:.6f}({name})",
+        "geo": f"geo:{here}?q={here}({name})",
         "gcj02": [round(glon, 6), round(glat, 6)],
         "bd09": [round(blon, 6), round(blat, 6)],
     }
