@@ -17,7 +17,6 @@ import typer
 from loaders.plates_cli import Authority, _fail
 from registry.errors import RegistryError
 from registry.faults import checkpoint
-from registry.settings import get_settings
 
 adjust_app = typer.Typer(help="Division adjustments (区划调整): merge, split, rename, recode, transfer.", no_args_is_help=True)
 
@@ -36,6 +35,7 @@ AsOf = Annotated[Optional[str], typer.Option("--as-of", metavar="YYYY-MM-DD",
 
 def _engine():
     from registry.db.engine import make_engine
+    from registry.settings import get_settings
 
     return make_engine(get_settings(), pool_size=2)
 

@@ -13,7 +13,6 @@ import typer
 
 from registry.errors import Conflict, RegistryError
 from registry.faults import checkpoint
-from registry.settings import get_settings
 
 changes_app = typer.Typer(help="Change sets: list, show (with the diff), approve, reject, apply.", no_args_is_help=True)
 
@@ -22,6 +21,7 @@ Actor = Annotated[str, typer.Option(help="who does it (recorded in the change se
 
 def _engine():
     from registry.db.engine import make_engine
+    from registry.settings import get_settings
 
     return make_engine(get_settings(), pool_size=2)
 

@@ -9,7 +9,6 @@ from urllib.parse import quote
 import typer
 
 from registry.errors import RegistryError
-from registry.settings import get_settings
 
 demo_app = typer.Typer(help="The demo city: where to look.", no_args_is_help=True)
 
@@ -49,6 +48,7 @@ def urls(
 ) -> None:
     """Print the pages to open (a scan URL needs issued plates: `registry plates issue --division 330500`)."""
     from registry.db.engine import make_engine
+    from registry.settings import get_settings
 
     settings = get_settings()
     engine = make_engine(settings, pool_size=1)

@@ -14,7 +14,6 @@ from typing import Annotated, Optional
 import typer
 
 from registry.errors import RegistryError
-from registry.settings import get_settings
 
 inspection_app = typer.Typer(help="Boundary joint inspections (界线联合检查): rounds, field packages out and back, reports.", no_args_is_help=True)
 round_app = typer.Typer(help="Inspection rounds (联检轮次).", no_args_is_help=True)
@@ -26,6 +25,7 @@ RoundOpt = Annotated[int, typer.Option("--round", help="the round's number, e.g.
 
 def _engine():
     from registry.db.engine import make_engine
+    from registry.settings import get_settings
 
     return make_engine(get_settings(), pool_size=2)
 
@@ -37,6 +37,7 @@ def _fail(exc: Exception, code: int = 1) -> None:
 
 def tolerances():
     from registry.inspection import Tolerances
+    from registry.settings import get_settings
 
     s = get_settings()
     return Tolerances(marker_m=s.inspection_marker_tolerance_m, node_m=s.inspection_node_tolerance_m)

@@ -14,13 +14,13 @@ import typer
 
 from loaders.plates_cli import _fail
 from registry.errors import RegistryError
-from registry.settings import get_settings
 
 placenames_app = typer.Typer(help="Place names (地名): romanize, naming checks, show.", no_args_is_help=True)
 
 
 def _engine():
     from registry.db.engine import make_engine
+    from registry.settings import get_settings
 
     return make_engine(get_settings(), pool_size=2)
 

@@ -14,7 +14,6 @@ import typer
 
 from registry.authorities import AUTHORITIES, AUTHORITY_HELP
 from registry.errors import AmbiguousCode, RegistryError
-from registry.settings import get_settings
 
 if TYPE_CHECKING:
     from registry.divisions import CodeMatch
@@ -45,6 +44,7 @@ Authority = Annotated[Optional[str], typer.Option("--authority", metavar="nbs202
 
 def _engine():
     from registry.db.engine import make_engine
+    from registry.settings import get_settings
 
     return make_engine(get_settings(), pool_size=2)
 
@@ -168,6 +168,7 @@ def revoke(
 def show(plate: Annotated[str, typer.Argument(help="plate id or code")]) -> None:
     """A plate, its history and its scan URL, as JSON."""
     from registry.doorplates import KeyRing, get_plate, plate_url
+    from registry.settings import get_settings
 
     try:
         with _engine().connect() as conn:
@@ -194,6 +195,7 @@ def print_sheet(
     each page headed by the division, batch, page N of M and the base URL. Refused (exit 2) while
     REGISTRY_PUBLIC_BASE_URL is not a public address, unless --force-local-url."""
     from registry.doorplates import KeyRing, check_printable_base_url, print_division
+    from registry.settings import get_settings
 
     base_url = get_settings().public_base_url
     try:

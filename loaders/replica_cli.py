@@ -7,7 +7,6 @@ from typing import Annotated, Optional
 import typer
 
 from registry.errors import RegistryError
-from registry.settings import get_settings
 
 replica_app = typer.Typer(
     help="Read replicas of the managed cluster (streaming replication from pg_basebackup -R), "
@@ -19,6 +18,7 @@ NameOption = Annotated[str, typer.Option("--name", "-n", help="the replica's nam
 
 def _replica(name: str):
     from registry.db.replica import ReplicaCluster
+    from registry.settings import get_settings
 
     settings = get_settings()
     if not settings.managed:
@@ -84,6 +84,7 @@ def replica_status(name: Annotated[Optional[str], typer.Option("--name", "-n", h
     primary and replay delay (now − the last replayed commit; grows while the primary is idle).
     Exit 3 when a named replica is not running."""
     from registry.db.replica import all_replicas
+    from registry.settings import get_settings
 
     try:
         reps = [_replica(name)] if name else all_replicas(get_settings())
