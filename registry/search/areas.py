@@ -43,7 +43,9 @@ class Division:
 class Areas:
     """The polygons and rows of one read of `divisions` (LOAD_SQL's rows)."""
 
-    def __init__(self, rows) -> None:
+    def __init__(self, rows, previous: "Areas | None" = None) -> None:
+        """`previous`: the Areas these rows follow (after a division change): its cells are kept
+        outside the boxes of the villages whose polygon changed."""
         self.divisions: dict[int, Division] = {}
         self._chains: dict[int, list | None] = {}
         ids, levels, wkbs = [], [], []
@@ -56,6 +58,7 @@ class Areas:
         self.ids = np.array(ids, dtype=np.int64)
         self.levels = np.array(levels, dtype=object)
         self.village = self.levels == "village"
+        self.wkbs = wkbs
         self.polygons = shapely.from_wkb(wkbs) if wkbs else np.empty(0, dtype=object)
         self.boundaries = shapely.boundary(self.polygons)
         self.bounds = tuple(float(v) for v in shapely.total_bounds(self.polygons)) if len(self.polygons) else None
@@ -63,7 +66,7 @@ class Areas:
         shapely.prepare(self.polygons)
         shapely.prepare(self.boundaries)
         self._boxes = self._by_box()
-        self._cells()
+        self._cells(previous)
 
     def _by_box(self) -> dict[tuple[int, int], np.ndarray]:
         """The polygons whose bounding box meets each square of BOX_DEG (their positions)."""
@@ -74,7 +77,7 @@ class Areas:
                     out.setdefault((i, j), []).append(k)
         return {key: np.array(v, dtype=np.int64) for key, v in out.items()}
 
-    def _cells(self) -> None:
+    def _cells(self, previous: "Areas | None" = None) -> None:
         """The grid of cells wholly inside exactly one village and away from every village boundary
         (`inside`: that polygon's position, -1 otherwise): a point in one of those is answered
         without a geometric test. A cell is clean when no point of a village boundary lies in it or
@@ -90,23 +93,39 @@ class Areas:
         self.x0, self.y0 = float(x0) - CELL_DEG, float(y0) - CELL_DEG
         self.nx = int((x1 - self.x0) / CELL_DEG) + 2
         self.ny = int((y1 - self.y0) / CELL_DEG) + 2
-        edge = np.zeros((self.nx, self.ny), dtype=bool)
         every_village = np.flatnonzero(self.village)  # an unsure one's boundary counts too
+        bounds = shapely.bounds(self.polygons[every_village])
+        i0 = ((bounds[:, 0] - self.x0) // CELL_DEG).astype(np.int64)
+        i1 = ((bounds[:, 2] - self.x0) // CELL_DEG).astype(np.int64)
+        j0 = ((bounds[:, 1] - self.y0) // CELL_DEG).astype(np.int64)
+        j1 = ((bounds[:, 3] - self.y0) // CELL_DEG).astype(np.int64)
+        region = self._changed(previous, every_village)  # (a0, a1, b0, b1) of cells to work out, or None
+        if region is not None and region[0] > region[1]:
+            self.inside = previous.inside  # no village's polygon changed
+            return
+        edge = np.zeros((self.nx, self.ny), dtype=bool)
         samples = shapely.get_coordinates(shapely.segmentize(self.boundaries[every_village], CELL_DEG / 4))
         sx = np.floor((samples[:, 0] - self.x0) / CELL_DEG).astype(np.int64)
         sy = np.floor((samples[:, 1] - self.y0) / CELL_DEG).astype(np.int64)
         for dx in (-1, 0, 1):
             for dy in (-1, 0, 1):
                 edge[np.clip(sx + dx, 0, self.nx - 1), np.clip(sy + dy, 0, self.ny - 1)] = True
-        inside = np.full((self.nx, self.ny), -1, dtype=np.int16 if len(self.ids) < 32767 else np.int32)
+        if region is None:
+            inside = np.full((self.nx, self.ny), -1, dtype=np.int16 if len(self.ids) < 32767 else np.int32)
+            region = (0, self.nx - 1, 0, self.ny - 1)
+        else:
+            inside = previous.inside.reshape(self.nx, self.ny).copy()
+            inside[region[0]:region[1] + 1, region[2]:region[3] + 1] = -1
+        # the villages' boxes clipped to the region; villages whose box misses it are left out
+        i0, i1 = np.maximum(i0, region[0]), np.minimum(i1, region[1])
+        j0, j1 = np.maximum(j0, region[2]), np.minimum(j1, region[3])
+        keep = (i0 <= i1) & (j0 <= j1)
+        every_village, i0, i1, j0, j1 = every_village[keep], i0[keep], i1[keep], j0[keep], j1[keep]
         held_cells = []
-        # every (cell, village) whose box holds a clean cell, in one array: one GEOS call for all
-        bounds = shapely.bounds(self.polygons[every_village])
-        i0 = ((bounds[:, 0] - self.x0) // CELL_DEG).astype(np.int64)
-        i1 = ((bounds[:, 2] - self.x0) // CELL_DEG).astype(np.int64)
-        j0 = ((bounds[:, 1] - self.y0) // CELL_DEG).astype(np.int64)
-        j1 = ((bounds[:, 3] - self.y0) // CELL_DEG).astype(np.int64)
+        # every (cell, village) whose box holds a clean cell, in one array: one GEOS call per 64 villages
         for part in np.array_split(np.arange(len(every_village)), max(1, len(every_village) // 64)):
+            if len(part) == 0:
+                continue
             w, h = i1[part] - i0[part] + 1, j1[part] - j0[part] + 1
             n = w * h
             owner = np.repeat(part, n)
@@ -121,14 +140,33 @@ class Areas:
             held_cells.append(flat)
             inside.ravel()[flat] = np.where(self.unsure[owner], -1, owner)
         holders = np.bincount(np.concatenate(held_cells), minlength=self.nx * self.ny) if held_cells else None
-        if holders is not None:
-            inside.ravel()[holders != 1] = -1  # overlapping villages: the statement's scan order decides
+        if holders is not None:  # overlapping villages: the statement's scan order decides
+            inside.ravel()[np.flatnonzero(holders > 1)] = -1
         # GEOS may misjudge an invalid polygon: its box is PostGIS's
         for k in every_village[self.unsure[every_village]]:
             bx0, by0, bx1, by1 = shapely.bounds(self.polygons[k])
             inside[max(int((bx0 - self.x0) // CELL_DEG), 0):int((bx1 - self.x0) // CELL_DEG) + 1,
                    max(int((by0 - self.y0) // CELL_DEG), 0):int((by1 - self.y0) // CELL_DEG) + 1] = -1
         self.inside = inside.ravel()
+
+    def _changed(self, previous: "Areas | None", every_village: np.ndarray) -> tuple[int, int, int, int] | None:
+        """The cells (i0, i1, j0, j1) the villages whose polygon changed since `previous` can
+        touch (their old and new boxes, grown by the two cells an edge marks around it; empty when
+        none changed), or None when everything is worked out again (no previous, another grid,
+        other polygons)."""
+        if (previous is None or len(previous.ids) != len(self.ids) or not np.array_equal(previous.ids, self.ids)
+                or not np.array_equal(previous.unsure, self.unsure)
+                or not np.array_equal(previous.village, self.village)
+                or (previous.x0, previous.y0, previous.nx, previous.ny) != (self.x0, self.y0, self.nx, self.ny)):
+            return None
+        changed = [k for k in every_village.tolist() if previous.wkbs[k] != self.wkbs[k]]
+        if not changed:
+            return (0, -1, 0, -1)
+        b = np.concatenate([shapely.bounds(previous.polygons[changed]), shapely.bounds(self.polygons[changed])])
+        return (max(int((b[:, 0].min() - self.x0) // CELL_DEG) - 2, 0),
+                min(int((b[:, 2].max() - self.x0) // CELL_DEG) + 2, self.nx - 1),
+                max(int((b[:, 1].min() - self.y0) // CELL_DEG) - 2, 0),
+                min(int((b[:, 3].max() - self.y0) // CELL_DEG) + 2, self.ny - 1))
 
     def village_at(self, lon: float, lat: float) -> int | None:
         """The position of the one village whose cell interior holds the point, if any."""

@@ -29,6 +29,7 @@ import time
 
 
 from registry.search.areas import LOAD_SQL, Areas
+from registry.search.freshness import trim_heap
 from registry.search.nearest import metres
 from registry.search.reverse import reverse_async, reverse_from_memory
 from registry.search.validate import check_lon_lat, check_radius
@@ -60,6 +61,14 @@ def _memory_state(store, address_id: int):
     return float(store.lon[i]), float(store.lat[i]), code, full_text, int(store.col["village"][i])
 
 
+def _build(rows, previous: Areas | None) -> Areas:
+    """The polygons' Areas (the cells of `previous` kept where no village changed), and the C heap
+    its building used (~60 MB of temporary grids at the full city) given back to the system."""
+    areas = Areas(rows, previous)
+    trim_heap()
+    return areas
+
+
 class ReverseMemory:
     """The reverse answer from memory, kept right by the notifications: a follower of the ReadPath
     (`apply`, `reset`, `listening`). `fetch(sql, params)` reads on the primary (awaitable rows)."""
@@ -70,6 +79,7 @@ class ReverseMemory:
         self.fetch = fetch
         self._listening = False
         self.areas: Areas | None = None
+        self._built: Areas | None = None  # the last read, dropped or not: its cells are reused where nothing changed
         self.distance_exact = False  # PostGIS's distance reproduced on this server (at the last load)
         self._epoch = 0  # moved by every division notification and reset: a load read before is dropped
         self._loading: asyncio.Task | None = None
@@ -214,7 +224,8 @@ class ReverseMemory:
             epoch = self._epoch
             try:
                 rows = await self.fetch(LOAD_SQL, None)
-                areas = await asyncio.get_running_loop().run_in_executor(None, Areas, rows)
+                areas = await asyncio.get_running_loop().run_in_executor(None, _build, rows, self._built)
+                self._built = areas
                 exact = await self._calibrate(areas)
             except Exception as exc:
                 log.warning("reverse memory: division polygons not read (%s); retrying", exc)
