@@ -306,3 +306,23 @@ def test_should_never_answer_an_address_retired_elsewhere_once_notified(city, ci
     door, later, expected = asyncio.run(run())
     assert all(_same(a, expected) for a in later)
     assert all((a["address"] or {}).get("id") != door for a in later)
+
+
+def test_should_work_out_again_only_the_cells_changed_villages_touch_and_keep_the_same_cells(city):
+    from registry.search.areas import LOAD_SQL, Areas
+
+    with city.engine.connect() as conn:
+        rows = [tuple(r) for r in conn.exec_driver_sql(LOAD_SQL).all()]
+    before = Areas(rows)
+    villages = [i for i, r in enumerate(rows) if r[1] == "village" and r[6] is not None]
+    changed = list(rows)
+    for n, i in enumerate((villages[3], villages[len(villages) // 2])):
+        g = shapely.from_wkb(bytes(rows[i][6]))
+        g = (shapely.difference(g, shapely.buffer(shapely.point_on_surface(g), 0.003)) if n == 0
+             else shapely.transform(g, lambda xy: xy + np.array([0.0007, 0.0003])))
+        changed[i] = rows[i][:6] + (shapely.to_wkb(shapely.multipolygons(shapely.get_parts(g))),)
+    kept = Areas(changed, before)
+    full = Areas(changed)
+    assert np.array_equal(kept.inside, full.inside)
+    assert not np.array_equal(kept.inside, before.inside)
+    assert Areas(rows, before).inside is before.inside  # nothing changed: nothing worked out
