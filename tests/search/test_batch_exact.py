@@ -101,3 +101,31 @@ def test_should_name_the_line_of_bytes_that_do_not_decode_when_read_in_pieces():
     with pytest.raises(InvalidQuery) as err3:
         parse_body(body, "text/csv")
     assert err2.value.message == err3.value.message
+
+
+def test_should_answer_rows_the_overlay_changed_as_the_engine_does(city):
+    """A standard text changed or retired since the load: the exact path leaves it to the engine,
+    which reads the overlay first."""
+    from sqlalchemy import text
+
+    from registry.search import apply_changes
+    from registry.search.loading import load_gazetteer
+
+    with city.engine.connect() as conn:
+        trans = conn.begin()  # rolled back: the city database stays as loaded
+        try:
+            gaz = load_gazetteer(conn, text_keys=True)
+            s = gaz.addresses
+            renamed, retired, kept = (int(s.ids[i]) for i in (10, 20, 30))
+            old = {aid: s.text(s.row_of_id(aid))[1] for aid in (renamed, retired, kept)}
+            conn.execute(text("UPDATE addresses SET full_text = replace(full_text, '号', '号附') WHERE id = :a"),
+                         {"a": renamed})
+            conn.execute(text("UPDATE addresses SET status = 'retired' WHERE id = :a"), {"a": retired})
+            apply_changes(gaz, conn, {"addresses": {renamed, retired}})
+            new = conn.execute(text("SELECT full_text FROM addresses WHERE id = :a"), {"a": renamed}).scalar()
+        finally:
+            trans.rollback()
+    rows = [old[renamed], new, old[retired], old[kept], old[kept][6:]]
+    expected = list(match_rows(gaz, rows))
+    assert list(answers(gaz, rows, processes=1)) == expected
+    assert expected[3]["id"] == kept and expected[2]["id"] != retired
