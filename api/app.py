@@ -40,9 +40,11 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     async def lifespan(app: FastAPI):
         owned = engine is None
         app.state.engine = engine if engine is not None else make_engine(settings)
-        # The process's one LISTEN connection (registry/db/listen.py), on the engine's URL, connected
-        # on the first subscription: the search, the tile cache and the read path's caches follow it.
-        app.state.listener = Listener.for_engine(app.state.engine)
+        # The process's one LISTEN connection (registry/db/listen.py), on REGISTRY_LISTEN_URL or the
+        # engine's URL (one through a pooler is refused: nothing then follows the notifications),
+        # connected on the first subscription: the search, the tile cache and the read path's caches follow it.
+        app.state.listener = (Listener(settings.listen_url, setting="REGISTRY_LISTEN_URL") if settings.listen_url
+                              else Listener.for_engine(app.state.engine))
         # The search gazetteer: loaded in the background at start-up when the app owns its engine,
         # on the first search otherwise (tests); kept fresh by LISTEN/NOTIFY.
         app.state.search = SearchService(app.state.engine, directory=settings.gazetteer_dir,

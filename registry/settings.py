@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     # Read replicas (registry/db/routing.py): comma-separated URLs; reads go to the healthy ones.
     replica_urls: Annotated[tuple[str, ...], NoDecode] = Field(
         default=(), description="postgresql://… of read replicas, comma-separated (registry db replica start)")
+    # LISTEN needs a session of its own on the primary: the URL of the primary itself when
+    # REGISTRY_DATABASE_URL goes through a pooler in transaction mode (registry/db/listen.py).
+    listen_url: str | None = Field(default=None, description="postgresql://… of the primary itself for the LISTEN "
+                                   "connection (unset: REGISTRY_DATABASE_URL), e.g. behind pgbouncer")
     replica_check_seconds: float = Field(default=1.0, gt=0, le=60, description="how often replicas' health is checked")
     replica_max_lag_bytes: int = Field(default=256 * 2**20, ge=0,
                                        description="a replica further behind the primary than this gets no reads")
@@ -114,23 +118,30 @@ class Settings(BaseSettings):
     @field_validator("replica_urls", mode="before")
     @classmethod
     def _check_replica_urls(cls, v) -> tuple[str, ...]:
+        parts = [p.strip() for p in v.split(",")] if isinstance(v, str) else list(v or ())
+        return tuple(cls._server_url(part) for part in filter(None, parts))
+
+    @field_validator("listen_url")
+    @classmethod
+    def _check_listen_url(cls, v: str | None) -> str | None:
+        return cls._server_url(v.strip()) if v and v.strip() else None
+
+    @classmethod
+    def _server_url(cls, part: str) -> str:
+        """One server's URL (a replica, the LISTEN connection's): postgresql://, a host, a database."""
         from sqlalchemy.engine import make_url
 
-        parts = [p.strip() for p in v.split(",")] if isinstance(v, str) else list(v or ())
-        out = []
-        for part in filter(None, parts):
-            url = cls._check_url(part)
-            try:
-                parsed = make_url(url)
-                parsed.port  # noqa: B018 - parses it
-            except Exception:
-                raise ValueError(f"不是有效的数据库网址 / not a valid database URL: {part!r}") from None
-            if parsed.port is not None and not 0 < parsed.port < 65536:
-                raise ValueError(f"端口无效 / invalid port in {part!r}")
-            if not parsed.host or not parsed.database:
-                raise ValueError(f"网址应含主机和数据库名 / the URL needs a host and a database: {part!r}")
-            out.append(url)
-        return tuple(out)
+        url = cls._check_url(part)
+        try:
+            parsed = make_url(url)
+            parsed.port  # noqa: B018 - parses it
+        except Exception:
+            raise ValueError(f"不是有效的数据库网址 / not a valid database URL: {part!r}") from None
+        if parsed.port is not None and not 0 < parsed.port < 65536:
+            raise ValueError(f"端口无效 / invalid port in {part!r}")
+        if not parsed.host or not parsed.database:
+            raise ValueError(f"网址应含主机和数据库名 / the URL needs a host and a database: {part!r}")
+        return url
 
     @field_validator("database_name")
     @classmethod

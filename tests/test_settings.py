@@ -44,6 +44,7 @@ BAD = [
     ("REGISTRY_POOL_SIZE", "0", "at least 1"),
     ("REGISTRY_DATABASE_NAME", "Registry-1", "lower-case letters"),
     ("REGISTRY_DATABASE_URL", "mysql://x@h/db", "postgresql://"),
+    ("REGISTRY_LISTEN_URL", "postgresql:///registry", "needs a host and a database"),
     ("REGISTRY_KEY_CACHE_SECONDS", "soon", "valid number"),
     ("REGISTRY_PUBLIC_BASE_URL", "notaurl", "http:// or https://"),
     ("REGISTRY_PUBLIC_BASE_URL", "ftp://dz.huzhou.gov.cn", "http:// or https://"),

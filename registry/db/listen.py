@@ -22,7 +22,11 @@ and marks that subscriber only. A subscriber used from one event loop (no locks)
 `apply` and `reset` must not block: a consumer with work to do wakes its own thread.
 
 LISTEN needs a session of its own on the primary (notifications are neither replicated nor passed
-on by a pooler in transaction mode): the listener uses the URL it is given, the engine's.
+on by a pooler in transaction mode): the listener uses the URL it is given, REGISTRY_LISTEN_URL
+or else the engine's. One that leads to a pooler is found out on connecting (the backend pid the
+pooler announces is not the server's `pg_backend_pid()`): the listener then LISTENs on nothing and
+`pooled` is set, a warning names the setting, and no subscriber ever becomes `listening` (each
+reads the database instead; the search follows the change log).
 """
 from __future__ import annotations
 
@@ -78,9 +82,12 @@ class Listener:
     """The process's LISTEN connection and its subscribers. Thread-safe; started on the first
     subscription (or `start()`), stopped by `stop()`."""
 
-    def __init__(self, url, *, application_name: str = APPLICATION_NAME) -> None:
+    def __init__(self, url, *, application_name: str = APPLICATION_NAME,
+                 setting: str = "REGISTRY_DATABASE_URL") -> None:
         self.url = libpq_url(url)
         self.application_name = application_name
+        self.setting = setting  # the variable the URL came from, named when it leads to a pooler
+        self.pooled = False  # the URL leads to a connection pooler: nothing is listened on
         self._subs: dict[int, _Subscription] = {}  # id(subscriber) -> subscription
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -168,7 +175,10 @@ class Listener:
                                        application_name=self.application_name, **KEEPALIVES)
                 self.connections += 1
                 self.backend_pid = conn.info.backend_pid
-                self._serve(conn)
+                if _through_pooler(conn):
+                    self._refuse_pooler()
+                else:
+                    self._serve(conn)
             except Exception as exc:  # the database went away (or refused): every subscriber is reset
                 if not self._stop.is_set():
                     self.error = exc
@@ -182,11 +192,22 @@ class Listener:
                         conn.close()
                     except Exception:  # pragma: no cover - a broken socket
                         pass
+            if self.pooled:  # connecting again changes nothing: every subscriber reads the database
+                self._stop.wait()
+                return
             if self._listened_once:
                 failures = 0
             delay = min(BACKOFF_FIRST_SECONDS * 2 ** failures, BACKOFF_MAX_SECONDS)
             failures += 1
             self._stop.wait(delay)
+
+    def _refuse_pooler(self) -> None:
+        self.pooled = True
+        self.error = ThroughPooler(
+            f"{self.setting} leads to a connection pooler, where LISTEN misses notifications: nothing "
+            "follows them (the render cache, scan reference data, reverse memory and tile cache read the "
+            "database, the search polls its change log); set REGISTRY_LISTEN_URL to the primary's own URL")
+        log.warning("notification listener: %s", self.error)
 
     def _serve(self, conn: psycopg.Connection) -> None:
         """LISTEN and dispatch until stopped; raises when the connection is lost."""
@@ -253,6 +274,16 @@ class Listener:
             sub.loop.call_soon_threadsafe(fn, sub, *args)
         except RuntimeError:  # its event loop is closed: nobody is left to follow
             self.unsubscribe(sub.subscriber)
+
+
+class ThroughPooler(Exception):
+    """The listener's URL leads to a connection pooler (the listener's `error`)."""
+
+
+def _through_pooler(conn: psycopg.Connection) -> bool:
+    """A pooler (pgbouncer, Odyssey…) announces a backend pid of its own (its cancel key), not the
+    pid of the server session that runs the statements."""
+    return conn.execute("SELECT pg_backend_pid()").fetchone()[0] != conn.info.backend_pid
 
 
 def _go_live(sub: _Subscription) -> None:

@@ -11,7 +11,8 @@ of migration 0003 NOTIFY after every committed statement) and applies the change
 
 The generation's address columns are files mapped by every process; the overlay of changes is
 each process's own, fed by its own LISTEN and, on attaching, by the rows changed after the
-generation's snapshot (generation.changes_since).
+generation's snapshot (generation.changes_since) and the places with aliases, read again
+(`catch_up`: a deleted alias row is not found by comparing snapshots).
 
 The notifications come from the process's one LISTEN connection (registry.db.listen: the API's
 lifespan gives the service its listener; a service without one makes its own). The service is
@@ -91,6 +92,26 @@ def apply_changes(gaz: Gazetteer, conn, changes: dict[str, set[int]]) -> None:
                     if p is not None and rec.village not in p.divisions:
                         p.divisions = p.divisions | frozenset(gaz.chain_of(rec.village))
     gaz.changes_applied += sum(len(v) for v in changes.values())
+
+
+def aliased_places(gaz: Gazetteer) -> set[int]:
+    """The places the gazetteer finds by an alias, former name or abbreviation."""
+    entries = gaz.names.entries
+    return {eid for (kind, eid), numbers in gaz.names.by_entity.items()
+            if kind == "place" and any(entries[n].alive and entries[n].how != "name" for n in numbers)}
+
+
+def catch_up(gaz: Gazetteer, conn) -> bool:
+    """Apply to an attached generation the rows changed after its snapshot (changes_since);
+    False when too much changed (build a newer one instead). An alias deleted since leaves no
+    row to find, so every place with an alias in the generation is read again as well (the
+    full city has 107)."""
+    changes, stale = changes_since(conn, gaz.snapshot or "")
+    if stale:
+        return False
+    changes.setdefault("place_names", set()).update(aliased_places(gaz))
+    apply_changes(gaz, conn, {table: ids for table, ids in changes.items() if ids})
+    return True
 
 
 def parse_payloads(payloads: list[str]) -> tuple[dict[str, set[int]], bool]:
@@ -234,7 +255,7 @@ class SearchService:
         listener = Listener.for_engine(self.engine) if own else self.listener
         listener.subscribe(CHANNEL, self.changes)
         try:
-            while not self._stop.is_set():
+            while not self._stop.is_set() and not listener.pooled:
                 try:
                     if self.changes.reload_due():
                         self._reload()  # (re)load after LISTEN: nothing committed meanwhile is lost
@@ -250,6 +271,12 @@ class SearchService:
             listener.unsubscribe(self.changes)
             if own:
                 listener.stop()
+        if listener.pooled and not self._stop.is_set():  # no NOTIFY through a pooler: the change log
+            from registry.search.follow import run_following
+
+            log.warning("search gazetteer: following the change log (search_changes), not NOTIFY")
+            self.follow = lambda: self.engine
+            run_following(self)
 
     def _poll(self) -> None:
         payloads = self.changes.take(self.poll_seconds)
@@ -305,13 +332,10 @@ class SearchService:
         assert self.shared is not None
         for _attempt in range(3):
             with self.engine.connect() as conn:
-                changes, stale = changes_since(conn, gaz.snapshot or "")
-                if not stale:
-                    if changes:
-                        apply_changes(gaz, conn, changes)
-                    conn.rollback()
-                    break
+                stale = not catch_up(gaz, conn)
                 conn.rollback()
+                if not stale:
+                    break
             log.info("gazetteer generation too far behind the database: building a new one")
             release(gaz)
             gaz = self.shared.obtain(newer_than=gaz.snapshot_time)

@@ -345,7 +345,8 @@ _FOLLOWED = {"addresses": [("addresses", "t.id")], "place_names": [("place_names
 def changes_since(conn: Connection, snapshot: str) -> tuple[dict[str, set[int]], bool]:
     """({table: ids} changed after `snapshot`, whether a rebuild is needed instead: a division
     changed, or more than CATCH_UP_MAX_ROWS rows). A row deleted since is not seen (the registry
-    retires rows rather than deleting them)."""
+    retires rows rather than deleting them; aliases are deleted: registry.search.freshness.catch_up
+    reads every place with an alias again)."""
     params = {"snap": snapshot, "limit": CATCH_UP_MAX_ROWS + 1}
     divisions = conn.execute(text(_SINCE.format(column="1", table="divisions", wide=_WIDE_XMIN)), params).first()
     if divisions is not None:

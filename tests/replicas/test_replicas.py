@@ -266,9 +266,10 @@ def test_should_fail_fast_and_recover_when_the_database_is_killed_under_load(api
 PGBOUNCER = shutil.which("pgbouncer") or ("/usr/sbin/pgbouncer" if os.path.exists("/usr/sbin/pgbouncer") else None)
 
 
-@pytest.fixture()
+@pytest.fixture(scope="module")
 def pgbouncer(clusters):
-    """pgbouncer in transaction mode in front of the primary, as the README describes it."""
+    """pgbouncer in transaction mode in front of the primary, as the README describes it (one for
+    the module: its tests share the gazetteer generation of its URL)."""
     if PGBOUNCER is None:
         pytest.skip("pgbouncer is not installed (scripts/setup-system.sh installs it)")
     primary, _ = clusters
@@ -322,6 +323,36 @@ def test_should_serve_and_follow_changes_through_pgbouncer_in_transaction_mode(p
         name = _new_name()
         _add_road(primary, name)
         _wait_found(client, name, RECOVER_SECONDS)  # no NOTIFY through the pooler: the change log is followed
+        # LISTEN through the pooler would miss every notification: refused, so nothing trusts it
+        listener = app.state.listener
+        assert listener.pooled and "REGISTRY_LISTEN_URL" in str(listener.error)
+        assert not app.state.read_path.cache.listening and not app.state.tile_cache.listening
+        assert not app.state.read_path.reference.listening and not app.state.read_path.reverse_memory.listening
+
+
+def test_should_follow_notifications_behind_pgbouncer_on_the_listen_url(pgbouncer, clusters, app_settings_base):
+    """REGISTRY_LISTEN_URL on the primary itself: the caches and the search follow NOTIFY."""
+    from api.app import create_app
+
+    primary, _ = clusters
+    settings = app_settings_base.model_copy(update={
+        "database_url": pgbouncer, "listen_url": primary.url(), "db_prepared_statements": False, "pool_size": 4})
+    app = create_app(settings)
+    with serve(app) as base, httpx.Client(base_url=base, timeout=30) as client:
+        app.state.search.get(timeout=60)
+        followers = (app.state.read_path.cache, app.state.read_path.reference, app.state.read_path.reverse_memory,
+                     app.state.tile_cache, app.state.search.changes)
+        deadline = time.monotonic() + RECOVER_SECONDS
+        while not all(f.listening for f in followers):
+            assert time.monotonic() < deadline, "the caches never listened on REGISTRY_LISTEN_URL"
+            time.sleep(0.05)
+        assert not app.state.listener.pooled and app.state.search.follow is None  # NOTIFY, not the change log
+        with psycopg.connect(primary._libpq("registry")) as c:  # the listener's session is the server's own
+            assert c.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s AND application_name = "
+                             "'registry-listener'", (app.state.listener.backend_pid,)).fetchone()[0] == 1
+        name = _new_name()
+        _add_road(primary, name)
+        _wait_found(client, name, RECOVER_SECONDS)
 
 
 def test_should_stop_reading_from_a_replica_once_it_is_promoted(api, clusters):

@@ -118,6 +118,45 @@ def test_should_catch_up_with_a_change_committed_after_the_generation_was_built(
         release(gaz)
 
 
+def _found_by_former_name(gaz, name: str, place_id: int) -> bool:
+    return any(r["kind"] == "place" and r["id"] == place_id
+               and any(f["name"] == name for f in r["match"].get("former_names", ()))
+               for r in search(gaz, name, limit=5)["results"])
+
+
+def test_should_not_find_a_place_by_an_alias_deleted_after_the_generation_was_built(city, gen_dir):
+    """A deleted row leaves no row changed after the snapshot: a process attaching to the
+    generation still drops the alias when it catches up."""
+    from registry.db.tables import place_name_aliases
+
+    shared = SharedGazetteers(city.engine, gen_dir)
+    gaz = shared.obtain()
+    try:
+        with city.engine.connect() as conn:  # a former name of one place only, named by nothing else
+            rows = conn.execute(text("""
+                SELECT a.* FROM place_name_aliases a JOIN place_names p ON p.id = a.place_name_id
+                WHERE p.status = 'active' AND a.kind = 'former'
+                  AND NOT EXISTS (SELECT 1 FROM place_names o WHERE o.name = a.name)
+                  AND NOT EXISTS (SELECT 1 FROM place_name_aliases o WHERE o.name = a.name AND o.id <> a.id)
+                ORDER BY a.id LIMIT 20""")).mappings().all()
+            conn.rollback()
+        alias = next(dict(r) for r in rows if _found_by_former_name(gaz, r["name"], r["place_name_id"]))
+        path = gaz.generation.path
+    finally:
+        release(gaz)
+    with city.engine.begin() as conn:
+        conn.execute(text("DELETE FROM place_name_aliases WHERE id = :id"), {"id": alias["id"]})
+    svc = SearchService(city.engine, directory=gen_dir)  # a worker starting now: it attaches and catches up
+    try:
+        attached = svc.get(60)
+        assert attached.generation.path == path  # caught up, not rebuilt
+        assert not _found_by_former_name(attached, alias["name"], alias["place_name_id"])
+    finally:
+        svc.stop()
+        with city.engine.begin() as conn:  # the city as it was, for the other tests
+            conn.execute(place_name_aliases.insert().values(**alias))
+
+
 def test_should_publish_a_new_generation_on_a_bulk_change_and_remove_the_old_one(city, gen_dir):
     svc = SearchService(city.engine, directory=gen_dir).start()
     try:
