@@ -9,6 +9,8 @@ from sqlalchemy import create_engine, text
 
 from registry.doorplates import replace_plate, revoke_plate
 
+from waiting import eventually
+
 JSON = {"Accept": "application/json"}
 HTML = {"Accept": "text/html"}
 
@@ -62,14 +64,6 @@ def _listening(client) -> None:
         time.sleep(0.02)
 
 
-def _eventually(check, seconds: float = 10.0):
-    deadline = time.monotonic() + seconds
-    while True:
-        result = check()
-        if result or time.monotonic() > deadline:
-            return result
-        time.sleep(0.05)
-
 
 def _same(a, b) -> None:
     assert a.status_code == b.status_code
@@ -116,11 +110,11 @@ def test_should_show_a_change_committed_elsewhere_at_the_next_scan(conn, fast, m
     with scratch_engine.begin() as other:  # another connection, committed: a NOTIFY at commit
         other.execute(text("UPDATE place_names SET name = '白银路' WHERE id = "
                            "(SELECT street_id FROM addresses WHERE id = :a)"), {"a": address})
-    assert _eventually(lambda: "白银路" in fast.get(f"/p/{token}", headers=JSON).json()["address"]["text"])
+    assert eventually(lambda: "白银路" in fast.get(f"/p/{token}", headers=JSON).json()["address"]["text"])
     assert "白银路" in fast.get(f"/p/{token}", headers=HTML).text
     with scratch_engine.begin() as other:
         revoke_plate(other, plate_id, reason="被盗 stolen", actor="tests")
-    assert _eventually(lambda: fast.get(f"/p/{token}", headers=JSON).status_code == 410)
+    assert eventually(lambda: fast.get(f"/p/{token}", headers=JSON).status_code == 410)
     assert fast.get(f"/p/{token}", headers=HTML).status_code == 410
 
 
@@ -135,7 +129,7 @@ def test_should_drop_every_render_when_the_listener_loses_its_connection(conn, f
     with scratch_engine.begin() as other:  # notifications may be missed while it is gone
         other.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                            "WHERE application_name = 'registry-listener' AND datname = current_database()"))
-    assert _eventually(lambda: len(cache) == 0 and not cache.listening, 5) or len(cache) == 0
+    assert eventually(lambda: len(cache) == 0 and not cache.listening, 5) or len(cache) == 0
     _listening(fast)  # and it listens again
     fast.get(f"/p/{token}", headers=JSON)
     assert len(cache) == 1
@@ -189,7 +183,7 @@ def test_should_show_a_renamed_division_at_the_next_scan(conn, fast, make_addres
     with scratch_engine.begin() as other:
         other.execute(rename, {"n": "青山街道", "id": place.township_id})
     try:
-        assert _eventually(lambda: "青山街道" in fast.get(f"/p/{token}", headers=JSON).json()["address"]["text"])
+        assert eventually(lambda: "青山街道" in fast.get(f"/p/{token}", headers=JSON).json()["address"]["text"])
     finally:
         with scratch_engine.begin() as other:
             other.execute(rename, {"n": place.township, "id": place.township_id})

@@ -3,7 +3,6 @@ are PostGIS's, its rows are SCAN_SQL's, it follows the notifications (a facility
 shows at a later scan) and a lost listener drops it (scans still right, from the full statement)."""
 import asyncio
 import random
-import time
 
 import pytest
 from fastapi.testclient import TestClient
@@ -12,6 +11,8 @@ from sqlalchemy import text
 from registry.doorplates.view import NEAREST_FACILITIES, SCAN_SQL, SLIM_SQL, nearest_services
 from registry.doorplates.view import scan_row as full_row
 from registry.serving.reference import FACILITIES_SQL, FacilityGrid, Reference
+
+from waiting import eventually
 
 JSON = {"Accept": "application/json"}
 KNN = f"""SELECT json_agg(json_build_array(f.category, f.name, f.address_text, f.phone, ST_X(f.geom), ST_Y(f.geom)))
@@ -142,19 +143,11 @@ def fast(committed_engine, app_settings):
         yield client
 
 
-def _eventually(check, seconds: float = 10.0):
-    deadline = time.monotonic() + seconds
-    while True:
-        result = check()
-        if result or time.monotonic() > deadline:
-            return result
-        time.sleep(0.05)
-
 
 def _ready(client, token) -> None:
     """Scan until the reference data is loaded (it loads in the background on the first scans)."""
     reference = client.app_state.read_path.reference
-    assert _eventually(lambda: client.get(f"/p/{token}?warm", headers=JSON) and reference.ready), "never loaded"
+    assert eventually(lambda: client.get(f"/p/{token}?warm", headers=JSON) and reference.ready), "never loaded"
 
 
 def test_should_show_a_facility_committed_elsewhere_at_a_later_scan(conn, fast, make_address, plate_for,
@@ -172,8 +165,8 @@ def test_should_show_a_facility_committed_elsewhere_at_a_later_scan(conn, fast, 
             SELECT '婚姻登记处', '新开婚姻登记处', division_id,
                    ST_SetSRID(ST_MakePoint(120.5001, 30.5001), 4490)
             FROM addresses LIMIT 1"""))
-    assert _eventually(lambda: "新开婚姻登记处" in str(fast.get(f"/p/{token}", headers=JSON).json()["services"]))
-    assert _eventually(lambda: reference.ready and reference.loads > loads)  # loaded again, and used:
+    assert eventually(lambda: "新开婚姻登记处" in str(fast.get(f"/p/{token}", headers=JSON).json()["services"]))
+    assert eventually(lambda: reference.ready and reference.loads > loads)  # loaded again, and used:
     fallbacks = reference.fallbacks
     fast.app_state.read_path.cache.clear()  # a miss again
     assert "新开婚姻登记处" in str(fast.get(f"/p/{token}", headers=JSON).json()["services"])
@@ -196,7 +189,7 @@ def test_should_drop_the_reference_data_when_the_listener_loses_its_connection(c
         other.execute(text("ALTER TABLE place_names ENABLE TRIGGER search_notify_update"))
     with committed_engine.begin() as other:
         other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": listener.backend_pid})
-    assert _eventually(lambda: reference.places is None, 5)
+    assert eventually(lambda: reference.places is None, 5)
     fast.app_state.read_path.cache.clear()
     # from the full statement until loaded again, then from the data loaded after the reset
     assert "紫荆路" in fast.get(f"/p/{token}", headers=JSON).json()["address"]["text"]
