@@ -1,6 +1,8 @@
-"""The fast read path of the API's hottest requests: an async read pool (`pool.ReadPool`) and the
-render cache of public plate pages with its listener (`cache`), owned together by the app's
-lifespan as one `ReadPath`.
+"""The fast read path of the API's hottest requests, owned by the app's lifespan as one `ReadPath`:
+an async read pool (`pool.ReadPool`, asyncpg), the render cache of public plate pages (`cache`),
+the scans' reference data (`reference`: divisions, place names, facilities) and reverse
+geocoding's memory (`reverse`: the division polygons), the last three kept right by the process's
+one LISTEN connection (registry/db/listen.py).
 
 Opened at start-up when the app owns its engine (`registry serve`); otherwise (an app built on a
 test's engine) on the first request that uses it, so that an app whose requests never take the
@@ -31,12 +33,12 @@ class ReadPath:
         self.cache = RenderCache(settings.scan_cache_entries)
         # the scans' divisions, place names and facilities in process (registry/serving/reference.py)
         self.reference = Reference(lambda sql, params: self.pool.fetchall(sql, params, primary=True))
-        # What follows the notifications (apply, reset, listening), in this order: the reference data
-        # drops a changed row before the render cache's epoch moves, so a render whose epoch was
-        # taken after the change is never made of the row as it was.
         # reverse geocoding from memory (registry/serving/reverse.py): the division polygons, kept
         # right by the division notifications
         self.reverse_memory = ReverseMemory(lambda sql, params: self.pool.fetchall(sql, params, primary=True))
+        # What follows the notifications (apply, reset, listening), in this order: the reference data
+        # drops a changed row before the render cache's epoch moves, so a render whose epoch was
+        # taken after the change is never made of the row as it was.
         self.followers = [self.reference, self.cache, self.reverse_memory]
         # the process's LISTEN connection (registry.db.listen, the lifespan's); None: one of its own
         self.listener = listener
