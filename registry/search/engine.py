@@ -25,6 +25,7 @@ MAX_CONTAINERS = 24
 MAX_DOORS = 5
 MAX_OTHERS = 40
 ESCALATE_BELOW = 0.85
+BOUNDS_MEMO_FROM = 16  # candidates: with more, the bounds' greedy choices are remembered for the query
 PRUNE_MARGIN = 0.12  # containers that cannot come within this of the best are not resolved  # a first pass scoring less than this is retried with fuzzy spans everywhere
 
 
@@ -98,11 +99,15 @@ def _division_set(gaz: Gazetteer, kind: str, eid: int):
     return gaz.chain_of(it.division_id) if it is not None else ()
 
 
+_UNRESOLVED = object()
+
+
 def _upper_bound(pq: PreparedQuery, m: Match, dset, doors_possible: bool, door_atoms: int,
                  divisions: list[Match], places: list[Match]) -> float:
     """The best score a candidate found through `m` could reach: the divisions it lies in and
     (for a container of doors) the other places and all number parts explained, and everything
-    left unexplained counted as trailing noise (half weight). Never below what finalize gives."""
+    left unexplained counted as trailing noise (half weight). Never below what finalize gives.
+    (_Bounds computes the same, remembering its greedy choices, for queries with many candidates.)"""
     weight = m.weight
     used = [(m.start, m.end)]
     for d in divisions:
@@ -124,6 +129,77 @@ def _upper_bound(pq: PreparedQuery, m: Match, dset, doors_possible: bool, door_a
     return min(bound, 1.0)
 
 
+class _Bounds:
+    """`_upper_bound` for a query with many candidates (吴家… read as a hundred names of a few
+    townships): the greedy choice of divisions depends only on the candidate's division set and
+    the match's span, and the choice of places only on the spans taken so far (unless it took
+    the candidate itself), so both are remembered for the query. The weights are added in the
+    same order as `_upper_bound` adds them: the bounds are the same to the last bit."""
+
+    __slots__ = ("pq", "door_atoms", "divisions", "places", "_div_memo", "_place_memo")
+
+    def __init__(self, pq: PreparedQuery, door_atoms: int, divisions: list[Match], places: list[Match]) -> None:
+        self.pq = pq
+        self.door_atoms = door_atoms
+        self.divisions = divisions
+        self.places = places
+        self._div_memo: dict = {}
+        self._place_memo: dict = {}
+
+    def _divisions_taken(self, dset, start: int, end: int) -> tuple[tuple[float, ...], tuple[tuple[int, int], ...]]:
+        key = (dset, start, end)
+        got = self._div_memo.get(key)
+        if got is None:
+            weights: list[float] = []
+            used = [(start, end)]
+            for d in self.divisions:
+                if d.eid in dset and free_of(used, d.start, d.end):
+                    weights.append(d.weight)
+                    used.append((d.start, d.end))
+            got = self._div_memo[key] = (tuple(weights), tuple(used))
+        return got
+
+    def _places_taken(self, used: tuple[tuple[int, int], ...], exclude: int) -> tuple[tuple[float, ...], tuple]:
+        got = self._place_memo.get(used)
+        if got is None:
+            got = self._place_memo[used] = self._take_places(used, None)
+        weights, spans, eids = got
+        if exclude in eids:  # the greedy choice took the candidate itself: choose without it
+            weights, spans, _ = self._take_places(used, exclude)
+        return weights, spans
+
+    def _take_places(self, used: tuple, exclude: int | None) -> tuple[tuple[float, ...], tuple, frozenset]:
+        weights: list[float] = []
+        spans = list(used)
+        eids = []
+        for p in self.places:
+            if p.eid != exclude and free_of(spans, p.start, p.end):
+                weights.append(p.weight)
+                spans.append((p.start, p.end))
+                eids.append(p.eid)
+        return tuple(weights), tuple(spans), frozenset(eids)
+
+    def __call__(self, pq: PreparedQuery, m: Match, dset, doors_possible: bool, door_atoms: int,
+                 divisions: list[Match], places: list[Match]) -> float:
+        """_upper_bound's signature (the lists and the query are the ones given at creation)."""
+        weight = m.weight
+        div_weights, used = self._divisions_taken(dset, m.start, m.end)
+        for w in div_weights:
+            weight += w
+        explained_numbers = 0
+        if doors_possible:
+            place_weights, used = self._places_taken(used, m.eid)
+            for w in place_weights:
+                weight += w
+            explained_numbers = door_atoms
+        named = sum(b - a for a, b in used)
+        unexplained = max(pq.atoms - named - explained_numbers, 0)
+        bound = (weight + explained_numbers) / max(named + explained_numbers + TAIL_WEIGHT * unexplained, 1e-9)
+        if door_atoms and not doors_possible and m.kind != "address":
+            bound *= PARTIAL_FACTOR
+        return min(bound, 1.0)
+
+
 def _straddles_division(m: Match, spans: list[tuple[int, int, int]]) -> bool:
     """A fuzzy reading (an edit, a homophone) over characters that name a division exactly (道金泉 of
     凤凰街道金泉社区, 爱山街道 read as 龙山街道, 镇星路 of 千金镇星路 as 振兴路): the characters are that
@@ -134,7 +210,13 @@ def _straddles_division(m: Match, spans: list[tuple[int, int, int]]) -> bool:
     return False
 
 
-def interpret(gaz: Gazetteer, pq: PreparedQuery, matches: list[Match], filters: Filters) -> list[Hit]:
+def interpret(gaz: Gazetteer, pq: PreparedQuery, matches: list[Match], filters: Filters,
+              doors_of: dict | None = None) -> list[Hit]:
+    """Candidates from the matched names and their doors, scored and ordered. `doors_of`: the
+    doors already resolved for this query by (container kind, id), shared by the passes of one
+    run (resolving depends on the container and the query's number parts only)."""
+    if doors_of is None:
+        doors_of = {}
     div_spans = [(m.start, m.end, m.eid) for m in matches if m.kind == "division" and m.mode == "exact"
                  and m.atoms >= 3 and m.how in ("name", "full", "variant", "former")]
     if div_spans:
@@ -163,6 +245,8 @@ def interpret(gaz: Gazetteer, pq: PreparedQuery, matches: list[Match], filters: 
     by_weight = sorted(matches, key=lambda m: (-m.weight, -m.score))
     div_matches = [m for m in by_weight if m.kind == "division"][:MAX_OTHERS]
     place_matches = [m for m in by_weight if m.kind == "place"][:MAX_OTHERS]
+    upper_bound = (_Bounds(pq, door_atoms, div_matches, place_matches) if len(groups) > BOUNDS_MEMO_FROM
+                   else _upper_bound)
     entities = []
     for (kind, eid), (clean, edit) in groups.items():
         options = [m for m in (clean, edit) if m is not None and not _shadowed(m, exact)]
@@ -172,7 +256,7 @@ def interpret(gaz: Gazetteer, pq: PreparedQuery, matches: list[Match], filters: 
         ck = container_kind(store, kind, eid) if door_query and kind in ("place", "division") and any(
             m.how != "specific" for m in options) else None
         dset = _division_set(gaz, kind, eid)
-        bound = max(_upper_bound(pq, m, dset, ck is not None, door_atoms, div_matches, place_matches)
+        bound = max(upper_bound(pq, m, dset, ck is not None, door_atoms, div_matches, place_matches)
                     for m in options)
         top = max(options, key=lambda m: (m.weight, m.score))
         entities.append((bound, top.weight, kind, eid, ck, options))
@@ -183,7 +267,11 @@ def interpret(gaz: Gazetteer, pq: PreparedQuery, matches: list[Match], filters: 
     for bound, _w, kind, eid, ck, options in entities[:MAX_CONTAINERS]:
         if out and bound < best - PRUNE_MARGIN:
             break
-        doors = resolve(store, ck, eid, pq) if ck is not None else None
+        doors = None
+        if ck is not None:
+            doors = doors_of.get((ck, eid), _UNRESOLVED)
+            if doors is _UNRESOLVED:
+                doors = doors_of[(ck, eid)] = resolve(store, ck, eid, pq)
         for m in options:
             hits: list[Hit] = []
             if doors is not None and 0 < len(doors.refs) <= MAX_DOORS:
@@ -255,13 +343,15 @@ def run(gaz: Gazetteer, q: str, filters: Filters | None = None) -> Outcome:
         apply_distance(exact, filters.near)
         return Outcome(gaz, [exact], pq, [], ["exact"], (time.perf_counter() - t0) * 1000)
     passes = ["gaps"]
-    matches = scan(pq, gaz.names, "gaps")
-    hits = interpret(gaz, pq, matches, filters)
+    doors_of: dict = {}  # what the passes share: the doors resolved, the spans read with edits
+    edit_readings: dict = {}
+    matches = scan(pq, gaz.names, "gaps", edit_readings)
+    hits = interpret(gaz, pq, matches, filters, doors_of)
     if not hits or (hits[0].score < ESCALATE_BELOW and hits[0].name_gap > 0):
         passes.append("all")
-        more = scan(pq, gaz.names, "all")
+        more = scan(pq, gaz.names, "all", edit_readings)
         if len(more) > len(matches):
-            hits2 = interpret(gaz, pq, more, filters)
+            hits2 = interpret(gaz, pq, more, filters, doors_of)
             if hits2 and (not hits or hits2[0].rank > hits[0].rank):
                 hits, matches = hits2, more
     return Outcome(gaz, hits, pq, matches, passes, (time.perf_counter() - t0) * 1000)

@@ -159,8 +159,10 @@ def compare_same_length(units: list[Unit], entry: Entry, dialect: bool = True) -
     return best, how
 
 
-def scan(pq: PreparedQuery, names: NameIndex, fuzzy: str = "gaps") -> list[Match]:
-    """All name matches in the query (best score per span and entry)."""
+def scan(pq: PreparedQuery, names: NameIndex, fuzzy: str = "gaps", edit_readings: dict | None = None) -> list[Match]:
+    """All name matches in the query (best score per span and entry). `edit_readings`: the edit
+    readings of span texts already looked up (by `_edit_readings`), shared by the passes of one
+    query."""
     found: dict[tuple[int, int, int], Match] = {}
     entries = names.entries
     text = pq.text
@@ -243,7 +245,7 @@ def scan(pq: PreparedQuery, names: NameIndex, fuzzy: str = "gaps") -> list[Match
         if has_ini or any(u.kind == "py" for u in units):
             _latin(pq, run.units, names, found, add, dialect)
         if fuzzy != "none":
-            _fuzzy(run.units, names, found, add, fuzzy == "all")
+            _fuzzy(run.units, names, found, add, fuzzy == "all", {} if edit_readings is None else edit_readings)
     return list(found.values())
 
 
@@ -360,7 +362,7 @@ def _latin(pq: PreparedQuery, units: list[Unit], names: NameIndex, found: dict, 
                         add(iu, i, j + 1, n_, score, mode)
 
 
-def _fuzzy(units: list[Unit], names: NameIndex, found: dict, add, everywhere: bool) -> None:
+def _fuzzy(units: list[Unit], names: NameIndex, found: dict, add, everywhere: bool, readings: dict) -> None:
     n_units = len(units)
     if n_units < 2:
         return
@@ -374,7 +376,6 @@ def _fuzzy(units: list[Unit], names: NameIndex, found: dict, add, everywhere: bo
                     covered[k] = True
         if all(covered):
             return
-    seen: set[tuple[int, int, int]] = set()
     entries = names.entries
     # entries already found without edits, with their spans
     clean: dict[int, list[tuple[int, int]]] = {}
@@ -382,35 +383,59 @@ def _fuzzy(units: list[Unit], names: NameIndex, found: dict, add, everywhere: bo
         if m.mode not in EDIT_MODES:
             clean.setdefault(m.entry, []).append((m.start, m.end))
     for i in range(n_units):
+        first = units[i]
+        if first.kind != "han":
+            continue
+        # the span units[i:j], grown one unit at a time: its text, and whether all of it is covered
+        t = first.char
+        start = first.start
+        all_covered = covered[i]
         for j in range(i + 2, min(n_units, i + FUZZY_MAX_SPAN) + 1):
-            span = units[i:j]
-            if any(u.kind != "han" for u in span):
+            last = units[j - 1]
+            if last.kind != "han":
                 break
-            if not everywhere and all(covered[i:j]):
+            t += last.char
+            all_covered = all_covered and covered[j - 1]
+            if not everywhere and all_covered:
                 continue
-            t = "".join(u.char for u in span)
-            cands: list[int] = list(names.deletions.get(t, ()))
-            if len(t) >= 3:
-                for k in range(len(t)):
-                    d = t[:k] + t[k + 1:]
-                    cands.extend(names.chars.get(d, ()))
-                    cands.extend(names.deletions.get(d, ()))
-            for n in cands:
-                if (i, j, n) in seen or not entries[n].alive:
-                    continue
-                seen.add((i, j, n))
-                key = (span[0].start, span[-1].end, n)
-                if key in found:
+            got = readings.get(t)
+            if got is None:
+                got = _edit_readings(names, t, readings)
+            end = last.end
+            for n, raw, mode, d in got:
+                if not entries[n].alive or (start, end, n) in found:
                     continue
                 # around a clean match of the same name (道沈家路), or shifted over it (泉社区报 for
                 # 金泉社区 read exactly): a neighbour's character, not a typo
-                if any(key[0] < b and a < key[1] for a, b in clean.get(n, ())):
+                spans = clean.get(n)
+                if spans and any(start < b and a < end for a, b in spans):
                     continue
-                name = entries[n].text
-                d = OSA.distance(t, name)  # optimal string alignment: a swap is one edit
-                mode = "edit"
-                if d and len(t) == len(name):
-                    diff = [(a, b) for a, b in zip(t, name) if a != b]
-                    if len(diff) == d and all(is_lookalike(a, b) for a, b in diff):
-                        d, mode = d * LOOKALIKE_EDIT, "lookalike"  # 形近字: 己/已, 未/末
-                add(units, i, j, n, 1.0 - EDIT_COST * d / len(name), mode, d)
+                add(units, i, j, n, raw, mode, d)
+
+
+def _edit_readings(names: NameIndex, t: str, cache: dict) -> tuple[tuple[int, float, str, float], ...]:
+    """(entry, score before the entry's base, mode, edits) of every name within one deletion of
+    the span text `t` on either side (SymSpell) that scores at least MIN_SCORE, each entry once,
+    in lookup order; dead entries included (the caller filters them). Kept in `cache` (the
+    engine's second pass reads the first pass's spans again)."""
+    cands: list[int] = list(names.deletions.get(t, ()))
+    if len(t) >= 3:
+        for k in range(len(t)):
+            d = t[:k] + t[k + 1:]
+            cands.extend(names.chars.get(d, ()))
+            cands.extend(names.deletions.get(d, ()))
+    entries = names.entries
+    out = []
+    for n in dict.fromkeys(cands):
+        name = entries[n].text
+        d = OSA.distance(t, name)  # optimal string alignment: a swap is one edit
+        mode = "edit"
+        if d and len(t) == len(name):
+            diff = [(a, b) for a, b in zip(t, name) if a != b]
+            if len(diff) == d and all(is_lookalike(a, b) for a, b in diff):
+                d, mode = d * LOOKALIKE_EDIT, "lookalike"  # 形近字: 己/已, 未/末
+        raw = 1.0 - EDIT_COST * d / len(name)
+        if raw >= MIN_SCORE:  # below it, add() keeps nothing
+            out.append((n, raw, mode, d))
+    got = cache[t] = tuple(out)
+    return got
