@@ -315,8 +315,8 @@ def exact_hit(gaz: Gazetteer, pq: PreparedQuery) -> Hit | None:
     ref = gaz.addresses.by_text(CITY_PREFIX + tail)
     if ref is None:
         return None
-    village, street, compound, lon, lat = rec_fields(gaz, ref)
-    rec = gaz.addresses.record(ref)
+    rec = gaz.addresses.record(ref)  # kept on the hit: the answer is written from it (rank.to_dict)
+    village, street, compound, lon, lat = rec["village"], rec["street"], rec["compound"], rec["lon"], rec["lat"]
     levels = ["county", "township"]
     place = gaz.places.get(compound) if compound else None
     if not street:
@@ -328,7 +328,7 @@ def exact_hit(gaz: Gazetteer, pq: PreparedQuery) -> Hit | None:
     levels += [name for name, f in (("number", "main"), ("group", "group"), ("building", "bld"), ("unit", "unit"),
                                     ("room", "room")) if rec[f]]
     hit = Hit("address", rec["id"], None, ref=ref, division_set=gaz.chain_set(village), street=street,
-              compound=compound, village=village, lon=lon, lat=lat, score=1.0, rank=1.0, levels=levels)
+              compound=compound, village=village, lon=lon, lat=lat, score=1.0, rank=1.0, levels=levels, record=rec)
     hit.components = {"name": 1.0, "division": 1.0, "number": 1.0, "coverage": 1.0}
     hit.described = True
     return hit

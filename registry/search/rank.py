@@ -98,6 +98,7 @@ class Hit:
     described: bool = False
     lon: float = float("nan")
     lat: float = float("nan")
+    record: dict | None = None  # an address's AddressStore.record, when already read (the exact-text path)
 
 
 def _consistent(hit: Hit, m: Match) -> bool:
@@ -391,7 +392,7 @@ def to_dict(gaz: Gazetteer, hit: Hit, *, explain: bool = False) -> dict:
     describe(gaz, hit)
     out: dict = {"id": hit.eid, "kind": hit.kind}
     if hit.kind == "address":
-        rec = gaz.addresses.record(hit.ref)
+        rec = hit.record if hit.record is not None else gaz.addresses.record(hit.ref)
         village = gaz.divisions.get(rec["village"])
         township = gaz.divisions.get(village.parent_id) if village is not None and village.parent_id else None
         full = rec["full_text"]

@@ -131,6 +131,15 @@ def resolve(store: AddressStore, container: str, cid: int, pq: PreparedQuery) ->
             used.append("floor")
     # the record at the finest matched level: every finer part empty
     finer = [_POS[f] for f, _ in SUB_LEVELS[last + 1:]]
-    exact = [r for r in rows if all(r[p] == 0 for p in finer)]
+    if not finer:
+        exact = rows
+    elif len(finer) == 1:
+        a, = finer
+        exact = [r for r in rows if r[a] == 0]
+    elif len(finer) == 2:
+        a, b = finer
+        exact = [r for r in rows if r[a] == 0 and r[b] == 0]
+    else:
+        exact = [r for r in rows if all(r[p] == 0 for p in finer)]
     refs = [r[0] for r in exact]
     return Doors(refs, levels, missing, 0 if refs else len(rows), used)
