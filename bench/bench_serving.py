@@ -24,6 +24,7 @@ Needs `wrk` (Debian: `apt-get install wrk`; scripts/setup-system.sh lists it).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import random
@@ -307,7 +308,8 @@ def uses(pids: list[int], lib: str) -> bool:
 
 # --- wrk ---------------------------------------------------------------------------------------------
 def wrk(port: int, paths: list[str], accept: str, args, tmp: Path, seconds: float | None = None) -> dict:
-    script = tmp / f"rotate-{abs(hash((tuple(paths[:3]), accept))) % 10**8}.lua"
+    # one script per path list and Accept (the whole list: two rows may share their first plates)
+    script = tmp / f"rotate-{hashlib.sha1(repr((paths, accept)).encode()).hexdigest()[:16]}.lua"
     if not script.exists():
         quoted = ",".join(json.dumps(p) for p in paths)  # JSON strings are Lua strings for these paths
         script.write_text(LUA % {"paths": quoted, "accept": accept})
