@@ -10,7 +10,12 @@ from registry.serving import ReadPath
 async def read_path(request: Request) -> ReadPath | None:
     """The app's async read path, opened on first use; None when the lifespan did not run or a test
     overrides the request's connection (its rows are uncommitted: only that connection sees them)."""
-    path = getattr(request.app.state, "read_path", None)
-    if path is None or get_conn in request.app.dependency_overrides:
+    return await read_path_of(request.app)
+
+
+async def read_path_of(app) -> ReadPath | None:
+    """`read_path` for the app itself (the hot-path front has no Request)."""
+    path = getattr(app.state, "read_path", None)
+    if path is None or get_conn in app.dependency_overrides:
         return None
     return await path.ensure()

@@ -19,9 +19,13 @@ import re
 from urllib.parse import parse_qsl
 
 from starlette._utils import get_route_path
+from starlette.requests import Request
 
-from api.deps import get_conn
+from api.fastpath import read_path_of
 from api.ratelimit import sends_key
+from api.routes.doorplates import public_scan, wants_html
+from api.routes.health import pool_health
+from api.routes.search import get_gazetteer, reverse_response, search_route
 from registry.errors import RegistryError
 
 log = logging.getLogger(__name__)
@@ -96,44 +100,31 @@ class HotPathFront:
             return await self.app(scope, receive, send)
         await response(scope, receive, send)
 
-    @staticmethod
-    async def _read_path(app):
-        path = getattr(app.state, "read_path", None)
-        if path is None or get_conn in app.dependency_overrides:
-            return None
-        return await path.ensure()
-
     async def _scan(self, app, scope, path: str):
-        from api.routes.doorplates import public_scan
-
         token = path[3:]
         query = scope.get("query_string", b"")
         if not token or "/" in token or query not in (b"", b"reported=true", b"reported=false"):
             return None
-        fast = await self._read_path(app)
+        fast = await read_path_of(app)
         if fast is None:
             return None
         scope["route"] = _SCAN
-        html = _wants_html(_accept(scope))
+        html = wants_html(_accept(scope))
         return RenderAnswer(await public_scan(app, fast, token, html=html, reported=query == b"reported=true"))
 
     async def _health(self, app, scope, path: str):
-        from api.routes.health import pool_health
-
-        fast = await self._read_path(app)
+        fast = await read_path_of(app)
         if fast is None:
             return None
         scope["route"] = _HEALTH
         return await pool_health(fast)
 
     async def _reverse(self, app, scope, path: str):
-        from api.routes.search import reverse_response
-
         params = _query(scope)
         if params is None or not params.keys() <= _REVERSE_PARAMS or "lon" not in params or "lat" not in params \
                 or not all(_DECIMAL.fullmatch(v) for v in params.values()):
             return None
-        fast = await self._read_path(app)
+        fast = await read_path_of(app)
         if fast is None:
             return None
         scope["route"] = _REVERSE
@@ -141,10 +132,6 @@ class HotPathFront:
                                       float(params.get("radius", 200.0)))
 
     async def _search(self, app, scope, path: str):
-        from starlette.requests import Request
-
-        from api.routes.search import get_gazetteer, search_route
-
         if get_gazetteer in app.dependency_overrides:
             return None
         source = getattr(app.state, "search", None)
@@ -165,17 +152,8 @@ class RenderAnswer:
     async def __call__(self, scope, receive, send) -> None:
         r = self.render
         headers = [(b"content-length", b"%d" % len(r.body))]
-        if r.media_type:
-            ctype = r.media_type + ("; charset=utf-8" if r.media_type.startswith("text/") and "charset" not in
-                                    r.media_type else "")
-            headers.append((b"content-type", ctype.encode("latin-1")))
+        if r.media_type:  # the Content-Type the route's response had, charset included
+            headers.append((b"content-type", r.media_type.encode("latin-1")))
         headers += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in r.headers]
         await send({"type": "http.response.start", "status": r.status, "headers": headers})
         await send({"type": "http.response.body", "body": r.body})
-
-
-def _wants_html(accept: str) -> bool:
-    """The scan's content negotiation (api/routes/doorplates.py `wants_html` reads the same header)."""
-    from api.routes.doorplates import wants_html
-
-    return wants_html(accept)

@@ -217,7 +217,9 @@ def _sends_key(request: Request) -> bool:
 
 
 def _render(response: Response) -> Render:
-    return Render(response.status_code, bytes(response.body), response.media_type or "",
+    # the whole Content-Type (Starlette's charset rule applied once): render_response and the
+    # hot-path front send it as it is
+    return Render(response.status_code, bytes(response.body), response.headers.get("content-type", ""),
                   tuple((k, v) for k, v in response.headers.items() if k not in ("content-length", "content-type")))
 
 
@@ -261,6 +263,12 @@ async def public_scan(app, fast: ReadPath, token: str, *, html: bool, reported: 
     return render
 
 
+async def _hold_key(ring: KeyRing, fast: ReadPath, key_id: int | None) -> None:
+    """The live signing keys read again (on the primary) when the ring does not hold `key_id` or is stale."""
+    if ring.needs_load(key_id):
+        ring.store(await fast.pool.fetchall(LIVE_KEYS_SQL, primary=True))
+
+
 async def _scan_render(app, fast: ReadPath, token: str, variant, *, html: bool, reported: bool) -> Render:
     """A scan the render cache did not hold: the token verified, the row read and composed, the
     render stored (unless a change raced it). An error page comes back without a plate id."""
@@ -268,8 +276,7 @@ async def _scan_render(app, fast: ReadPath, token: str, variant, *, html: bool, 
     path = variant[0]
     try:
         parsed = parse_token(token)
-        if ring.needs_load(parsed.key_id):
-            ring.store(await fast.pool.fetchall(LIVE_KEYS_SQL, primary=True))
+        await _hold_key(ring, fast, parsed.key_id)
         ring.check(parsed, ring.loaded_secret(parsed.key_id))
     except (InvalidToken, InvalidSignature) as exc:
         if html:
@@ -284,9 +291,8 @@ async def _scan_render(app, fast: ReadPath, token: str, variant, *, html: bool, 
         if html:
             return _render(_error_page(exc, token))
         raise exc
-    successor_key = row["successor"][1] if row.get("successor") else None
-    if row.get("successor") and ring.needs_load(successor_key):
-        ring.store(await fast.pool.fetchall(LIVE_KEYS_SQL, primary=True))
+    if row.get("successor"):  # the replacing plate's link is signed with its own key
+        await _hold_key(ring, fast, row["successor"][1])
     result = compose(row, base_url=app.state.settings.public_base_url, token=token,
                      token_for=ring.loaded_token_for)
     render = _render(_answer(path, result, token, html=html, agency=False, reported=reported))
