@@ -34,6 +34,7 @@ from pathlib import Path
 import psycopg
 from sqlalchemy.engine import make_url
 
+from registry.db.engine import libpq_url
 from registry.errors import Conflict, InvalidQuery, RegistryError
 
 log = logging.getLogger(__name__)
@@ -56,11 +57,6 @@ class BackupError(RegistryError):
 class TableSum:
     rows: int
     checksum: str
-
-
-def libpq_url(url: str) -> str:
-    """postgresql+psycopg://… → postgresql://… (what pg_dump, pg_restore and psycopg take)."""
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def _tables(cur) -> list[str]:
@@ -227,9 +223,9 @@ def restore(path: Path, admin_url: str, database: str, bin_dir: Path) -> dict:
             conn.execute(f"CREATE DATABASE \"{database}\" TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C.UTF-8'")
         try:
             _run([str(bin_dir / "pg_restore"), "--exit-on-error", "--no-owner", "--single-transaction",
-                  "--dbname", target.set(drivername="postgresql").render_as_string(hide_password=False),
+                  "--dbname", libpq_url(target),
                   str(dump)], "pg_restore")
-            with psycopg.connect(libpq_url(target.render_as_string(hide_password=False))) as conn:
+            with psycopg.connect(libpq_url(target)) as conn:
                 with conn.cursor() as cur:
                     got_version = _schema_version(cur)
                     actual = table_sums(cur)

@@ -20,6 +20,12 @@ log = logging.getLogger(__name__)
 CREATE_HINT = "registry db migrate"
 
 
+def libpq_url(url) -> str:
+    """A SQLAlchemy URL (`postgresql+psycopg://…`, str or URL) as libpq's `postgresql://…`, password
+    kept: what psycopg, asyncpg, pg_dump and pg_restore take."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
 def resolve_database_url(settings: Settings, *, start: bool = True) -> str:
     """The configured URL, else the managed cluster's (started on demand; no database created)."""
     if settings.database_url:

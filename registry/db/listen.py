@@ -42,6 +42,8 @@ from typing import Protocol
 
 import psycopg
 
+from registry.db.engine import libpq_url
+
 log = logging.getLogger(__name__)
 
 APPLICATION_NAME = "registry-listener"  # in pg_stat_activity
@@ -69,13 +71,6 @@ class _Subscription:
     channels: set[str] = field(default_factory=set)
     live: frozenset[str] = frozenset()  # the channels it was reset and marked listening for
     active: bool = True  # False once unsubscribed: callbacks still queued in its loop do nothing
-
-
-def libpq_url(url) -> str:
-    """A SQLAlchemy URL (`postgresql+psycopg://…`, str or URL) as libpq's, password kept."""
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 class Listener:

@@ -22,16 +22,14 @@ import logging
 import re
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 import asyncpg
 import orjson
-from sqlalchemy.engine import make_url
-
+from registry.db.engine import libpq_url
 from registry.errors import DatabaseUnavailable
 from registry.settings import Settings
 
@@ -87,11 +85,6 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     for kind in ("json", "jsonb"):
         await conn.set_type_codec(kind, encoder=lambda v: orjson.dumps(v).decode(), decoder=orjson.loads,
                                   schema="pg_catalog")
-
-
-def libpq_url(url: str) -> str:
-    """`postgresql+psycopg://…` (SQLAlchemy) → `postgresql://…` (libpq), password kept."""
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def read_urls(settings: Settings, primary: str | None = None) -> list[str]:
@@ -260,32 +253,6 @@ class ReadPool:
         now = time.monotonic()
         up = [i for i in range(len(self.urls)) if self._down_until[i] <= now]
         return up or list(range(len(self.urls)))
-
-    @asynccontextmanager
-    async def connection(self, *, primary: bool = False) -> AsyncIterator[asyncpg.Connection]:
-        """A connection of the first URL that answers (`primary`: the primary's). Errors raised by
-        the caller's statements are not retried here: use `fetchone` / `fetchall` for that."""
-        last: BaseException | None = None
-        for i in self._order(primary):
-            pool = self.pools[i]
-            try:
-                conn = await pool.acquire()
-            except _ERRORS as exc:
-                self._mark_down(i, exc)
-                last = exc
-                continue
-            broken = False
-            try:
-                yield conn
-            except BaseException as exc:
-                broken = isinstance(exc, _ERRORS) or isinstance(exc, asyncio.CancelledError)
-                if broken and not isinstance(exc, asyncio.CancelledError):
-                    self._mark_down(i, exc)
-                raise
-            finally:
-                pool.release(conn, broken=broken)
-            return
-        raise DatabaseUnavailable("数据库不可用 / the database is unavailable") from last
 
     async def _run(self, sql: str, params: Any, *, primary: bool, many: bool):
         statement, shape = _numbered(sql)
