@@ -121,6 +121,13 @@ def _upper_bound(pq: PreparedQuery, m: Match, dset, doors_possible: bool, door_a
                 weight += p.weight
                 used.append((p.start, p.end))
         explained_numbers = door_atoms
+    return _bound(pq, m, weight, used, explained_numbers, doors_possible, door_atoms)
+
+
+def _bound(pq: PreparedQuery, m: Match, weight: float, used, explained_numbers: int, doors_possible: bool,
+           door_atoms: int) -> float:
+    """The bound from what the greedy choice explained (`weight` over the spans `used`), the rest
+    counted as trailing noise: `_upper_bound` and `_Bounds` end here, so the formula is one."""
     named = sum(b - a for a, b in used)
     unexplained = max(pq.atoms - named - explained_numbers, 0)
     bound = (weight + explained_numbers) / max(named + explained_numbers + TAIL_WEIGHT * unexplained, 1e-9)
@@ -192,12 +199,7 @@ class _Bounds:
             for w in place_weights:
                 weight += w
             explained_numbers = door_atoms
-        named = sum(b - a for a, b in used)
-        unexplained = max(pq.atoms - named - explained_numbers, 0)
-        bound = (weight + explained_numbers) / max(named + explained_numbers + TAIL_WEIGHT * unexplained, 1e-9)
-        if door_atoms and not doors_possible and m.kind != "address":
-            bound *= PARTIAL_FACTOR
-        return min(bound, 1.0)
+        return _bound(pq, m, weight, used, explained_numbers, doors_possible, door_atoms)
 
 
 def _straddles_division(m: Match, spans: list[tuple[int, int, int]]) -> bool:
