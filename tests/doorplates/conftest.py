@@ -47,6 +47,29 @@ def committed_engine(database_url):
 
 
 @pytest.fixture()
+def committed_conn(committed_engine):
+    """A connection to the plate database itself: what the builders write there and the test
+    commits is seen by the app's own connections (the async read pool); the rest is rolled back."""
+    with committed_engine.connect() as c:
+        yield c
+        c.rollback()
+
+
+@pytest.fixture()
+def fast(committed_engine, app_settings):
+    """A TestClient of an app on the plate database, with no overridden connection: its scans,
+    reverse and /healthz take the fast read path (`client.app_state` is the app's state)."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+
+    app = create_app(app_settings, engine=committed_engine)
+    with TestClient(app) as client:
+        client.app_state = app.state
+        yield client
+
+
+@pytest.fixture()
 def app_settings(app_settings: Settings) -> Settings:
     # The suite's app settings (keys read every time, anonymous limits off: every TestClient is one
     # client address), and scans written at once, inside the test's transaction.

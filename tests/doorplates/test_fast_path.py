@@ -21,20 +21,9 @@ def scratch_engine(committed_engine):
 
 
 @pytest.fixture()
-def conn(scratch_engine):
-    """The builders write to the scratch database and the test commits: the pool's connections see it."""
-    with scratch_engine.connect() as c:
-        yield c
-
-
-@pytest.fixture()
-def fast(scratch_engine, app_settings):
-    from api.app import create_app
-
-    app = create_app(app_settings, engine=scratch_engine)
-    with TestClient(app) as client:
-        client.app_state = app.state
-        yield client
+def conn(committed_conn):
+    """The builders write to the plate database and the test commits: the pool's connections see it."""
+    return committed_conn
 
 
 @pytest.fixture()

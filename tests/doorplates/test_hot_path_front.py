@@ -23,11 +23,10 @@ def _app(engine, settings, *, front: bool):
 
 
 @pytest.fixture()
-def conn(committed_engine):
+def conn(committed_conn):
     """The builders write to the committed plate database and the test commits: the apps' own
     connections (the read pool) see the rows."""
-    with committed_engine.connect() as c:
-        yield c
+    return committed_conn
 
 
 @pytest.fixture()

@@ -5,7 +5,6 @@ import asyncio
 import random
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from registry.doorplates.view import NEAREST_FACILITIES, SCAN_SQL, SLIM_SQL, nearest_services
@@ -126,21 +125,9 @@ def test_should_complete_the_slim_row_as_the_full_statement_reads_it(conn, place
 
 
 @pytest.fixture()
-def conn(committed_engine):
+def conn(committed_conn):
     """The plate database: the builders write there (rolled back unless the test commits)."""
-    with committed_engine.connect() as c:
-        yield c
-        c.rollback()
-
-
-@pytest.fixture()
-def fast(committed_engine, app_settings):
-    from api.app import create_app
-
-    app = create_app(app_settings, engine=committed_engine)
-    with TestClient(app) as client:
-        client.app_state = app.state
-        yield client
+    return committed_conn
 
 
 
