@@ -32,15 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 FULL_CITY = "postgresql+psycopg://registry@127.0.0.1:55432/registry_city_full"
 
 
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def pct(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    v = sorted(values)
-    return v[min(len(v) - 1, int(p * len(v)))]
+from bench_search import log, pct  # noqa: E402 (bench/ is on sys.path when run as a script)
 
 
 def open_gazetteer(url: str, directory: str | None = None):
