@@ -90,7 +90,7 @@ class ReverseMemory:
         self._reading: asyncio.Task | None = None
         self._read_after = 0.0
         self._bulk_since: float | None = None  # wall clock of an `addresses:*`
-        self.shares_listener = True  # the gazetteer follows the same listener (ReadPath sets it)
+        self.shares_listener = True  # the gazetteer follows the same listener (reverse_answer sets it)
         self._seen_gaz = self._stale_gaz = None  # the gazetteer last answered from, and one reset with us
         self.answered = self.declined = 0
 
