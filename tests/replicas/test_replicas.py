@@ -179,10 +179,21 @@ def _replayed(replica, seconds: float = 30.0) -> None:
         time.sleep(0.1)
 
 
+def _started(app, seconds: float = 30.0) -> None:
+    """Wait until the app's start-up work is done: reverse memory builds the division polygons in
+    the background once it listens (seconds of CPU for the real polygons), which a freshly started
+    worker's search thread competes with."""
+    memory = app.state.read_path.reverse_memory
+    deadline = time.monotonic() + seconds
+    while memory.listening and memory.areas is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
 def test_should_search_a_change_committed_on_the_primary_within_two_seconds(api, clusters):
     app, client = api
     assert app.state.search.engine is app.state.db.replicas[0].bulk  # the search reads the replica
     _replayed(clusters[1])
+    _started(app)
     name = _new_name()
     _add_road(clusters[0], name)
     _wait_found(client, name, FRESH_SECONDS)
