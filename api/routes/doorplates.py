@@ -7,7 +7,6 @@ buffered in memory, orjson / a precompiled Jinja2 template.
 from __future__ import annotations
 
 import inspect
-import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path as FsPath
@@ -216,11 +215,12 @@ def _sends_key(request: Request) -> bool:
     return bool(request.headers.get("x-api-key")) or bool(authorization and authorization.lower().startswith("bearer "))
 
 
-def _render(response: Response) -> Render:
+def _render(response: Response, plate_id: int | None = None) -> Render:
     # the whole Content-Type (Starlette's charset rule applied once): render_response and the
     # hot-path front send it as it is
     return Render(response.status_code, bytes(response.body), response.headers.get("content-type", ""),
-                  tuple((k, v) for k, v in response.headers.items() if k not in ("content-length", "content-type")))
+                  tuple((k, v) for k, v in response.headers.items() if k not in ("content-length", "content-type")),
+                  plate_id)
 
 
 def render_response(render: Render) -> Response:
@@ -295,8 +295,11 @@ async def _scan_render(app, fast: ReadPath, token: str, variant, *, html: bool, 
         await _hold_key(ring, fast, row["successor"][1])
     result = compose(row, base_url=app.state.settings.public_base_url, token=token,
                      token_for=ring.loaded_token_for)
-    render = _render(_answer(path, result, token, html=html, agency=False, reported=reported))
-    render = dataclasses.replace(render, plate_id=parsed.plate_id)
+    if result.state == "ok" and not html:  # the common answer, as _json would give it, without a Response
+        render = Render(200, orjson.dumps(result.body), "application/json", (), parsed.plate_id)
+    else:
+        render = _render(_answer(path, result, token, html=html, agency=False, reported=reported),
+                         parsed.plate_id)
     cache.put(variant, render, dependencies(row), epoch)
     return render
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
 import secrets
 import threading
@@ -63,6 +62,10 @@ def _varint(n: int) -> bytes:
             return bytes(out)
 
 
+def _garbled() -> InvalidToken:
+    return InvalidToken("门牌二维码内容无法识别 / the token is garbled", parameter="token")
+
+
 def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
     value = shift = 0
     for i in range(pos, min(len(data), pos + 9)):
@@ -73,11 +76,11 @@ def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
                 break
             return value, i + 1
         shift += 7
-    raise InvalidToken("门牌二维码内容无法识别 / the token is garbled", parameter="token")
+    raise _garbled()
 
 
 def _mac(secret: bytes, payload: bytes) -> bytes:
-    return hmac.new(secret, _DOMAIN + payload, hashlib.sha256).digest()[:MAC_BYTES]
+    return hmac.digest(secret, _DOMAIN + payload, "sha256")[:MAC_BYTES]
 
 
 def sign(plate_id: int, key_id: int, secret: bytes) -> str:
@@ -97,19 +100,18 @@ class ParsedToken:
 
 def parse(token: str) -> ParsedToken:
     """Split a token into its parts without checking the signature (InvalidToken when garbled)."""
-    garbled = InvalidToken("门牌二维码内容无法识别 / the token is garbled", parameter="token")
     if not token or len(token) > MAX_TOKEN_CHARS or not token.isascii():
-        raise garbled
+        raise _garbled()
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
     except (binascii.Error, ValueError):
-        raise garbled from None
+        raise _garbled() from None
     if base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii") != token:
-        raise garbled  # non-canonical spelling (e.g. stray bits in the last character)
+        raise _garbled()  # non-canonical spelling (e.g. stray bits in the last character)
     key_id, pos = _read_varint(raw, 0)
     plate_id, pos = _read_varint(raw, pos)
     if len(raw) - pos != MAC_BYTES or key_id < 1 or plate_id < 1:
-        raise garbled
+        raise _garbled()
     return ParsedToken(key_id, plate_id, raw[:pos], raw[pos:])
 
 
