@@ -7,6 +7,9 @@ SEED   ?= 1
 DEMO_DIR ?= var/demo-$(SCALE)-seed$(SEED)
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
+# The demo's scan links and QR codes point at the demo server itself (another PORT included),
+# unless REGISTRY_PUBLIC_BASE_URL is set in the environment.
+DEMO_ENV = REGISTRY_PUBLIC_BASE_URL="$${REGISTRY_PUBLIC_BASE_URL:-http://$(HOST):$(PORT)}"
 
 .PHONY: setup system db demo test bench clean-db help
 
@@ -51,9 +54,9 @@ demo: db
 	$(REG) load city $(DEMO_DIR)
 	@echo "==> issuing the doorplates of the whole city (idempotent: a re-run issues nothing)"
 	$(REG) plates issue --division 330500
-	@$(REG) demo urls --base-url http://$(HOST):$(PORT)
+	@$(DEMO_ENV) $(REG) demo urls --base-url http://$(HOST):$(PORT)
 	@echo "==> serving the API on http://$(HOST):$(PORT) (Ctrl-C to stop)"
-	$(REG) serve --host $(HOST) --port $(PORT)
+	$(DEMO_ENV) $(REG) serve --host $(HOST) --port $(PORT)
 
 test: setup
 	$(VENV)/bin/pytest -q
