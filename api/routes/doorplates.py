@@ -6,9 +6,6 @@ buffered in memory, orjson / a precompiled Jinja2 template.
 """
 from __future__ import annotations
 
-import inspect
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path as FsPath
 from typing import Annotated, Any
 
@@ -21,7 +18,7 @@ from pydantic import BaseModel, Field
 
 from api import problems
 from api.fastpath import read_path
-from api.deps import DbConn, get_conn, get_key, scope
+from api.deps import DbConn, _request_connection, get_key, scope
 from registry.addresses import Page
 from registry.doorplates import (
     KIND_NAMES,
@@ -133,22 +130,6 @@ def _error_page(exc: RegistryError, token: str) -> HTMLResponse:
 
 
 # --- the scan ------------------------------------------------------------------------------------------
-@contextmanager
-def _connection(request: Request) -> Iterator:
-    """The request's connection, as the `DbConn` dependency gives it (overrides included), entered in
-    the calling thread: the scan then costs one hop to the thread pool instead of three."""
-    provider = request.app.dependency_overrides.get(get_conn, get_conn)
-    gen = provider(request) if inspect.signature(provider).parameters else provider()
-    conn = next(gen)
-    try:
-        yield conn
-    except BaseException:
-        gen.close()
-        raise
-    else:
-        next(gen, None)  # commit and close
-
-
 @router.get("/p/{token}", summary="Scan a doorplate's QR code: the plate's current address (HTML or JSON)",
             response_class=Response)
 async def scan(request: Request,
@@ -164,7 +145,8 @@ async def scan(request: Request,
 
 
 def _scan(request: Request, token: str, reported: bool) -> Response:
-    with _connection(request) as conn:
+    # entered in the calling thread: the scan costs one hop to the thread pool instead of three
+    with _request_connection(request) as conn:
         return _scan_in(request, conn, token, reported)
 
 
