@@ -5,6 +5,7 @@ geocoding asks PostGIS; batch matching streams its results back in input order.
 """
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -48,8 +49,13 @@ async def _gazetteer(source) -> Gazetteer:
     return await run_in_threadpool(source.get)  # the first load: wait off the event loop
 
 
+_FILTER_PARAMS = ("division", "authority", "kind", "bbox", "near")
+
+
 def _filters(params) -> tuple[Filters, tuple[str, str | None] | None]:
     """Checked filters (before the gazetteer is needed) and the division (code, authority) still to resolve."""
+    if not any(name in params for name in _FILTER_PARAMS):
+        return Filters(), None  # what the checks below give for no filter at all
     division = params.get("division")
     authority = validate_authority(params.get("authority"))
     code = (validate_code(division, "division"), authority) if division is not None else None
@@ -72,6 +78,35 @@ def _answer(body: dict, resolved: CodeMatch | None) -> Response:
     if resolved is not None:
         body["division"] = resolved.as_dict()  # the division the filter was read as, by name
     return _json(body)
+
+
+_ESCAPES = re.compile(r"(?:%[0-9A-Fa-f]{2})+")
+
+
+def _unescape(text: str) -> str:
+    """urllib.parse.unquote_plus of an ASCII text, a run of %XX escapes decoded at a time (an
+    ASCII character ends any UTF-8 sequence, so decoding the runs one by one is decoding the whole)."""
+    if "+" in text:
+        text = text.replace("+", " ")
+    if "%" not in text:
+        return text
+    return _ESCAPES.sub(lambda m: bytes.fromhex(m.group().replace("%", "")).decode("utf-8", "replace"), text)
+
+
+def _query(request: Request):
+    """The query string as `request.query_params` reads it (urllib.parse.parse_qsl with blank
+    values kept, the last of a repeated name), as a dict: starlette's QueryParams cost a tenth of
+    a search. A query string that is not ASCII (a client that did not escape it) goes to starlette."""
+    raw: bytes = request.scope.get("query_string", b"")
+    if not raw.isascii():
+        return request.query_params
+    params: dict[str, str] = {}
+    for pair in raw.decode("ascii").split("&"):
+        if not pair:
+            continue
+        name, _, value = pair.partition("=")
+        params[_unescape(name)] = _unescape(value)
+    return params
 
 
 # The search routes read their query string themselves: with twenty optional parameters,
@@ -136,7 +171,7 @@ async def search_route(request: Request, source: Source) -> Response:
     """Free text in `q`, or structured fields (`county`, `township`, `village`, `street`, `compound`,
     `number`, `building`, `unit`, `room`). Each result says which levels matched and why; results
     below the documented confidence (0.6) carry `low_confidence: true`."""
-    params = request.query_params
+    params = _query(request)
     q = params.get("q")
     if q is None:
         fields = _fields(params)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from registry.search.keys import char_syllable, fold, is_han, latin_units, strip_latin_tones
 from registry.text import chinese_to_int, normalize
+from registry.text.normalize import is_normal
 from registry.text.house_number import NumberPart, scan_number_parts
 
 NUMBER_KINDS = ("number", "group", "building", "unit", "room", "floor")
@@ -132,7 +133,8 @@ def prepare(raw: str) -> PreparedQuery:
     """Normalize a free-text query and find its number components and text runs."""
     latin = _HAS_LATIN.search(raw) is not None
     text = _financial(_strip_tone_digits(raw) if latin else raw)
-    text = normalize(text)
+    if not is_normal(text):  # a few µs where normalize costs ~25: most queries are typed normal
+        text = normalize(text)
     if latin:
         text = strip_latin_tones(text)
         text = _LATIN_SUFFIX.sub(lambda m: _LATIN_SUFFIX_MAP[m.group(1)], text)

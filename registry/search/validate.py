@@ -3,7 +3,7 @@ English, so the API answers it as a 400 problem+json."""
 from __future__ import annotations
 
 import math
-import unicodedata
+import re
 
 from registry.errors import InvalidQuery
 
@@ -12,6 +12,10 @@ MAX_LIMIT = 50
 MAX_BATCH_ROWS = 100_000
 MAX_RADIUS_M = 5_000
 KINDS = ("address", "place", "division", "facility", "heritage")
+
+
+# The control characters (Unicode category Cc: U+0000–U+001F, U+007F–U+009F) but the tab.
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f]")
 
 
 def check_text(value: str | None, parameter: str = "q", *, required: bool = True) -> str | None:
@@ -23,8 +27,9 @@ def check_text(value: str | None, parameter: str = "q", *, required: bool = True
         raise InvalidQuery(
             f"{parameter} 太长：{len(value)} 个字符，最多 {MAX_QUERY_CHARS} / "
             f"{parameter} is too long: {len(value)} characters, at most {MAX_QUERY_CHARS}", parameter=parameter)
-    bad = next((c for c in value if unicodedata.category(c) == "Cc" and c not in " \t"), None)
-    if bad is not None:
+    found = _CONTROL.search(value)
+    if found is not None:
+        bad = found.group()
         raise InvalidQuery(
             f"{parameter} 含有控制字符 U+{ord(bad):04X} / {parameter} contains a control character U+{ord(bad):04X}",
             parameter=parameter)

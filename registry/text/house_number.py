@@ -288,17 +288,24 @@ def match_number_part(s: str, i: int, previous: NumberPart | None = None) -> lis
     return []  # pragma: no cover - bare matches any digit
 
 
+# Where match_number_part can find a part: a digit, 附/第 before one, a latin letter (A幢). It
+# finds none anywhere else, so the scan jumps from one such place to the next.
+_PART_START = re.compile(r"[A-Za-z\d]|[附第](?=\d)")
+
+
 def scan_number_parts(s: str) -> list[NumberPart]:
     """Every number part of a normalized text, left to right."""
     parts: list[NumberPart] = []
-    i, n = 0, len(s)
-    while i < n:
+    search = _PART_START.search
+    m = search(s)
+    while m is not None:
+        i = m.start()
         found = match_number_part(s, i, parts[-1] if parts else None)
         if found:
             parts += found
-            i = found[-1].end
+            m = search(s, found[-1].end)
         else:
-            i += 1
+            m = search(s, i + 1)
     return parts
 
 

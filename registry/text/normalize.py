@@ -151,6 +151,8 @@ def normalize(text: str) -> str:
     # by a space, a dash freed by a bracket); repeat to a fixed point so the
     # stored form and the query form never drift apart.
     result = _normalize_once(text)
+    if result == text:  # a fixed point already: the next pass would give the same text again
+        return result
     for _ in range(3):
         again = _normalize_once(result)
         if again == result:
