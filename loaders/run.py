@@ -89,11 +89,8 @@ def _stream(load, prepared, fo: FileOptions, progress) -> None:
     load.report.timings["stream"] = time.perf_counter() - started
 
 
-def _sink(fo: FileOptions, source):
-    if fo.reject_file is None:
-        return None, None
-    writer = RejectWriter(fo.reject_file, source)
-    return writer, writer
+def _sink(fo: FileOptions, source) -> RejectWriter | None:
+    return None if fo.reject_file is None else RejectWriter(fo.reject_file, source)
 
 
 def load_addresses_file(conn: Connection, path: Path, fo: FileOptions, options: AddressOptions,
@@ -107,16 +104,7 @@ def load_addresses_file(conn: Connection, path: Path, fo: FileOptions, options: 
     options.details = {**_details(source, prepared, fo, {"create_places": options.create_places,
                                                          "retire_missing": options.retire_missing,
                                                          "tolerance_m": options.tolerance_m}), **options.details}
-    load = AddressLoad(conn, options, progress)
-    load.start()
-    try:
-        _stream(load, prepared, fo, progress)
-        writer, sink = _sink(fo, source)
-        report = load.finish(sink)
-    except BaseException as exc:
-        load.abort(exc)
-        raise
-    report.notes = prepared.notes + report.notes
+    report = _run(AddressLoad(conn, options, progress), prepared, fo, source, progress)
     if prepared.ignored_columns:
         report.notes.append(f"未使用的列 / columns not used: {', '.join(prepared.ignored_columns)}")
     return report
@@ -136,12 +124,16 @@ def load_entities_file(conn: Connection, path: Path, kind: str, fo: FileOptions,
     options.checksum = options.checksum or source.checksum
     options.details = {**_details(source, prepared, fo, {"retire_missing": options.retire_missing}),
                        **options.details}
-    load = EntityLoad(conn, spec, options, progress)
+    return _run(EntityLoad(conn, spec, options, progress), prepared, fo, source, progress)
+
+
+def _run(load, prepared, fo: FileOptions, source, progress: Callable) -> LoadReport:
+    """Stream the prepared rows into a started load and finish it (its rejects to the sink); any
+    failure aborts it (nothing of the file is applied)."""
     load.start()
     try:
         _stream(load, prepared, fo, progress)
-        writer, sink = _sink(fo, source)
-        report = load.finish(sink)
+        report = load.finish(_sink(fo, source))
     except BaseException as exc:
         load.abort(exc)
         raise
