@@ -29,18 +29,28 @@ MEDIA_TYPES = {"gpkg": "application/geopackage+sqlite3", "shp": "application/zip
                "csv": "text/csv", "fgb": "application/flatgeobuf"}
 
 
+# The parameters of an export, the same for a file answered at once and for a job.
+Collection = Annotated[str, Path(description="a collection of /ogc/collections, e.g. addresses")]
+Format = Annotated[str, Query(description="|".join(EXPORT_FORMATS), pattern="^(" + "|".join(EXPORT_FORMATS) + ")$")]
+Division = Annotated[str | None, Query(description="only this division and below (a code)")]
+Authority = Annotated[str | None, Query(description="nbs2023|mca2025 for an ambiguous township code")]
+AsOf = Annotated[str | None, Query(description="YYYY-MM-DD: as in force that day")]
+Crs = Annotated[str | None, Query(description="EPSG:…, default EPSG:4490")]
+Encoding = Annotated[str | None, Query(description="shp/csv attributes: utf-8 (default), gbk, gb18030")]
+
+
 @router.get("/exports/{collection}", summary="A collection as a GIS file (scope: agency)",
             dependencies=[scope("agency")],
             responses={200: {"description": "the file", "content": {m: {} for m in MEDIA_TYPES.values()}}})
 def export_file(
     conn: DbConn,
-    collection: Annotated[str, Path(description="a collection of /ogc/collections, e.g. addresses")],
-    format: Annotated[str, Query(description="|".join(EXPORT_FORMATS), pattern="^(" + "|".join(EXPORT_FORMATS) + ")$")] = "gpkg",
-    division: Annotated[str | None, Query(description="only this division and below (a code)")] = None,
-    authority: Annotated[str | None, Query(description="nbs2023|mca2025 for an ambiguous township code")] = None,
-    as_of: Annotated[str | None, Query(description="YYYY-MM-DD: as in force that day")] = None,
-    crs: Annotated[str | None, Query(description="EPSG:…, default EPSG:4490")] = None,
-    encoding: Annotated[str | None, Query(description="shp/csv attributes: utf-8 (default), gbk, gb18030")] = None,
+    collection: Collection,
+    format: Format = "gpkg",
+    division: Division = None,
+    authority: Authority = None,
+    as_of: AsOf = None,
+    crs: Crs = None,
+    encoding: Encoding = None,
 ) -> FileResponse:
     from loaders.export_cli import export_to_temp  # the file writer (pyogrio) lives with the loaders
 
@@ -80,14 +90,14 @@ def _job_body(request: Request, job) -> dict:
 def start_export_job(
     request: Request,
     conn: DbConn,
-    collection: Annotated[str, Path(description="a collection of /ogc/collections, e.g. addresses")],
+    collection: Collection,
     key: ApiKey = scope("agency"),
-    format: Annotated[str, Query(description="|".join(EXPORT_FORMATS), pattern="^(" + "|".join(EXPORT_FORMATS) + ")$")] = "gpkg",
-    division: Annotated[str | None, Query(description="only this division and below (a code)")] = None,
-    authority: Annotated[str | None, Query(description="nbs2023|mca2025 for an ambiguous township code")] = None,
-    as_of: Annotated[str | None, Query(description="YYYY-MM-DD: as in force that day")] = None,
-    crs: Annotated[str | None, Query(description="EPSG:…, default EPSG:4490")] = None,
-    encoding: Annotated[str | None, Query(description="shp/csv attributes: utf-8 (default), gbk, gb18030")] = None,
+    format: Format = "gpkg",
+    division: Division = None,
+    authority: Authority = None,
+    as_of: AsOf = None,
+    crs: Crs = None,
+    encoding: Encoding = None,
 ) -> JSONResponse:
     from loaders.export_cli import check_encoding
 
