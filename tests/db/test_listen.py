@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from registry.db.listen import APPLICATION_NAME, Listener, libpq_url
+from waiting import eventually
 
 
 class Spy:
@@ -37,10 +38,7 @@ class Spy:
 
 
 def _eventually(check, seconds: float = 10.0):
-    deadline = time.monotonic() + seconds
-    while not check():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.01)
+    assert eventually(check, seconds), "condition not met in time"
 
 
 def _notify(url: str, *pairs: tuple[str, str]) -> None:
