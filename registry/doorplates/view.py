@@ -19,6 +19,7 @@ from urllib.parse import quote
 
 from sqlalchemy import Connection, text
 
+from registry.as_of import printed_among
 from registry.doorplates.plates import KIND_NAMES, plate_code, plate_history, plate_record
 from registry.doorplates.tokens import KeyRing, scan_url
 from registry.errors import NotFound
@@ -161,13 +162,21 @@ def dependencies(row: dict[str, Any]) -> set[tuple[str, int]]:
 
 _NUMBERED = re.compile(r"^(.+?)(号|幢|单元|室|组)$")
 _NUMBER_PINYIN = {"号": "Hao", "幢": "Zhuang", "单元": "Danyuan", "室": "Shi", "组": "Zu"}
+_text = None  # registry.text, imported on first use (it loads pypinyin; importing this module does not)
+
+
+def _texts():
+    global _text
+    if _text is None:
+        import registry.text
+
+        _text = registry.text
+    return _text
 
 
 @lru_cache(maxsize=200_000)
 def name_pinyin(name: str, natural_village: bool = False) -> str:
-    from registry.text import place_name_pinyin
-
-    return place_name_pinyin(name, natural_village=natural_village)
+    return _texts().place_name_pinyin(name, natural_village=natural_village)
 
 
 @lru_cache(maxsize=50_000)
@@ -177,6 +186,39 @@ def part_pinyin(part: str) -> str:
     if m and not re.search(r"[\u4e00-\u9fff]", m[1]):
         return f"{m[1]} {_NUMBER_PINYIN[m[2]]}"
     return name_pinyin(part)
+
+
+@lru_cache(maxsize=20_000)
+def _folded_village(name: str) -> str:
+    return _texts().fold_village_suffix(name)
+
+
+class _Chain:
+    """What a division chain gives every address under it, worked out once per chain: keyed by its
+    content ([id, name, level, code] each), so a renamed or re-parented division is another chain.
+    Its lists and dicts are shared by every scan of the chain: read, never changed."""
+
+    __slots__ = ("chain", "by_level", "_divisions")
+
+    def __init__(self, key: tuple[tuple[Any, ...], ...]) -> None:
+        self.chain = [{"code": code, "name": name, "level": level} for _id, name, level, code in key]
+        self.by_level = {d["level"]: d["name"] for d in self.chain}
+        self._divisions: list[dict[str, Any]] | None = None
+
+    def divisions(self) -> list[dict[str, Any]]:
+        """The page's `divisions` (each with its pinyin), a fresh list of fresh dicts."""
+        if self._divisions is None:
+            self._divisions = [{**d, "pinyin": name_pinyin(d["name"])} for d in self.chain]
+        return [d.copy() for d in self._divisions]
+
+
+@lru_cache(maxsize=20_000)
+def _chain_of(key: tuple[tuple[Any, ...], ...]) -> _Chain:
+    return _Chain(key)
+
+
+def _chain(row) -> _Chain:
+    return _chain_of(tuple(map(tuple, row["chain"] or ())))
 
 
 @dataclass
@@ -200,14 +242,14 @@ class AddressParts:
 
     def components(self) -> list[tuple[str, str | None]]:
         """(text, stored pinyin) of the standard address, in the order compose_address writes them."""
-        from registry.text import fold_village_suffix
-
-        out: list[tuple[str, str | None]] = [(self.level(lv) or "", None) for lv in ("province", "city", "county", "township")]
+        level = self.by_level.get
+        out: list[tuple[str, str | None]] = [(level("province") or "", None), (level("city") or "", None),
+                                             (level("county") or "", None), (level("township") or "", None)]
         if self.street:
             out += [(self.street, self.street_pinyin), (self.number, None)]
         elif not self.compound:
-            village = self.level("village")
-            out += [(fold_village_suffix(village) if village else "", None),
+            village = level("village")
+            out += [(_folded_village(village) if village else "", None),
                     (self.natural_village or "", "natural_village"), (self.group, None), (self.number, None)]
         if self.compound:
             out.append((self.compound, self.compound_pinyin))
@@ -217,13 +259,12 @@ class AddressParts:
         return [(t, p) for t, p in out if t]
 
     def standard_text(self) -> str:
-        from registry.text import compose_address
-
+        level = self.by_level.get
         try:
-            return compose_address(
-                province=self.level("province") or "浙江省", city=self.level("city") or "湖州市",
-                county=self.level("county") or "", township=self.level("township") or "",
-                village=self.level("village"), street=self.street, compound=self.compound,
+            return _texts().compose_address(
+                province=level("province") or "浙江省", city=level("city") or "湖州市",
+                county=level("county") or "", township=level("township") or "",
+                village=level("village"), street=self.street, compound=self.compound,
                 natural_village=self.natural_village, group=self.group or None, number=self.number or None,
                 building=self.building or None, unit=self.unit or None, room=self.room or None,
             )
@@ -241,7 +282,10 @@ class AddressParts:
 
 
 def parts_from_row(row) -> AddressParts:
-    chain = [{"code": code, "name": name, "level": level} for _id, name, level, code in row["chain"] or ()]
+    return _parts(row, _chain(row))
+
+
+def _parts(row, chain: _Chain) -> AddressParts:
     street, street_pinyin = row["street_info"] or (None, None)
     compound, category, compound_pinyin = row["compound_info"] or (None, None, None)
     natural = compound if category == "natural_village" else None
@@ -253,13 +297,9 @@ def parts_from_row(row) -> AddressParts:
     unit = row["unit"] or "" if kind != "building" else ""
     room = row["room"] or "" if kind not in ("building", "unit") else ""
     return AddressParts(
-        chain=chain,
-        street=street, street_pinyin=street_pinyin,
-        compound=compound, compound_pinyin=compound_pinyin,
-        natural_village=natural,
-        group=row["group_no"] or "", number=row["number"] or "", building=row["building"] or "",
-        unit=unit, room=room, full_text=row["full_text"] if kind in ("door", "flat", None) else "",
-        by_level={d["level"]: d["name"] for d in chain},
+        chain.chain, street, street_pinyin, compound, compound_pinyin, natural,
+        row["group_no"] or "", row["number"] or "", row["building"] or "", unit, room,
+        row["full_text"] if kind in ("door", "flat", None) else "", chain.by_level,
     )
 
 
@@ -297,6 +337,7 @@ def plate_face(kind: str, parts: AddressParts) -> dict[str, str]:
 
 _EARTH_M = 6370986.0  # the sphere of PostGIS's ST_DistanceSphere
 _SERVICE_SET = frozenset(SERVICE_CATEGORIES)
+_DEGREE = math.pi / 180.0  # math.radians(x) is x * this, exactly (CPython's degToRad)
 
 
 def _metres_from(lon: float, lat: float, points, *, radians=math.radians, sin=math.sin, cos=math.cos,
@@ -318,18 +359,49 @@ def distance_m(lon1: float, lat1: float, lon2: float, lat2: float) -> int:
     return _metres_from(lon1, lat1, ((lon2, lat2),))[0]
 
 
-def nearest_services(lon: float | None, lat: float | None, candidates) -> list[dict[str, Any]]:
-    """The nearest facility of each civil-affairs category among the KNN candidates, nearest first."""
+@lru_cache(maxsize=65_536)
+def _rounded(lon: float, lat: float) -> tuple[float, float]:
+    return round(lon, 6), round(lat, 6)
+
+
+def nearest_services(lon: float | None, lat: float | None, candidates, *, sin=math.sin, cos=math.cos,
+                     asin=math.asin, sqrt=math.sqrt) -> list[dict[str, Any]]:
+    """The nearest facility of each civil-affairs category among the KNN candidates, nearest first:
+    of each category the least (metres, facility), in that order (`_metres_from`'s arithmetic inline)."""
     if lon is None or not candidates:
         return []
-    shown = [c for c in candidates if c[0] in _SERVICE_SET]
-    out, seen = [], set()
-    for d, c in sorted(zip(_metres_from(lon, lat, shown), shown)):
-        if c[0] not in seen:
-            seen.add(c[0])
-            out.append({"category": c[0], "name": c[1], "address": c[2], "phone": c[3], "distance_m": d,
-                        "location": [round(c[4], 6), round(c[5], 6)]})
-    return out
+    p1 = lat * _DEGREE
+    cos1 = cos(p1)
+    diameter = 2 * _EARTH_M
+    best: dict[str, tuple[int, Any]] = {}
+    for c in candidates:
+        category = c[0]
+        if category in _SERVICE_SET:
+            p2 = c[-1] * _DEGREE
+            h = sin((p2 - p1) / 2) ** 2 + cos1 * cos(p2) * sin((c[-2] - lon) * _DEGREE / 2) ** 2
+            here = (round(diameter * asin(sqrt(h))), c)
+            held = best.get(category)
+            if held is None or here < held:
+                best[category] = here
+    return [{"category": c[0], "name": c[1], "address": c[2], "phone": c[3], "distance_m": d,
+             "location": [*_rounded(c[4], c[5])]} for d, c in sorted(best.values())]
+
+
+class _Quoted(dict):
+    """Code point → its percent-encoding as `urllib.parse.quote(ch, safe="")` writes it, filled on use."""
+
+    def __missing__(self, point: int) -> str:
+        self[point] = quoted = quote(chr(point), safe="")  # a lone surrogate raises, as quote does
+        return quoted
+
+
+_QUOTED = _Quoted()
+
+
+def quote_all(text: str) -> str:
+    """`urllib.parse.quote(text, safe="")`, character by character from a table (UTF-8 encodes each
+    character on its own, so the concatenation is the same)."""
+    return text.translate(_QUOTED)
 
 
 def navigation(lon: float | None, lat: float | None, label: str) -> dict[str, str] | None:
@@ -338,15 +410,17 @@ def navigation(lon: float | None, lat: float | None, label: str) -> dict[str, st
         return None
     glon, glat = wgs84_to_gcj02(lon, lat)
     blon, blat = gcj02_to_bd09(glon, glat)
-    name = quote(label, safe="")
+    name = quote_all(label)
     here = f"{lat:.6f},{lon:.6f}"
+    # round(x, 6) is float(f"{x:.6f}"): both are the correctly rounded 6-decimal value (dtoa mode 3)
+    gx, gy, bx, by = f"{glon:.6f}", f"{glat:.6f}", f"{blon:.6f}", f"{blat:.6f}"
     return {
-        "amap": f"https://uri.amap.com/marker?position={glon:.6f},{glat:.6f}&name={name}&coordinate=gaode&callnative=1",
-        "baidu": (f"https://api.map.baidu.com/marker?location={blat:.6f},{blon:.6f}&title={name}&content={name}"
+        "amap": f"https://uri.amap.com/marker?position={gx},{gy}&name={name}&coordinate=gaode&callnative=1",
+        "baidu": (f"https://api.map.baidu.com/marker?location={by},{bx}&title={name}&content={name}"
                   f"&coord_type=bd09ll&output=html&src=huzhou.registry.doorplate"),
         "geo": f"geo:{here}?q={here}({name})",
-        "gcj02": [round(glon, 6), round(glat, 6)],
-        "bd09": [round(blon, 6), round(blat, 6)],
+        "gcj02": [float(gx), float(gy)],
+        "bd09": [float(bx), float(by)],
     }
 
 
