@@ -20,9 +20,16 @@ from registry.text.romanization import romanize
 LEVELS = ("national", "province", "city", "county", "candidate")
 LEVEL_NAMES = {"national": "国家级", "province": "省级", "city": "市级", "county": "县级",
                "candidate": "候选（未列入正式名录）"}
-# Every spelling a level is accepted by -> its code (the API documents them as the parameter's enum).
+# Every spelling a level is accepted by -> its code, by the API (the parameter's enum) and by the
+# heritage loader alike (a district's listing, 区级, is of the county level).
 LEVEL_SPELLINGS = {**{k: k for k in LEVELS}, "provincial": "province", "国家级": "national", "省级": "province",
-                   "市级": "city", "县级": "county", "候选": "candidate"}
+                   "市级": "city", "县级": "county", "区级": "county", "候选": "candidate"}
+
+
+def level_code(spelling: str) -> str | None:
+    """The level code of a spelling (ASCII ones in any case, surrounding blanks ignored); None: unknown."""
+    spelling = spelling.strip()
+    return LEVEL_SPELLINGS.get(spelling.lower() if spelling.isascii() else spelling)
 MAP_W, MAP_H = 480, 320
 SYNTHETIC_NOTE = "合成数据，非真实名录 / synthetic item, not an official listing"
 
@@ -71,7 +78,7 @@ def list_items(conn: Connection, *, level: str | None = None, category: str | No
     """Listed items (not delisted), by level, category (千年古村落 …) and division (within it)."""
     where, params = ["h.status <> 'delisted'"], {"limit": limit}
     if level:
-        code = LEVEL_SPELLINGS.get(level.strip().lower() if level.isascii() else level.strip())
+        code = level_code(level)
         if code is None:
             raise InvalidQuery(f"未知的名录级别 {level}，应为 {'、'.join(LEVELS)} / unknown level {level!r}; "
                                f"expected one of {', '.join(LEVELS)}", parameter="level")

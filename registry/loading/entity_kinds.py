@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any, Callable
 
+from registry.heritage import level_code
 from registry.loading.directory import DivisionInfo, Issue, clean_name
 from registry.placename_categories import category_code, valid_categories
 from registry.text import normalize, place_name_pinyin
@@ -202,9 +203,6 @@ FACILITIES = EntitySpec(
 
 
 # --- heritage ---------------------------------------------------------------------------------
-HERITAGE_LEVELS = {"county": "county", "city": "city", "province": "province", "national": "national",
-                   "县级": "county", "区级": "county", "市级": "city", "省级": "province", "国家级": "national",
-                   "provincial": "province", "candidate": "candidate", "候选": "candidate"}  # candidate: 0009
 _TRUE, _FALSE = {"1", "true", "yes", "y", "t", "是"}, {"0", "false", "no", "n", "f", "否", ""}
 
 
@@ -228,7 +226,7 @@ def _normalize_heritage(load: "EntityLoad", row: dict, out: dict) -> None:
     out["division_id"] = division.id
     name = _name(row)
     level_raw = field_text(row, "level", required=True, limit=20)
-    level = HERITAGE_LEVELS.get(level_raw.lower() if level_raw.isascii() else level_raw)
+    level = level_code(level_raw)  # registry.heritage's spellings, the API's too
     if level is None:
         raise Issue("bad_value", field="level", value=level_raw, why_zh="应为 county/city/province/national/candidate",
                     why_en="expected county, city, province, national or candidate")

@@ -71,3 +71,18 @@ def test_should_mark_synthetic_items_and_reject_bad_rows_with_reasons(conn, tmp_
     body = rejects.read_text(encoding="utf-8")
     assert "level" in body and "synthetic" in body
     assert conn.execute(text("SELECT count(*) FROM heritage_items WHERE name IN ('坏级别', '坏标记')")).scalar() == 0
+
+
+def test_should_take_the_same_level_spellings_in_the_api_and_the_loader(client, seeded):
+    from registry.heritage import LEVEL_SPELLINGS, level_code
+
+    provincial = {i["name"] for i in client.get("/v1/heritage", params={"level": "province"}).json()["results"]}
+    assert provincial == {"新市镇", "义皋村", "蠡山村", "合溪村"}
+    for spelling in ("省级", "provincial", " Province "):
+        res = client.get("/v1/heritage", params={"level": spelling})
+        assert res.status_code == 200, spelling
+        assert {i["name"] for i in res.json()["results"]} == provincial
+    # the loader reads a level with the same function (registry/loading/entity_kinds.py)
+    assert level_code("区级") == level_code("县级") == "county" and level_code("provincial") == "province"
+    assert level_code("galactic") is None and set(LEVEL_SPELLINGS.values()) == {"national", "province", "city",
+                                                                               "county", "candidate"}
