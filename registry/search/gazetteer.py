@@ -10,6 +10,7 @@ of records) and mask the base row, so no array is ever rebuilt for one change.
 """
 from __future__ import annotations
 
+import struct
 import threading
 import time
 import zlib
@@ -117,6 +118,23 @@ class Cand:
         return len(self.base) + len(self.over)
 
 
+_STRUCT_CODES = {"|i1": "b", "|u1": "B", "<i2": "h", "<u2": "H", "<i4": "i", "<u4": "I", "<i8": "q", "<u8": "Q"}
+
+
+def _row_struct(dtype: np.dtype) -> struct.Struct | None:
+    """A struct reading one record of `packed` from its bytes (None when the layout has padding
+    or a type it does not know): `packed[rows].tolist()` builds each tuple field by field."""
+    codes, offset = [], 0
+    for name in dtype.names:
+        ft, off = dtype.fields[name][:2]
+        code = _STRUCT_CODES.get(ft.str)
+        if code is None or off != offset:
+            return None
+        codes.append(code)
+        offset += ft.itemsize
+    return struct.Struct("<" + "".join(codes)) if offset == dtype.itemsize else None
+
+
 class AddressStore:
     """The addresses: in memory (built by registry.search.loading) or attached to the files of a
     shared generation (registry.search.generation), read-only there; the liveness mask and the
@@ -146,6 +164,10 @@ class AddressStore:
     def _init_views(self) -> None:
         """The column views and this process's own state: the liveness mask and the overlay."""
         self.col = {f: self.packed[f] for f in FIELDS}
+        # the records as rows of bytes, read by one struct (select): same tuples, a third of the time
+        self._row_struct = _row_struct(self.packed.dtype) if self.packed.flags.c_contiguous else None
+        self._row_bytes = (self.packed.view(np.uint8).reshape(-1, self.packed.dtype.itemsize)
+                           if self._row_struct is not None else None)
         self.alive = np.ones(len(self.ids), dtype=bool)
         self.dead = 0  # base rows superseded by the overlay (none: skip the liveness filter)
         self.overlay_by_text: dict[str, int] = {}
@@ -212,8 +234,11 @@ class AddressStore:
             s, e = span
             if key is not None:
                 k = csr.key[s:e]
-                lo = int(np.searchsorted(k, key, "left"))
-                hi = int(np.searchsorted(k, key, "right"))
+                if k.dtype == np.int32 and -2**31 <= key < 2**31 - 1:  # both ends in one call
+                    lo, hi = k.searchsorted(np.array((key, key + 1), dtype=np.int32)).tolist()
+                else:
+                    lo = int(np.searchsorted(k, key, "left"))
+                    hi = int(np.searchsorted(k, key, "right"))
                 s, e = s + lo, s + hi
             base = csr.order[s:e]
             if self.dead and len(base) and not self.alive[base].all():
@@ -240,7 +265,13 @@ class AddressStore:
                 m = self.col[f][base] == v
                 mask = m if mask is None else mask & m
             base = base[mask]
-        out = [(i,) + t for i, t in zip(base.tolist(), self.packed[base].tolist())]
+        if not len(base):
+            out = []
+        elif self._row_struct is not None:
+            parts = self._row_struct.iter_unpack(self._row_bytes[base].tobytes())
+            out = [(i, *t) for i, t in zip(base.tolist(), parts)]
+        else:
+            out = [(i,) + t for i, t in zip(base.tolist(), self.packed[base].tolist())]
         for r in cand.over:
             row = (r,) + tuple(getattr(r, f) for f in FIELDS)
             if not eq or all(row[ROW[f]] == v for f, v in eq.items()):
@@ -268,15 +299,20 @@ class AddressStore:
                        code=r.code, full_text=r.full_text)
             return out
         i = int(cand_ref)
-        out = {f: int(self.col[f][i]) for f in FIELDS}
+        if self._row_struct is not None:
+            out = dict(zip(FIELDS, self._row_struct.unpack(self._row_bytes[i].tobytes())))
+        else:
+            out = {f: int(self.col[f][i]) for f in FIELDS}
         code, text = self.text(i)
-        out.update(id=int(self.ids[i]), lon=float(self.lon[i]), lat=float(self.lat[i]),
-                   status=STATUS_NAMES.get(int(self.status[i]), "active"), code=code, full_text=text)
+        # .item(): the Python number, without a numpy scalar on the way
+        out.update(id=self.ids.item(i), lon=float(self.lon.item(i)), lat=float(self.lat.item(i)),
+                   status=STATUS_NAMES.get(int(self.status.item(i)), "active"), code=code, full_text=text)
         return out
 
     def text(self, i: int) -> tuple[str, str]:
-        start = int(self.text_end[i - 1]) + 1 if i > 0 else 0
-        line = self.text_buf[start:int(self.text_end[i])].decode("utf-8")
+        ends = self.text_end
+        start = ends.item(i - 1) + 1 if i > 0 else 0
+        line = self.text_buf[start:ends.item(i)].decode("utf-8")
         code, _, text = line.partition("\t")
         return code, text
 
@@ -307,12 +343,16 @@ class AddressStore:
         if self.key_sorted is None or self.key_order is None:
             return None
         key = text_key(tail.encode("utf-8"))
-        lo = int(np.searchsorted(self.key_sorted, key, "left"))
-        hi = int(np.searchsorted(self.key_sorted, key, "right"))
+        keys = self.key_sorted
+        if keys.dtype == np.int64:  # both ends in one call (a key is below 2**63 - 1)
+            lo, hi = keys.searchsorted(np.array((key, key + 1), dtype=np.int64)).tolist()
+        else:
+            lo = int(np.searchsorted(keys, key, "left"))
+            hi = int(np.searchsorted(keys, key, "right"))
         found = None
         for k in range(lo, hi):
-            i = int(self.key_order[k])
-            if self.alive[i]:
+            i = self.key_order.item(k)
+            if self.alive.item(i):
                 _, full = self.text(i)
                 if full == standard or full == CITY_PREFIX + tail:
                     if found is not None:

@@ -459,9 +459,10 @@ def rec_fields(gaz: Gazetteer, ref) -> tuple[int, int, int, float, float]:
         return ref.village, ref.street, ref.compound, ref.lon, ref.lat
     s = gaz.addresses
     i = int(ref)
-    return (int(s.col["village"][i]), int(s.col["street"][i]), int(s.col["compound"][i]),
-            float(s.lon[i]), float(s.lat[i]))
+    col = s.col
+    return (int(col["village"].item(i)), int(col["street"].item(i)), int(col["compound"].item(i)),
+            float(s.lon.item(i)), float(s.lat.item(i)))
 
 
 def address_id(gaz: Gazetteer, ref) -> int:
-    return ref.id if isinstance(ref, Rec) else int(gaz.addresses.ids[int(ref)])
+    return ref.id if isinstance(ref, Rec) else int(gaz.addresses.ids.item(int(ref)))
