@@ -22,15 +22,22 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
-
-from sqlalchemy import Connection, text
+from typing import TYPE_CHECKING, Any
 
 from registry.errors import InvalidQuery, NotFound
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
 
 DEFAULT_LIMIT = 1000
 MAX_LIMIT = 10000
 MAX_CHANGE_SETS = 200  # per page, whatever their size: keeps a page of many tiny change sets bounded
+
+
+def _sql(statement: str):
+    from sqlalchemy import text  # on first use: the CLI reads this module's limits at start-up
+
+    return text(statement)
 
 
 @dataclass(frozen=True)
@@ -71,7 +78,7 @@ def _start(conn: Connection, since: str | None) -> tuple[datetime, int]:
         return datetime(1, 1, 2, tzinfo=timezone.utc), 0
     s = since.strip()
     if s.isdigit():
-        row = conn.execute(text("SELECT applied_at FROM change_sets WHERE id = :i AND status = 'applied'"),
+        row = conn.execute(_sql("SELECT applied_at FROM change_sets WHERE id = :i AND status = 'applied'"),
                            {"i": int(s)}).first()
         if row is None:
             raise NotFound(f"没有已应用的变更集 {s} / no applied change set {s}", parameter="since")
@@ -94,7 +101,7 @@ def _entities(conn: Connection, cs: int, table: Table, after: int, n: int,
     # The rows the change set wrote, found as the plain `WHERE change_set_id` scan finds them (no
     # probe per entity), the current ones and the superseded ones each cut at n; the version before
     # each is (id, version - 1) in the history (versions count up by one): a primary-key lookup.
-    rows = conn.execute(text(f"""
+    rows = conn.execute(_sql(f"""
         WITH a AS (SELECT {cols}, 0 AS src FROM {t} WHERE change_set_id = :cs AND id > :after
                    ORDER BY id LIMIT :n),
              b AS (SELECT {cols}, 1 AS src FROM {t}_history WHERE change_set_id = :cs AND id > :after
@@ -138,7 +145,7 @@ def _entities(conn: Connection, cs: int, table: Table, after: int, n: int,
 
 
 def _successors(conn: Connection, ids: list[int]) -> dict[int, list[int]]:
-    rows = conn.execute(text("SELECT division_id, successor_id FROM division_successors WHERE division_id = ANY(:i) "
+    rows = conn.execute(_sql("SELECT division_id, successor_id FROM division_successors WHERE division_id = ANY(:i) "
                              "ORDER BY successor_id"), {"i": ids}).all()
     out: dict[int, list[int]] = {}
     for d, s in rows:
@@ -156,14 +163,14 @@ def changes(conn: Connection, *, since: str | None = None, cursor: str | None = 
         if m is None or int(m.group(2)) >= len(TABLES):
             raise InvalidQuery(f"cursor 无效 / cursor {cursor!r} is not one this feed gave", parameter="cursor")
         first, table_idx, after = int(m.group(1)), int(m.group(2)), int(m.group(3))
-        row = conn.execute(text("SELECT applied_at FROM change_sets WHERE id = :i AND status = 'applied'"),
+        row = conn.execute(_sql("SELECT applied_at FROM change_sets WHERE id = :i AND status = 'applied'"),
                            {"i": first}).first()
         if row is None:
             raise InvalidQuery(f"cursor 无效 / cursor {cursor!r} is not one this feed gave", parameter="cursor")
         t0, id0 = row.applied_at, first - 1  # (applied_at, id) >= the cursor's change set
     else:
         t0, id0 = _start(conn, since)
-    sets = conn.execute(text("""
+    sets = conn.execute(_sql("""
         SELECT c.id, c.kind, c.applied_at, c.author, c.reason, c.approval_ref, c.source, c.counts,
                (SELECT a.kind FROM division_adjustments a WHERE a.change_set_id = c.id LIMIT 1) AS adjustment
         FROM change_sets c

@@ -77,3 +77,16 @@ def test_should_derive_county_boundary_lines_once_and_say_unchanged_the_second_t
             c.execute(text("ALTER TABLE boundary_lines DISABLE TRIGGER USER"))
             c.execute(text("DELETE FROM boundary_lines"))
             c.execute(text("ALTER TABLE boundary_lines ENABLE TRIGGER USER"))
+
+
+def test_should_answer_help_without_loading_the_database_stack():
+    # `registry --help` (and every subcommand's help) is read before anything touches a database:
+    # SQLAlchemy, psycopg, numpy and FastAPI are imported by the commands that use them, when they run
+    import subprocess
+    import sys
+
+    heavy = ("sqlalchemy", "psycopg", "numpy", "fastapi", "pyogrio")
+    code = ("import sys; from typer.main import get_command; from loaders.cli import app; "
+            "get_command(app); print(' '.join(m for m in %r if m in sys.modules))" % (heavy,))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
