@@ -14,6 +14,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from loaders.cli_support import engine
 from loaders.plates_cli import Authority, _fail
 from registry.errors import RegistryError
 from registry.faults import checkpoint
@@ -31,13 +32,6 @@ KnownBy = Annotated[Optional[str], typer.Option("--known-in-force-by", metavar="
 Note = Annotated[Optional[str], typer.Option(help="a note kept with the adjustment")]
 AsOf = Annotated[Optional[str], typer.Option("--as-of", metavar="YYYY-MM-DD",
                                              help="what the registry said on that day")]
-
-
-def _engine():
-    from registry.db.engine import make_engine
-    from registry.settings import get_settings
-
-    return make_engine(get_settings(), pool_size=2)
 
 
 def _date(value: Optional[str], option: str) -> date | None:
@@ -58,7 +52,7 @@ def _dating(approval_ref, effective, known_by, note):
 
 def _run(fn) -> None:
     try:
-        with _engine().begin() as conn:
+        with engine().begin() as conn:
             result = fn(conn)
             checkpoint("adjustment.commit")
         checkpoint("adjustment.committed")
@@ -181,7 +175,7 @@ def list_cmd(limit: int = 50, as_json: Annotated[bool, typer.Option("--json")] =
     """The adjustments, newest first, with their approval document or upper-bound date."""
     from registry.adjustment_history import list_adjustments
 
-    with _engine().connect() as conn:
+    with engine().connect() as conn:
         rows = list_adjustments(conn, limit=limit)
     if as_json:
         typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
@@ -200,7 +194,7 @@ def division_cmd(code: str, as_of: AsOf = None, authority: Authority = None) -> 
     from registry.divisions import get_division
 
     try:
-        with _engine().connect() as conn:
+        with engine().connect() as conn:
             day = _date(as_of, "--as-of")
             if day is not None:
                 body = division_as_of(conn, code, day, authority=authority)
@@ -219,7 +213,7 @@ def address_cmd(address_id: int, as_of: AsOf = None) -> None:
     from registry.as_of import address_as_of
 
     try:
-        with _engine().connect() as conn:
+        with engine().connect() as conn:
             day = _date(as_of, "--as-of")
             body = address_as_of(conn, address_id, day) if day else as_feature(get_address(conn, address_id))
     except RegistryError as exc:
@@ -234,7 +228,7 @@ def observed_cmd(actor: Actor = "registry") -> None:
     from loaders.reference import carry_through_observed_adjustments
 
     try:
-        with _engine().begin() as conn:
+        with engine().begin() as conn:
             done = carry_through_observed_adjustments(conn, actor=actor)
     except RegistryError as exc:
         _fail(exc)

@@ -11,19 +11,13 @@ from typing import Annotated, Optional
 
 import typer
 
+from loaders.cli_support import engine
 from registry.errors import Conflict, RegistryError
 from registry.faults import checkpoint
 
 changes_app = typer.Typer(help="Change sets: list, show (with the diff), approve, reject, apply.", no_args_is_help=True)
 
 Actor = Annotated[str, typer.Option(help="who does it (recorded in the change set and the audit log)")]
-
-
-def _engine():
-    from registry.db.engine import make_engine
-    from registry.settings import get_settings
-
-    return make_engine(get_settings(), pool_size=2)
 
 
 def _fail(exc: Exception) -> None:
@@ -43,7 +37,7 @@ def list_cmd(
     """The newest change sets first."""
     from registry.changes import list_change_sets
 
-    with _engine().connect() as conn:
+    with engine().connect() as conn:
         for cs in list_change_sets(conn, kind=kind, status=status, limit=limit):
             typer.echo(f"{cs.id:>6}  {cs.kind:<15} {cs.status:<9} {cs.author:<12} {cs.created_at:%Y-%m-%d %H:%M}  "
                        f"{cs.source or ''}")
@@ -56,7 +50,7 @@ def show(change_set_id: int, as_json: Annotated[bool, typer.Option("--json", hel
     from registry.inspection.show import diff_lines
 
     try:
-        with _engine().connect() as conn:
+        with engine().connect() as conn:
             cs = get_change_set(conn, change_set_id)
     except RegistryError as exc:
         _fail(exc)
@@ -78,7 +72,7 @@ def _act(action: str, change_set_id: int, actor: str, reason: str | None = None)
     from registry.changes import apply_reviewed, approve, reject
 
     try:
-        with _engine().begin() as conn:
+        with engine().begin() as conn:
             if action == "approve":
                 cs = approve(conn, change_set_id, actor=actor)
                 done = True

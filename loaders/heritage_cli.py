@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from data import REFERENCE_DIR
+from loaders.cli_support import engine
 from loaders.plates_cli import _fail
 from registry.errors import RegistryError
 
@@ -29,13 +30,6 @@ HERITAGE_CSV = REFERENCE_DIR / "heritage_huzhou.csv"
 PROVINCIAL_CATALOGUE = "浙江省千年古镇（古村落）地名文化遗产"
 _HEADER = ["name", "level", "category", "division_code", "wkt", "catalogue", "batch", "listed_year", "origin",
            "description", "source_url", "certainty", "synthetic"]
-
-
-def _engine():
-    from registry.db.engine import make_engine
-    from registry.settings import get_settings
-
-    return make_engine(get_settings(), pool_size=2)
 
 
 def _division(conn: Connection, name: str, parent_id: int | None, level: str) -> int | None:
@@ -120,7 +114,7 @@ def load_cmd(
     from registry.loading.entities import EntityOptions
 
     try:
-        with _engine().begin() as conn:
+        with engine().begin() as conn:
             if file is None:
                 report, problems = seed_reference(conn, actor=actor)
             else:
@@ -145,7 +139,7 @@ def list_cmd(
     from registry.heritage import list_items
 
     try:
-        with _engine().connect() as conn:
+        with engine().connect() as conn:
             items = list_items(conn, level=level, category=category, division=division,
                                include_synthetic=not real_only)
     except RegistryError as exc:
@@ -162,7 +156,7 @@ def show_cmd(item_id: Annotated[int, typer.Argument(help="the item's id")]) -> N
     from registry.heritage import get_item
 
     try:
-        with _engine().connect() as conn:
+        with engine().connect() as conn:
             body = get_item(conn, item_id)
     except RegistryError as exc:
         _fail(exc)
@@ -179,7 +173,7 @@ def atlas_cmd(
     from registry.heritage_atlas import atlas_html, atlas_pdf, build_atlas
 
     try:
-        with _engine().connect() as conn:
+        with engine().connect() as conn:
             atlas = build_atlas(conn, division=division, include_synthetic=not real_only)
     except RegistryError as exc:
         _fail(exc)

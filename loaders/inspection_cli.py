@@ -13,6 +13,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from loaders.cli_support import engine
 from registry.errors import RegistryError
 
 inspection_app = typer.Typer(help="Boundary joint inspections (界线联合检查): rounds, field packages out and back, reports.", no_args_is_help=True)
@@ -21,13 +22,6 @@ inspection_app.add_typer(round_app, name="round")
 
 Actor = Annotated[str, typer.Option(help="who does it (recorded in the change set and the audit log)")]
 RoundOpt = Annotated[int, typer.Option("--round", help="the round's number, e.g. 4 for 第四轮")]
-
-
-def _engine():
-    from registry.db.engine import make_engine
-    from registry.settings import get_settings
-
-    return make_engine(get_settings(), pool_size=2)
 
 
 def _fail(exc: Exception, code: int = 1) -> None:
@@ -55,7 +49,7 @@ def round_create(
     from registry.inspection import create_round
 
     try:
-        with _engine().begin() as conn:
+        with engine().begin() as conn:
             rnd = create_round(conn, number, year=year, year_to=year_to, scope=scope, actor=actor)
     except RegistryError as exc:
         _fail(exc)
@@ -67,7 +61,7 @@ def round_list() -> None:
     """The rounds."""
     from registry.inspection import list_rounds
 
-    with _engine().connect() as conn:
+    with engine().connect() as conn:
         for r in list_rounds(conn):
             typer.echo(f"{r['number']:>3}  {r['name']}  {r['year']}–{r['year_to'] or ''}  {r['status']}  {r['scope'] or ''}")
 
@@ -84,7 +78,7 @@ def export(
     from registry.inspection import export_package
 
     try:
-        with _engine().connect() as conn:
+        with engine().connect() as conn:
             pkg = export_package(conn, round_number, line_code=line, division_code=division)
         files = write_package(pkg, output)
     except RegistryError as exc:
@@ -111,7 +105,7 @@ def load(
 
     pkg = read_package(file)
     try:
-        with _engine().begin() as conn:
+        with engine().begin() as conn:
             result = propose_package(conn, pkg, round_number, actor=actor, tolerances=tolerances())
             if not result.ok:
                 conn.rollback()
@@ -141,7 +135,7 @@ def records(round_number: RoundOpt, line: Annotated[Optional[str], typer.Option(
     from registry.inspection import list_records
 
     try:
-        with _engine().connect() as conn:
+        with engine().connect() as conn:
             rows = list_records(conn, round_number, line_code=line)
     except RegistryError as exc:
         _fail(exc)
@@ -159,7 +153,7 @@ def report_cmd(
     from loaders.inspection_report import write_report
 
     try:
-        with _engine().connect() as conn:
+        with engine().connect() as conn:
             path = write_report(conn, round_number, output)
     except RegistryError as exc:
         _fail(exc)

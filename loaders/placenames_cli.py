@@ -12,17 +12,11 @@ from typing import Annotated, Optional
 
 import typer
 
+from loaders.cli_support import engine
 from loaders.plates_cli import _fail
 from registry.errors import RegistryError
 
 placenames_app = typer.Typer(help="Place names (地名): romanize, naming checks, show.", no_args_is_help=True)
-
-
-def _engine():
-    from registry.db.engine import make_engine
-    from registry.settings import get_settings
-
-    return make_engine(get_settings(), pool_size=2)
 
 
 @placenames_app.command("romanize")
@@ -56,7 +50,7 @@ def check_cmd(
     from registry.placename_checks import check_name
 
     try:
-        with _engine().connect() as conn:
+        with engine().connect() as conn:
             result = check_name(conn, name, category=category, division=division)
     except RegistryError as exc:
         _fail(exc)
@@ -78,7 +72,7 @@ def show_cmd(pid: Annotated[int, typer.Argument(help="the place name's id")]) ->
     from registry.placenames import get_place_name
 
     try:
-        with _engine().connect() as conn:
+        with engine().connect() as conn:
             body = get_place_name(conn, pid, geometry=False)
     except RegistryError as exc:
         _fail(exc)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
+from loaders.cli_support import engine
 from registry.authorities import AUTHORITIES, AUTHORITY_HELP
 from registry.errors import AmbiguousCode, RegistryError
 
@@ -40,13 +41,6 @@ def authority_option(value: Optional[str]) -> Optional[str]:
 Authority = Annotated[Optional[str], typer.Option("--authority", metavar="nbs2023|mca2025",
                                                   help=f"with --division: {AUTHORITY_HELP}",
                                                   callback=authority_option)]
-
-
-def _engine():
-    from registry.db.engine import make_engine
-    from registry.settings import get_settings
-
-    return make_engine(get_settings(), pool_size=2)
 
 
 def _fail(exc: Exception) -> None:
@@ -91,7 +85,7 @@ def issue(
 
     started = time.perf_counter()
     try:
-        with _engine().begin() as conn:
+        with engine().begin() as conn:
             _division(conn, division, authority)
             result = issue_plates(conn, actor=actor, address_id=address, street_id=street, division=division,
                                   kind=kind, source="cli", authority=authority)
@@ -118,7 +112,7 @@ def activate(
     if (plate is None) == (division is None):
         _fail(ValueError("give a plate or --division"))
     try:
-        with _engine().begin() as conn:
+        with engine().begin() as conn:
             if plate is not None:
                 activate_plate(conn, _plate_id(plate), actor=actor)
                 n = 1
@@ -140,7 +134,7 @@ def replace(
     from registry.doorplates import replace_plate
 
     try:
-        with _engine().begin() as conn:
+        with engine().begin() as conn:
             new = replace_plate(conn, _plate_id(plate), reason=reason, actor=actor)
     except RegistryError as exc:
         _fail(exc)
@@ -157,7 +151,7 @@ def revoke(
     from registry.doorplates import revoke_plate
 
     try:
-        with _engine().begin() as conn:
+        with engine().begin() as conn:
             revoke_plate(conn, _plate_id(plate), reason=reason, actor=actor)
     except RegistryError as exc:
         _fail(exc)
@@ -171,7 +165,7 @@ def show(plate: Annotated[str, typer.Argument(help="plate id or code")]) -> None
     from registry.settings import get_settings
 
     try:
-        with _engine().connect() as conn:
+        with engine().connect() as conn:
             pid = _plate_id(plate)
             out = get_plate(conn, pid)
             out["url"] = plate_url(conn, pid, ring=KeyRing(ttl=0), base_url=get_settings().public_base_url)
@@ -207,7 +201,7 @@ def print_sheet(
         typer.secho(f"警告 / warning: {warning}", fg=typer.colors.YELLOW, err=True)
     started = time.perf_counter()
     try:
-        with _engine().connect() as conn:
+        with engine().connect() as conn:
             _division(conn, division, authority)
             pdf, n = print_division(conn, division, ring=KeyRing(ttl=0), base_url=base_url,
                                     kind=kind, limit=limit, authority=authority, force_local_url=force_local_url)
@@ -229,7 +223,7 @@ def reports(
     from registry.doorplates import list_reports
 
     try:
-        with _engine().connect() as conn:
+        with engine().connect() as conn:
             _division(conn, division, authority, err=True)  # stdout stays the tab-separated list
             records, total = list_reports(conn, division, Page.of(limit, 0), status=None if status == "all" else status,
                                           authority=authority)
@@ -251,7 +245,7 @@ def keys_rotate(note: Annotated[Optional[str], typer.Option(help="free note")] =
     """Add a signing key: plates issued from now on are signed with it; older keys keep verifying."""
     from registry.doorplates import rotate_key
 
-    with _engine().begin() as conn:
+    with engine().begin() as conn:
         key = rotate_key(conn, actor=actor, note=note)
     typer.echo(f"signing key {key.id} created (the secret stays in the database)")
 
@@ -263,7 +257,7 @@ def keys_retire(key_id: Annotated[int, typer.Argument(help="key id (see `plates 
     from registry.doorplates import retire_key
 
     try:
-        with _engine().begin() as conn:
+        with engine().begin() as conn:
             retire_key(conn, key_id, actor=actor)
     except RegistryError as exc:
         _fail(exc)
@@ -275,7 +269,7 @@ def keys_list() -> None:
     """Signing keys: id, created, retired — never the secrets."""
     from registry.doorplates import list_keys
 
-    with _engine().connect() as conn:
+    with engine().connect() as conn:
         for k in list_keys(conn):
             state = f"retired {k.retired_at:%Y-%m-%d}" if k.retired_at else "live"
             typer.echo(f"{k.id}\t{k.created_at:%Y-%m-%d}\t{state}\t{k.note or ''}")

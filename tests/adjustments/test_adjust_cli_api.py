@@ -2,34 +2,20 @@
 errors that change nothing."""
 from __future__ import annotations
 
-from contextlib import contextmanager
 
 import pytest
 from sqlalchemy import text
 from typer.testing import CliRunner
 
+from cli_engine import on_test_connection
 from registry.keys import create_key
-
-
-class _Engine:
-    """Each begin()/connect() is a savepoint of the test's transaction (undone when a command fails)."""
-
-    def __init__(self, conn):
-        self.conn = conn
-
-    @contextmanager
-    def begin(self):
-        with self.conn.begin_nested():
-            yield self.conn
-
-    connect = begin
 
 
 @pytest.fixture()
 def cli(conn, monkeypatch):
     import loaders.adjust_cli
 
-    monkeypatch.setattr(loaders.adjust_cli, "_engine", lambda: _Engine(conn))
+    on_test_connection(monkeypatch, conn, loaders.adjust_cli)
     from loaders.cli import app
 
     return lambda *args: CliRunner().invoke(app, ["adjust", *args])

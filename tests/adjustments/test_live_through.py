@@ -93,7 +93,7 @@ def _cli(monkeypatch, conn, *args):
         with conn.begin_nested():
             yield conn
 
-    monkeypatch.setattr(loaders.adjust_cli, "_engine", lambda: type("E", (), {"begin": staticmethod(begin),
+    monkeypatch.setattr(loaders.adjust_cli, "engine", lambda: type("E", (), {"begin": staticmethod(begin),
                                                                           "connect": staticmethod(begin)})())
     return CliRunner().invoke(app, ["adjust", *args])
 

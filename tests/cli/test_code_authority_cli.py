@@ -5,12 +5,12 @@ NBS 330502007 is 康山街道, MCA 330502007 is 湖东街道: without `--authori
 naming both; with it, it acts on that one and prints its name; an unambiguous code works as before.
 The plate commands run on the test's rolled-back connection (a savepoint per command)."""
 import csv
-from contextlib import contextmanager
 
 import pytest
 from sqlalchemy import text
 from typer.testing import CliRunner
 
+from cli_engine import on_test_connection
 from loaders.cli import app
 from registry.doorplates import issue_plates, live_plate_for, submit_report
 from registry.settings import get_settings
@@ -20,26 +20,11 @@ KANGSHAN_NBS, HUDONG_NBS = "330502007", "330502013"
 AISHAN = "330502003"
 
 
-class _Engine:
-    """Stands in for the CLI's engine: every `begin()`/`connect()` is a savepoint of the test's
-    transaction, undone when the command fails, rolled back with the test either way."""
-
-    def __init__(self, conn):
-        self.conn = conn
-
-    @contextmanager
-    def begin(self):
-        with self.conn.begin_nested():
-            yield self.conn
-
-    connect = begin
-
-
 @pytest.fixture()
 def plates_cli(conn, monkeypatch):
     import loaders.plates_cli
 
-    monkeypatch.setattr(loaders.plates_cli, "_engine", lambda: _Engine(conn))
+    on_test_connection(monkeypatch, conn, loaders.plates_cli)
     # a public base URL, so that printing is not refused for a loopback one (issue 8, item 2)
     monkeypatch.setenv("REGISTRY_PUBLIC_BASE_URL", "https://dm.huzhou.gov.cn")
     get_settings.cache_clear()

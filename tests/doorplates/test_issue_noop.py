@@ -1,10 +1,10 @@
 """`plates issue` is idempotent, and a run that issues nothing records nothing: no change set, no
 audit entry, and the command says "nothing to issue"."""
-from contextlib import contextmanager
 
 from sqlalchemy import text
 from typer.testing import CliRunner
 
+from cli_engine import on_test_connection
 from registry.doorplates import issue_plates
 
 
@@ -41,12 +41,7 @@ def test_should_say_nothing_to_issue_on_the_command_line(conn, make_address, pla
     make_address(number="12号")
     issue_plates(conn, actor="tests", division=place.village_code)
 
-    class _Engine:  # the CLI's engine, on the test's transaction
-        @contextmanager
-        def begin(self):
-            yield conn
-
-    monkeypatch.setattr(plates_cli, "_engine", lambda: _Engine())
+    on_test_connection(monkeypatch, conn, plates_cli)
     before = _counts(conn)
     out = CliRunner().invoke(plates_cli.plates_app, ["issue", "--division", place.village_code])
     assert out.exit_code == 0, out.output

@@ -6,7 +6,6 @@ import logging
 import re
 import shutil
 import subprocess
-from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -18,6 +17,7 @@ from PIL import Image
 from sqlalchemy import text
 from typer.testing import CliRunner
 
+from cli_engine import on_test_connection
 from registry.doorplates import plate_url, print_division, qr, qr_png, qr_svg
 from registry.doorplates.printing import find_bold_font
 from registry.errors import LocalBaseUrl
@@ -255,23 +255,12 @@ def test_should_print_without_font_subsetting_chatter_in_the_log(conn, make_addr
 
 
 # --- `registry plates print` ---------------------------------------------------------------------------
-class _Engine:
-    """The CLI's engine, answering with the test's connection (rolled back after the test)."""
-
-    def __init__(self, conn) -> None:
-        self.conn = conn
-
-    @contextmanager
-    def connect(self):
-        yield self.conn
-
-
 @pytest.fixture()
 def cli(conn, monkeypatch):
     import loaders.plates_cli as plates_cli
     from loaders.cli import app
 
-    monkeypatch.setattr(plates_cli, "_engine", lambda: _Engine(conn))
+    on_test_connection(monkeypatch, conn, plates_cli)
 
     def run(*args: str, base_url: str | None = None):
         if base_url is None:

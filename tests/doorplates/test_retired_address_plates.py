@@ -100,9 +100,9 @@ def test_should_suspend_the_plate_of_an_address_retired_by_a_load_in_the_same_ch
 
 
 def test_should_print_the_suspended_status_from_plates_show(conn, geography, ring, monkeypatch):
-    from contextlib import contextmanager
-
     from typer.testing import CliRunner
+
+    from cli_engine import on_test_connection
 
     from loaders import plates_cli
 
@@ -110,12 +110,7 @@ def test_should_print_the_suspended_status_from_plates_show(conn, geography, rin
     pid, _ = _issue_one(conn, ring, _address_id(conn, "12号"))
     load(conn, write_csv(geography / "b.csv", [addr(number="14号", lon=IN_A[0] + 0.001)]), retire_missing=True)
 
-    class _Engine:  # the CLI's engine, on the test's transaction
-        @contextmanager
-        def connect(self):
-            yield conn
-
-    monkeypatch.setattr(plates_cli, "_engine", lambda: _Engine())
+    on_test_connection(monkeypatch, conn, plates_cli)
     out = CliRunner().invoke(plates_cli.plates_app, ["show", str(pid)])
     assert out.exit_code == 0, out.output
     shown = json.loads(out.output)
