@@ -41,7 +41,6 @@ class Run:
 class PreparedQuery:
     raw: str
     text: str
-    runs: list[Run]
     numbers: list[NumberPart]
     parts: dict[str, NumberPart] = field(default_factory=dict)  # first part of each kind
 
@@ -57,6 +56,15 @@ class PreparedQuery:
     # readings the precision rules refused (parse.compatible_kind, engine._straddles_division), for the trace
     refused: list[dict] = field(default_factory=list)
     shape_ends: list[int] | None = None  # where a name-shaped generic ends (rank.unexplained_names), lazily
+    _runs: list[Run] | None = field(default=None, repr=False)
+
+    @property
+    def runs(self) -> list[Run]:
+        """The text runs between the number parts, cut into units when first asked for (the
+        exact-text path answers without them)."""
+        if self._runs is None:
+            self._runs = _cut_runs(self.text, self.numbers)
+        return self._runs
 
 
 # Tone digits typed after a syllable (ren2min2lu4): removed before normalize glues the runs.
@@ -126,6 +134,18 @@ def _financial(text: str) -> str:
     return _FINANCIAL.sub(repl, text)
 
 
+def _cut_runs(text: str, numbers: list[NumberPart]) -> list[Run]:
+    runs: list[Run] = []
+    pos = 0
+    for part in numbers + [NumberPart("end", len(text), len(text), "", None)]:
+        if part.start > pos:
+            units = _units(text, pos, part.start)
+            if units:
+                runs.append(Run(pos, part.start, units))
+        pos = max(pos, part.end)
+    return runs
+
+
 _HAS_LATIN = re.compile(r"[A-Za-z\u00c0-\u024f\uff21-\uff3a\uff41-\uff5a]")
 
 
@@ -141,15 +161,7 @@ def prepare(raw: str) -> PreparedQuery:
     numbers = scan_number_parts(text)  # the one number grammar (registry.text.house_number)
     # Floors: with no building, 3楼 is building 3 (3号楼) as often as not; keep both readings
     # by recording it as a floor and letting the resolver try the building.
-    runs: list[Run] = []
-    pos = 0
-    for part in numbers + [NumberPart("end", len(text), len(text), "", None)]:
-        if part.start > pos:
-            units = _units(text, pos, part.start)
-            if units:
-                runs.append(Run(pos, part.start, units))
-        pos = max(pos, part.end)
-    pq = PreparedQuery(raw, text, runs, numbers)
+    pq = PreparedQuery(raw, text, numbers)
     for p in numbers:
         pq.parts.setdefault(p.kind, p)
     pq.has_door_parts = any(k in pq.parts for k in NUMBER_KINDS)
