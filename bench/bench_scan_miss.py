@@ -14,6 +14,14 @@ statement (EXPLAIN ANALYZE of the prepared statement on a generic plan, as the p
 the wall time of reading the row on the pool (noisy on a shared machine). On the way it checks that
 before and after give the same bodies byte for byte for every plate, and counts the scans the
 reference data left to the full statement. Read only: nothing is written to the database.
+
+The cold cost (`--cold-baseline`, another revision, by default the one before the miss was made cheaper
+in CPU): a miss of a worker that has just started sees its per-name and per-text caches and the facility
+grid's cells empty, and 1.6M distinct addresses in service make most misses such. For each of the two
+revisions, in a fresh process of its own: the reference data loaded from the rows read here (its load's
+own background work done, as in a worker up a moment), then one pass over the plates (the first: every
+cache as cold as it comes) and the best of 5 warm passes, each miss completing the row, composing and
+encoding the body. Use `--plates 20000` or more: the first pass is cold only over many distinct plates.
 """
 from __future__ import annotations
 
@@ -37,6 +45,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 BASELINE = "34a90c5"  # the scan before the reference data (issue 11, item 1)
+COLD_BASELINE = "1fd9a27"  # the miss before its CPU was cut (issue 11: compose and the reference data)
 
 
 BASELINE_SCRIPT = """
@@ -59,10 +68,7 @@ pickle.dump({"file": view.__file__, "cpu": best / len(rows),
 def baseline_compose(rev: str, rows: list[dict]) -> dict:
     """compose of the baseline revision (its registry/ and data/, from git) over `rows`, in a
     process of its own: its CPU time per row and the bodies it writes."""
-    work = Path(tempfile.mkdtemp(prefix="bench_scan_miss_"))
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "registry", "data"],
-                             check=True, capture_output=True).stdout
-    subprocess.run(["tar", "-x", "-C", str(work)], input=archive, check=True)
+    work = tree_of(rev)
     (work / "rows.pkl").write_bytes(pickle.dumps(rows))
     env = {**os.environ, "PYTHONPATH": str(work)}
     subprocess.run([sys.executable, "-c", BASELINE_SCRIPT, str(work / "rows.pkl"), str(work / "out.pkl")],
@@ -70,6 +76,80 @@ def baseline_compose(rev: str, rows: list[dict]) -> dict:
     out = pickle.loads((work / "out.pkl").read_bytes())
     assert out["file"].startswith(str(work)), out["file"]  # the baseline's code, not the work tree's
     shutil.rmtree(work)
+    return out
+
+
+COLD_SCRIPT = """
+import asyncio, hashlib, orjson, pickle, sys, time
+from registry.doorplates import view
+from registry.serving import reference as r
+data = pickle.load(open(sys.argv[1], "rb"))
+rows = {r.DIVISIONS_SQL: data["div"], r.PLACES_SQL: data["pl"], r.FACILITIES_SQL: data["fac"]}
+common = {"base_url": "https://example.org", "token": "t", "token_for": lambda pid, key: "x"}
+
+async def fetch(sql, params):
+    return rows[sql]
+
+async def main():
+    ref = r.Reference(fetch)
+    ref.listening = True
+    ref.load()
+    while not ref.ready or any(not t.done() for t in ref._tasks.values()):
+        await asyncio.sleep(0.01)
+    digest, fallbacks = hashlib.sha256(), 0
+
+    def one(slim):
+        row = ref.row(slim)
+        if row is None:
+            return None
+        scan = view.compose(row, **common)
+        return orjson.dumps([scan.state, scan.body, scan.replacement])
+
+    t = time.process_time()
+    for slim in data["slim"]:
+        one(slim)
+    cold = time.process_time() - t
+    for slim in data["slim"]:  # the bodies (warm: the digest is not timed)
+        body = one(slim)
+        fallbacks += body is None
+        digest.update(body or b"None")
+    warm = float("inf")
+    for _ in range(5):
+        t = time.process_time()
+        for slim in data["slim"]:
+            one(slim)
+        warm = min(warm, time.process_time() - t)
+    n = len(data["slim"])
+    pickle.dump({"file": view.__file__, "cold": cold / n, "warm": warm / n, "digest": digest.hexdigest(),
+                 "fallbacks": fallbacks}, open(sys.argv[2], "wb"))
+
+asyncio.run(main())
+"""
+
+
+def tree_of(rev: str | None) -> Path:
+    """A directory holding registry/ and data/ of `rev` (git archive), or the work tree for None."""
+    if rev is None:
+        return ROOT
+    work = Path(tempfile.mkdtemp(prefix="bench_scan_miss_"))
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "registry", "data"],
+                             check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(work)], input=archive, check=True)
+    return work
+
+
+def cold_and_warm(rev: str | None, reference_rows: dict) -> dict:
+    """COLD_SCRIPT on `rev`'s code (the work tree's for None) in a fresh process."""
+    tree = tree_of(rev)
+    with tempfile.TemporaryDirectory(prefix="bench_scan_miss_cold_") as tmp:
+        (Path(tmp) / "in.pkl").write_bytes(pickle.dumps(reference_rows))
+        env = {**os.environ, "PYTHONPATH": str(tree)}
+        subprocess.run([sys.executable, "-c", COLD_SCRIPT, f"{tmp}/in.pkl", f"{tmp}/out.pkl"],
+                       check=True, env=env, cwd=str(tree))
+        out = pickle.loads((Path(tmp) / "out.pkl").read_bytes())
+    assert out["file"].startswith(str(tree)), out["file"]  # that revision's code
+    if rev is not None:
+        shutil.rmtree(tree)
     return out
 
 
@@ -107,10 +187,14 @@ async def main() -> None:
     parser.add_argument("--plates", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--baseline", default=BASELINE, help="the git revision of the 'before' view.py")
+    parser.add_argument("--cold-baseline", default=COLD_BASELINE,
+                        help="the git revision whose cold and warm miss (row completed, composed, encoded) "
+                             "is set against the work tree's; 'none' to skip")
     args = parser.parse_args()
 
     from registry.doorplates import view
     from registry.serving import ReadPath
+    from registry.serving.reference import DIVISIONS_SQL, FACILITIES_SQL, PLACES_SQL
     from registry.serving.scan import scan_row
     from registry.settings import Settings
 
@@ -133,7 +217,7 @@ async def main() -> None:
 
         top = (await path.pool.fetchone("SELECT max(id) FROM doorplates", primary=True))[0]
         rng = random.Random(args.seed)
-        ids = [rng.randint(1, top) for _ in range(args.plates)]
+        ids = rng.sample(range(1, top + 1), args.plates)  # distinct: each miss's own address
         common = {"base_url": "https://example.org", "token": "t", "token_for": lambda pid, key: "x"}
 
         async def full(pid):  # SCAN_SQL is the baseline's statement (unchanged)
@@ -204,6 +288,20 @@ async def main() -> None:
         print("\nwall time of reading the row (round trip on the pool; noisy on a shared machine)")
         print(f"  before {stats(before_wall)}")
         print(f"  after  {stats(after_wall)}")
+
+        if args.cold_baseline != "none":
+            fetch = lambda sql: path.pool.fetchall(sql, primary=True)  # noqa: E731
+            held = {"div": [tuple(r) for r in await fetch(DIVISIONS_SQL)],
+                    "pl": [tuple(r) for r in await fetch(PLACES_SQL)],
+                    "fac": [tuple(r) for r in await fetch(FACILITIES_SQL)], "slim": slim_rows}
+            old, new = cold_and_warm(args.cold_baseline, held), cold_and_warm(None, held)
+            print(f"\nper miss, row completed + composed + encoded (CPU in a fresh process, {len(slim_rows)} "
+                  f"distinct plates): {args.cold_baseline} vs the work tree")
+            us = lambda v: f"{v * 1e6:7.0f} µs"  # noqa: E731
+            print(f"  cold (first pass)              {us(old['cold'])} {us(new['cold'])}   ratio {old['cold'] / new['cold']:.2f}")
+            print(f"  warm (best of 5)               {us(old['warm'])} {us(new['warm'])}   ratio {old['warm'] / new['warm']:.2f}")
+            same = "the same" if old["digest"] == new["digest"] else "DIFFERENT"
+            print(f"  bodies {same} (sha256 of every body, {old['fallbacks']}/{new['fallbacks']} left to the full statement)")
     finally:
         await path.close()
 

@@ -221,6 +221,27 @@ def _chain(row) -> _Chain:
     return _chain_of(tuple(map(tuple, row["chain"] or ())))
 
 
+def warm_chain(chain) -> None:
+    """Work out what the scans under a division chain ([id, name, level, code] each, province first)
+    compose from it: its entry and the pinyin of its names (registry.serving.reference, on a load)."""
+    held = _chain_of(tuple(map(tuple, chain)))
+    held.divisions()
+    for level in ("province", "city", "county", "township"):
+        if held.by_level.get(level):
+            part_pinyin(held.by_level[level])
+    village = held.by_level.get("village")
+    if village:
+        part_pinyin(_folded_village(village))
+
+
+def warm_place(name: str, category: str | None, pinyin: str | None) -> None:
+    """The same for a place name: a natural village's pinyin, or a name's without a stored one."""
+    if category == "natural_village":
+        name_pinyin(name, True)
+    elif not pinyin and name:
+        part_pinyin(name)
+
+
 @dataclass
 class AddressParts:
     chain: list[dict[str, Any]]  # province first
@@ -364,6 +385,14 @@ def _rounded(lon: float, lat: float) -> tuple[float, float]:
     return round(lon, 6), round(lat, 6)
 
 
+# A facility is passed over when its category holds a nearer one by more than a metre on a lower bound
+# of its distance (the same answer, without the arithmetic): with a = |Δφ|/2, b = |Δλ|/2 (radians),
+# sin² x ≥ x²(1 - x²/3), cos φ2 ≥ cos φ1 - 2a and asin x ≥ x give metres ≥ 2R √(k (a² + cos φ1 (cos φ1 - 2a) b²))
+# with k = 1 - 3.4e-5 for a, b ≤ 0.01 (≤ 127 km); _BOUND_SLACK keeps float rounding far inside that.
+_HALF_DEGREE = math.pi / 360.0
+_BOUND_SLACK = 1 - 4e-5
+
+
 def nearest_services(lon: float | None, lat: float | None, candidates, *, sin=math.sin, cos=math.cos,
                      asin=math.asin, sqrt=math.sqrt) -> list[dict[str, Any]]:
     """The nearest facility of each civil-affairs category among the KNN candidates, nearest first:
@@ -374,34 +403,40 @@ def nearest_services(lon: float | None, lat: float | None, candidates, *, sin=ma
     cos1 = cos(p1)
     diameter = 2 * _EARTH_M
     best: dict[str, tuple[int, Any]] = {}
+    beyond: dict[str, float] = {}  # by category: a bound past which a facility is more than a metre farther
     for c in candidates:
         category = c[0]
         if category in _SERVICE_SET:
+            held = best.get(category)
+            if held is not None and cos1 > 0.05:
+                a, b = (c[-1] - lat) * _HALF_DEGREE, (c[-2] - lon) * _HALF_DEGREE
+                a2, b2 = a * a, b * b
+                if a2 <= 1e-4 and b2 <= 1e-4 and (a2 + cos1 * (cos1 - 2 * abs(a)) * b2) * _BOUND_SLACK > beyond[category]:
+                    continue
             p2 = c[-1] * _DEGREE
             h = sin((p2 - p1) / 2) ** 2 + cos1 * cos(p2) * sin((c[-2] - lon) * _DEGREE / 2) ** 2
             here = (round(diameter * asin(sqrt(h))), c)
-            held = best.get(category)
             if held is None or here < held:
                 best[category] = here
+                beyond[category] = ((here[0] + 1) / diameter) ** 2
     return [{"category": c[0], "name": c[1], "address": c[2], "phone": c[3], "distance_m": d,
              "location": [*_rounded(c[4], c[5])]} for d, c in sorted(best.values())]
 
 
-class _Quoted(dict):
-    """Code point → its percent-encoding as `urllib.parse.quote(ch, safe="")` writes it, filled on use."""
-
-    def __missing__(self, point: int) -> str:
-        self[point] = quoted = quote(chr(point), safe="")  # a lone surrogate raises, as quote does
-        return quoted
-
-
-_QUOTED = _Quoted()
+_QUOTED: dict[str, str] = {}  # character → its percent-encoding, as quote(ch, safe="") writes it
 
 
 def quote_all(text: str) -> str:
-    """`urllib.parse.quote(text, safe="")`, character by character from a table (UTF-8 encodes each
-    character on its own, so the concatenation is the same)."""
-    return text.translate(_QUOTED)
+    """`urllib.parse.quote(text, safe="")`, character by character from a table filled on use (UTF-8
+    encodes each character on its own, so the concatenation is the same; a lone surrogate raises
+    UnicodeEncodeError, as quote does)."""
+    try:
+        return "".join(map(_QUOTED.__getitem__, text))
+    except KeyError:
+        for ch in text:
+            if ch not in _QUOTED:
+                _QUOTED[ch] = quote(ch, safe="")
+        return "".join(map(_QUOTED.__getitem__, text))
 
 
 def navigation(lon: float | None, lat: float | None, label: str) -> dict[str, str] | None:
@@ -460,15 +495,18 @@ def compose(row: dict[str, Any], *, base_url: str, token: str | None,
             token_for: Callable[[int, int | None], str]) -> Scan:
     """The public scan of a SCAN_SQL row, without another query: `token_for(plate_id, key_id)`
     signs the replacing plate's link (any exception: the plate is named without a link)."""
-    from registry.as_of import printed_among
-
-    parts = parts_from_row(row)
+    chain = _chain(row)
+    parts = _parts(row, chain)
     address_text = parts.standard_text()
     face = plate_face(row["kind"], parts)
     plate_public = {"id": row["id"], "code": plate_code(row["id"]), "kind": row["kind"],
                     "kind_name": KIND_NAMES[row["kind"]], "verified": True}
     lon, lat = row["lon"], row["lat"]
     services = nearest_services(lon, lat, row["services"])
+    state = "ok" if row["status"] in ("issued", "active") else row["status"]
+    if state == "ok" and row["address_status"] == "retired":
+        # a path that retired the address without follow_addresses: never show a retired address as valid
+        state = "suspended"
     body: dict[str, Any] = {
         "plate": plate_public,
         "address": {
@@ -476,7 +514,7 @@ def compose(row: dict[str, Any], *, base_url: str, token: str | None,
             "text": address_text,
             "pinyin": parts.pinyin(),
             "code": row["code"],
-            "divisions": [{**d, "pinyin": name_pinyin(d["name"])} for d in parts.chain],
+            "divisions": chain.divisions(),
             "street": parts.street,
             "compound": parts.compound,
             "natural_village": parts.natural_village,
@@ -487,24 +525,20 @@ def compose(row: dict[str, Any], *, base_url: str, token: str | None,
             "location": {"crs": "EPSG:4490", "coordinates": [round(lon, 7), round(lat, 7)]} if lon is not None else None,
         },
         "plate_text": face,
-        "navigation": navigation(lon, lat, address_text),
+        # no directions to a door the registry no longer lists
+        "navigation": navigation(lon, lat, address_text) if state != "suspended" else None,
         "services": services,
     }
     if token:
         body["report_url"] = scan_url(base_url, token) + "/report"
-    state = "ok" if row["status"] in ("issued", "active") else row["status"]
-    if state == "ok":
+    if row["status"] in ("issued", "active"):  # ok, or suspended by its retired address just above
         # A plate printed before a division adjustment (or any re-parenting) still shows the
         # address then: the page gives today's address and the printed one as 原… (registry/as_of.py).
         printed = printed_among(row["versions"] or [], row["issued_at"])
         if printed:
             body["address"]["printed_text"] = printed
-    if state == "ok" and row["address_status"] == "retired":
-        # a path that retired the address without follow_addresses: never show a retired address as valid
-        state = "suspended"
     if state == "suspended":
         body["address"]["status"] = "retired"
-        body["navigation"] = None  # no directions to a door the registry no longer lists
     replacement = None
     if row["replaced_by_id"]:
         # the plate that is live now, at the end of the chain (SCAN_SQL follows it)

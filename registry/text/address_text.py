@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 from .components import Component, tokenize_address
 from .errors import InvalidAddressPart
@@ -72,6 +73,18 @@ def _part(value: object, suffix: str, parse, error_name: str) -> str | None:
 _LETTER_BUILDING = re.compile(r"([A-Za-z])[幢栋座棟]")
 
 
+def _by_str(write):
+    """A part's writer that remembers what it wrote for each str (a scan or a batch writes the same
+    few thousand parts over and over); anything else is written each time (nor is a failure kept)."""
+    cached = lru_cache(maxsize=65_536)(write)
+
+    def by_str(value):
+        return cached(value) if type(value) is str else write(value)
+
+    return by_str
+
+
+@_by_str
 def _building(value: object) -> str | None:
     # Lettered blocks (A幢) exist in newer compounds; parse_building only
     # knows numbers, so keep a lone letter as written.
@@ -82,6 +95,7 @@ def _building(value: object) -> str | None:
     return _part(value, "幢", parse_building, "building")
 
 
+@_by_str
 def _number(value: object) -> str | None:
     if value is None or value == "":
         return None
@@ -100,6 +114,21 @@ def _name(value: str | None, label: str, required: bool = False) -> str | None:
             raise InvalidAddressPart(value, f"缺少{label}", f"{label} is required")
         return None
     return "".join(str(value).split())
+
+
+def _write_divisions(province: object, city: object, county: object, township: object) -> str:
+    return "".join([_name(province, "省", True), _name(city, "市", True),  # type: ignore[list-item]
+                    _name(county, "区县", True), _name(township, "乡镇街道", True)])
+
+
+_divisions_by_str = lru_cache(maxsize=16_384)(_write_divisions)
+
+
+def _divisions(province: object, city: object, county: object, township: object) -> str:
+    """The province … township part (each required), remembered when all four are str."""
+    if type(province) is str and type(city) is str and type(county) is str and type(township) is str:
+        return _divisions_by_str(province, city, county, township)
+    return _write_divisions(province, city, county, township)
 
 
 def compose_address(*, province: str = "浙江省", city: str = "湖州市", county: str,
@@ -123,8 +152,7 @@ def compose_address(*, province: str = "浙江省", city: str = "湖州市", cou
     strings in any accepted form (``5`` → 5幢, ``2`` → 2单元, ``301`` →
     301室, ``3`` → 3组, ``12号之1`` → 12-1号) or a :class:`HouseNumber`.
     """
-    parts = [_name(province, "省", True), _name(city, "市", True),
-             _name(county, "区县", True), _name(township, "乡镇街道", True)]
+    parts = [_divisions(province, city, county, township)]
     street_name = _name(street, "道路")
     compound_name = _name(compound, "小区")
     door = _number(number)
