@@ -309,6 +309,15 @@ class AddressStore:
                    status=STATUS_NAMES.get(int(self.status.item(i)), "active"), code=code, full_text=text)
         return out
 
+    def shown(self, cand_ref: int | Rec) -> tuple[str, str, str]:
+        """(code, full_text, status) of a base row or a Rec: the parts of `record` an answer shows
+        besides the village and coordinates a candidate already carries (rank.to_dict)."""
+        if isinstance(cand_ref, Rec):
+            return cand_ref.code, cand_ref.full_text, STATUS_NAMES.get(cand_ref.status, "active")
+        i = int(cand_ref)
+        code, text = self.text(i)
+        return code, text, STATUS_NAMES.get(int(self.status.item(i)), "active")
+
     def text(self, i: int) -> tuple[str, str]:
         ends = self.text_end
         start = ends.item(i - 1) + 1 if i > 0 else 0

@@ -392,13 +392,18 @@ def to_dict(gaz: Gazetteer, hit: Hit, *, explain: bool = False) -> dict:
     describe(gaz, hit)
     out: dict = {"id": hit.eid, "kind": hit.kind}
     if hit.kind == "address":
-        rec = hit.record if hit.record is not None else gaz.addresses.record(hit.ref)
-        village = gaz.divisions.get(rec["village"])
+        rec = hit.record
+        if rec is not None:
+            village_id, lon, lat = rec["village"], rec["lon"], rec["lat"]
+            code, full, status = rec["code"], rec["full_text"], rec["status"]
+        else:  # a candidate carries its village and coordinates (rec_fields): the rest from the store
+            village_id, lon, lat = hit.village, hit.lon, hit.lat
+            code, full, status = gaz.addresses.shown(hit.ref)
+        village = gaz.divisions.get(village_id)
         township = gaz.divisions.get(village.parent_id) if village is not None and village.parent_id else None
-        full = rec["full_text"]
         name = full[len(township.prefix):] if township is not None and full.startswith(township.prefix) else full
-        out.update(name=name, address=full, code=rec["code"],
-                   division=_div_ref(village), lon=_num(rec["lon"]), lat=_num(rec["lat"]), status=rec["status"])
+        out.update(name=name, address=full, code=code,
+                   division=_div_ref(village), lon=_num(lon), lat=_num(lat), status=status)
     elif hit.kind == "place":
         p = gaz.places[hit.eid]
         d = gaz.divisions.get(p.division_id)
