@@ -66,6 +66,7 @@ class FacilityGrid:
         self.xs = [it[4] for it in self.items]
         self.ys = [it[5] for it in self.items]
         self._xs, self._ys = np.array(self.xs, dtype=np.float64), np.array(self.ys, dtype=np.float64)
+        self._points = list(zip(self.xs, self.ys))  # one (lon, lat) per facility, shared by the cells
         self.cell = cell
         # by kx << 32 + ky: each cell's candidates (the items and their (lon, lat), in index order)
         self._cells: dict[int, tuple[list[list[Any]], list[tuple[float, float]]]] = {}
@@ -107,8 +108,8 @@ class FacilityGrid:
                 block = self._blocks[block_key] = self._within(
                     None, (bx + 0.5) * size, (by + 0.5) * size, size * math.sqrt(2) + cell * math.sqrt(2))
             index = self._within(block, (kx + 0.5) * cell, (ky + 0.5) * cell, cell * math.sqrt(2)).tolist()
-        items, xs, ys = self.items, self.xs, self.ys
-        found = self._cells[key] = ([items[i] for i in index], [(xs[i], ys[i]) for i in index])
+        items, points = self.items, self._points
+        found = self._cells[key] = ([items[i] for i in index], [points[i] for i in index])
         return found
 
     def nearest(self, lon: float, lat: float) -> tuple[bool, list[list[Any]] | None]:

@@ -8,6 +8,7 @@ from urllib.parse import quote
 
 import pytest
 
+from registry.doorplates.plates import plate_code
 from registry.doorplates.view import NEAREST_FACILITIES, SERVICE_CATEGORIES, _metres_from, nearest_services, quote_all
 from registry.serving.reference import TIE_RELATIVE, FacilityGrid
 from registry.text import compose_address
@@ -101,3 +102,18 @@ def test_should_pass_over_only_facilities_that_cannot_be_the_nearest_of_their_ca
             candidates.append([rng.choice(categories), f"设施{k % 4}", rng.choice(["地址", "地址乙"]), "0572", x, y])
         rng.shuffle(candidates)
         assert nearest_services(lon, lat, candidates) == _first_of_each_category(lon, lat, candidates)
+
+
+def _code_by_loop(plate_id: int) -> str:
+    n, digits = plate_id, []
+    while n:
+        n, r = divmod(n, 32)
+        digits.append("0123456789ABCDEFGHJKMNPQRSTVWXYZ"[r])
+    return "".join(reversed(digits)).rjust(6, "0") + ("0123456789ABCDEFGHJKMNPQRSTVWXYZ" + "*~$=U")[plate_id % 37]
+
+
+def test_should_write_a_plate_code_from_digit_pairs_as_digit_by_digit():
+    rng = random.Random(7)
+    ids = [0, 1, 31, 32, 1023, 1024, 12345, (1 << 30) - 1, 1 << 30, (1 << 40) + 5]
+    ids += [rng.randrange(1 << 31) for _ in range(20_000)]
+    assert [plate_code(i) for i in ids] == [_code_by_loop(i) for i in ids]
