@@ -19,6 +19,7 @@ from registry.serving.cache import CHANNELS, Render, RenderCache
 from registry.serving.pool import Health, ReadPool, libpq_url, read_urls
 from registry.serving.reverse import ReverseMemory
 from registry.serving.reference import Reference
+from registry.serving.scan import PlateReads
 from registry.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,8 @@ class ReadPath:
         self.pool = ReadPool(self.urls, min_size=2, max_size=max(2, settings.pool_size),
                              prepare=settings.db_prepared_statements)
         self.cache = RenderCache(settings.scan_cache_entries)
+        # the scans' plate rows, the misses of one turn of the event loop in one statement (scan.py)
+        self.plate_reads = PlateReads(self.pool)
         # the scans' divisions, place names and facilities in process (registry/serving/reference.py)
         self.reference = Reference(lambda sql, params: self.pool.fetchall(sql, params, primary=True))
         # reverse geocoding from memory (registry/serving/reverse.py): the division polygons, kept
