@@ -93,6 +93,9 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         lifespan=lifespan,
         docs_url=None,  # FastAPI's pages load Swagger UI from a CDN: api/docs.py serves it locally
         redoc_url=None,
+        # FastAPI's native OpenTelemetry asks the global providers on every request whether any is
+        # configured; the registry configures none unless told (REGISTRY_OPENTELEMETRY)
+        telemetry=None if settings.opentelemetry else {"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     app.state.key_cache = KeyCache(ttl=settings.key_cache_seconds)

@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     public_base_url: str = Field(default="http://127.0.0.1:8000",
                                  description="scheme://host[:port][/path] printed in doorplate QR codes")
     log_level: str = Field(default="INFO")
+    opentelemetry: bool = Field(
+        default=False, description="FastAPI's own OpenTelemetry request spans, metrics and logs (needs a configured "
+        "OpenTelemetry SDK; off: no per-request check of the global providers)")
     key_cache_seconds: float = Field(default=30.0, ge=0, le=3600, description="how long an API key check is reused")
     doorplate_scan_flush_seconds: float = Field(
         default=2.0, ge=0, le=3600, description="doorplate scan counts are buffered this long (0 = written per scan)"
