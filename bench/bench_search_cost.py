@@ -94,10 +94,16 @@ def make_queries(gaz, per_class: int, seed: int) -> list[dict]:
 
 # --- one engine, in its own process ---------------------------------------------------------------
 def worker(spec_path: str, out_path: str) -> None:
+    # the engine under test is the one in the working directory (run_engine: the exported
+    # baseline or the work tree); importing bench_search put this checkout first on sys.path
+    sys.path.insert(0, os.getcwd())
     spec = json.loads(Path(spec_path).read_text())
     gaz, engine = open_gazetteer(spec["url"], spec["gazetteer_dir"])
+    import registry
     from registry.search import search
 
+    if not Path(registry.__file__).resolve().is_relative_to(Path.cwd().resolve()):
+        raise SystemExit(f"the engine came from {registry.__file__}, not from {Path.cwd()}")
     queries = spec["queries"]
     # CPU time of this thread: the machine is shared, and wall time would measure the neighbours
     clock = time.perf_counter_ns if spec["wall"] else time.thread_time_ns
