@@ -240,9 +240,9 @@ def start_registry(url: str, port: int, workers: int) -> subprocess.Popen:
     return proc
 
 
-def start_trivial(port: int, workers: int) -> subprocess.Popen:
+def start_trivial(port: int, workers: int, app: str = "app") -> subprocess.Popen:
     code = ("import uvicorn; from loaders.cli import SERVE_OPTIONS; "
-            f"uvicorn.run('trivial_app:app', app_dir={str(ROOT / 'bench')!r}, host='127.0.0.1', port={port}, "
+            f"uvicorn.run('trivial_app:{app}', app_dir={str(ROOT / 'bench')!r}, host='127.0.0.1', port={port}, "
             f"workers={workers}, **SERVE_OPTIONS)")
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -362,6 +362,12 @@ def measure(url: str, workers: int, paths: dict[str, list[str]], args, tmp: Path
     finally:
         stop(registry)
         stop(trivial)
+    quiet = start_trivial(triv_port, workers, "quiet")
+    try:
+        wrk(triv_port, ["/ok"], "application/json", args, tmp, seconds=args.warmup)
+        rows["trivial, telemetry off"] = wrk(triv_port, ["/ok"], "application/json", args, tmp)
+    finally:
+        stop(quiet)
     base = (rows["trivial (before)"]["rps"] + rows["trivial (after)"]["rps"]) / 2
     return {"workers": workers, "rows": rows, "trivial_rps": base, "rss_mb": rss, "pss_mb": pss,
             "trivial_rss_mb": triv_rss, "uvloop": stack["uvloop"], "httptools": stack["httptools"]}
@@ -391,6 +397,9 @@ def report(results: list[dict], args, n_paths: dict[str, int]) -> None:
                   f"{row['non2xx'] + row['socket_errors']:>8}")
         t = res["rows"]["trivial (before)"]
         print(f"{'trivial':<27}{res['trivial_rps']:>9,.0f}{1:>7.0%}  {'':<14}{t['p50_ms']:>8.1f}{t['p99_ms']:>8.1f}")
+        q = res["rows"]["trivial, telemetry off"]  # as the registry runs FastAPI: shown, not the baseline
+        print(f"{'trivial, telemetry off':<27}{q['rps']:>9,.0f}{q['rps'] / res['trivial_rps']:>7.0%}  "
+              f"{'(not the base)':<14}{q['p50_ms']:>8.1f}{q['p99_ms']:>8.1f}")
         print(f"memory after start: RSS {res['rss_mb']:,.0f} MB, PSS {res['pss_mb']:,.0f} MB (sum over "
               f"{res['workers']} worker process{'es' if res['workers'] > 1 else ''}; trivial app "
               f"{res['trivial_rss_mb']:,.0f} MB); uvloop {'yes' if res['uvloop'] else 'no'}, "
