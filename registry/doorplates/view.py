@@ -380,7 +380,7 @@ def distance_m(lon1: float, lat1: float, lon2: float, lat2: float) -> int:
     return _metres_from(lon1, lat1, ((lon2, lat2),))[0]
 
 
-@lru_cache(maxsize=65_536)
+@lru_cache(maxsize=65_536, typed=True)  # typed: a whole-number coordinate may come from the JSON as an int
 def _rounded(lon: float, lat: float) -> tuple[float, float]:
     return round(lon, 6), round(lat, 6)
 

@@ -281,10 +281,13 @@ class Reference:
         rather than in the first scans of each."""
         for start in range(0, len(held), WARM_BATCH):
             for value in held[start:start + WARM_BATCH]:
-                if table == "divisions":
-                    view.warm_chain(value)
-                else:
-                    view.warm_place(value[0], value[1], value[2])
+                try:
+                    if table == "divisions":
+                        view.warm_chain(value)
+                    else:
+                        view.warm_place(value[0], value[1], value[2])
+                except Exception:  # noqa: BLE001 - an odd name: its scans meet it (and answer) as before
+                    pass
             await asyncio.sleep(0)
 
     async def _refetch(self) -> None:
