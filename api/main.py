@@ -4,7 +4,6 @@ Bad settings stop the process here with one line per variable on stderr and exit
 `registry` command does, and a missing database with one line and exit code 1, instead of a
 traceback from inside uvicorn's import or the app's start-up.
 """
-import logging
 import sys
 
 from registry.db.engine import require_database, resolve_database_url
@@ -22,6 +21,7 @@ except RegistryError as exc:
     raise SystemExit(1) from None
 
 from api.app import create_app  # noqa: E402  (after the checks: a bad setting must not build the app)
+from registry.log_setup import configure as configure_logging  # noqa: E402
 
-logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+configure_logging(settings.log_level)
 app = create_app(settings)

@@ -6,7 +6,6 @@ use (and start on demand) the managed PostgreSQL cluster under var/pgdata.
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -71,10 +70,11 @@ app.add_typer(derive_app, name="derive")
 
 
 def _setup_logging(verbose: bool = False) -> None:
+    from registry.log_setup import configure as configure_logging
     from registry.settings import get_settings
 
     level = logging.DEBUG if verbose else getattr(logging, get_settings().log_level)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    configure_logging(level)
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 

@@ -48,3 +48,17 @@ def test_should_write_a_whole_record_for_any_configured_format(caplog):
     assert before - 1 <= first.created < second.created <= time.time()
     assert first.getMessage() != second.getMessage() or first.created != second.created
     assert first.args is not second.args  # each record its own
+
+
+def test_should_stamp_each_line_as_logging_itself_does_across_seconds():
+    # registry.log_setup makes the time stamp once a second: the text must be logging's own
+    import logging
+
+    from registry.log_setup import FORMAT, SecondFormatter
+
+    plain, cached = logging.Formatter(FORMAT), SecondFormatter(FORMAT)
+    record = logging.LogRecord("registry.access", logging.INFO, __file__, 1, "%s %s", ("GET", "/healthz"), None)
+    for created in (1_700_000_000.0, 1_700_000_000.999, 1_700_000_001.0005, 1_699_999_999.5, 1_700_000_001.25):
+        record.created, record.msecs = created, (created - int(created)) * 1000
+        assert cached.format(record) == plain.format(record)
+    assert cached.formatTime(record, "%H") == plain.formatTime(record, "%H")  # a datefmt of its own: as given
