@@ -258,9 +258,13 @@ def interpret(gaz: Gazetteer, pq: PreparedQuery, matches: list[Match], filters: 
         ck = container_kind(store, kind, eid) if door_query and kind in ("place", "division") and any(
             m.how != "specific" for m in options) else None
         dset = _division_set(gaz, kind, eid)
-        bound = max(upper_bound(pq, m, dset, ck is not None, door_atoms, div_matches, place_matches)
-                    for m in options)
-        top = max(options, key=lambda m: (m.weight, m.score))
+        if len(options) == 1:
+            top = options[0]
+            bound = upper_bound(pq, top, dset, ck is not None, door_atoms, div_matches, place_matches)
+        else:
+            bound = max(upper_bound(pq, m, dset, ck is not None, door_atoms, div_matches, place_matches)
+                        for m in options)
+            top = max(options, key=lambda m: (m.weight, m.score))
         entities.append((bound, top.weight, kind, eid, ck, options))
     entities.sort(key=lambda t: (-t[0], -t[1]))
     others = [m for m in by_weight if m.kind in ("division", "place")][:MAX_OTHERS]

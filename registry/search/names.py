@@ -73,6 +73,14 @@ class NameIndex:
         self.dialect = True
         self.max_len = 2
         self.version = 0  # bumped on every change (autocomplete rebuilds its sorted keys)
+        self.removed = 0  # entities removed (their entries dead): none, and `live` filters nothing
+
+    def __setstate__(self, state: dict) -> None:
+        """Unpickling (a shared generation's objects): an index pickled before `removed` was
+        kept counts its dead entries."""
+        self.__dict__.update(state)
+        if "removed" not in state:
+            self.removed = sum(1 for e in self.entries if not e.alive)
 
     # -- building ------------------------------------------------------------------------
     def add(self, kind: str, eid: int, text: str, how: str, note: str = "") -> None:
@@ -132,6 +140,7 @@ class NameIndex:
 
     def remove_entity(self, kind: str, eid: int) -> None:
         self.version += 1
+        self.removed += 1
         for n in self.by_entity.pop((kind, eid), ()):
             self.entries[n].alive = False
 
@@ -139,8 +148,12 @@ class NameIndex:
         return [self.entries[n] for n in self.by_entity.get((kind, eid), ()) if self.entries[n].alive]
 
     def live(self, numbers: list[int] | None) -> list[int]:
+        """The live entries of an index list (the list itself when no entity was ever removed:
+        callers only read it)."""
         if not numbers:
             return []
+        if not self.removed:
+            return numbers
         entries = self.entries
         return [n for n in numbers if entries[n].alive]
 
