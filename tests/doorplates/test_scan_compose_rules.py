@@ -8,8 +8,9 @@ from urllib.parse import quote
 
 import pytest
 
+from registry.doorplates.nearby import _metres_from
 from registry.doorplates.plates import plate_code
-from registry.doorplates.view import NEAREST_FACILITIES, SERVICE_CATEGORIES, _metres_from, nearest_services, quote_all
+from registry.doorplates.view import NEAREST_FACILITIES, SERVICE_CATEGORIES, nearest_services, quote_all
 from registry.serving.reference import TIE_RELATIVE, FacilityGrid
 from registry.text import compose_address
 
