@@ -18,7 +18,7 @@ reference data left to the full statement. Read only: nothing is written to the 
 The cold cost (`--cold-baseline`, another revision, by default the one before the miss was made cheaper
 in CPU): a miss of a worker that has just started sees its per-name and per-text caches and the facility
 grid's cells empty, and 1.6M distinct addresses in service make most misses such. For each of the two
-revisions, in a fresh process of its own: the reference data loaded from the rows read here (its load's
+revisions, in fresh processes (`--cold-runs` each, alternating; the medians printed): the reference data loaded from the rows read here (its load's
 own background work done, as in a worker up a moment), then one pass over the plates (the first: every
 cache as cold as it comes) and the best of 5 warm passes, each miss completing the row, composing and
 encoding the body. Use `--plates 20000` or more: the first pass is cold only over many distinct plates.
@@ -187,6 +187,8 @@ async def main() -> None:
     parser.add_argument("--plates", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--baseline", default=BASELINE, help="the git revision of the 'before' view.py")
+    parser.add_argument("--cold-runs", type=int, default=3,
+                        help="fresh processes per revision for the cold figure, alternating (the machine is shared)")
     parser.add_argument("--cold-baseline", default=COLD_BASELINE,
                         help="the git revision whose cold and warm miss (row completed, composed, encoded) "
                              "is set against the work tree's; 'none' to skip")
@@ -294,14 +296,21 @@ async def main() -> None:
             held = {"div": [tuple(r) for r in await fetch(DIVISIONS_SQL)],
                     "pl": [tuple(r) for r in await fetch(PLACES_SQL)],
                     "fac": [tuple(r) for r in await fetch(FACILITIES_SQL)], "slim": slim_rows}
-            old, new = cold_and_warm(args.cold_baseline, held), cold_and_warm(None, held)
+            olds, news = [], []
+            for _ in range(args.cold_runs):  # alternating: a busy spell of the machine hits both
+                olds.append(cold_and_warm(args.cold_baseline, held))
+                news.append(cold_and_warm(None, held))
             print(f"\nper miss, row completed + composed + encoded (CPU in a fresh process, {len(slim_rows)} "
-                  f"distinct plates): {args.cold_baseline} vs the work tree")
+                  f"distinct plates, median of {args.cold_runs} processes each): {args.cold_baseline} vs the work tree")
             us = lambda v: f"{v * 1e6:7.0f} µs"  # noqa: E731
-            print(f"  cold (first pass)              {us(old['cold'])} {us(new['cold'])}   ratio {old['cold'] / new['cold']:.2f}")
-            print(f"  warm (best of 5)               {us(old['warm'])} {us(new['warm'])}   ratio {old['warm'] / new['warm']:.2f}")
-            same = "the same" if old["digest"] == new["digest"] else "DIFFERENT"
-            print(f"  bodies {same} (sha256 of every body, {old['fallbacks']}/{new['fallbacks']} left to the full statement)")
+            for what, label in (("cold", "cold (first pass)"), ("warm", "warm (best of 5)")):
+                old = statistics.median(o[what] for o in olds)
+                new = statistics.median(n[what] for n in news)
+                runs = " ".join(f"{o[what] * 1e6:.0f}/{n[what] * 1e6:.0f}" for o, n in zip(olds, news))
+                print(f"  {label:30s} {us(old)} {us(new)}   ratio {old / new:.2f}   (runs {runs})")
+            same = "the same" if len({r["digest"] for r in olds + news}) == 1 else "DIFFERENT"
+            print(f"  bodies {same} (sha256 of every body, {olds[0]['fallbacks']}/{news[0]['fallbacks']} left to the "
+                  f"full statement)")
     finally:
         await path.close()
 
