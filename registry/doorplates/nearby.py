@@ -81,11 +81,21 @@ def nearest_services(lon: float | None, lat: float | None, candidates, *, sin=ma
             p2 = c[-1] * _DEGREE
             h = sin((p2 - p1) / 2) ** 2 + cos1 * cos(p2) * sin((c[-2] - lon) * _DEGREE / 2) ** 2
             here = (round(diameter * asin(sqrt(h))), c)
-            if held is None or here < held:
+            if held is None or here[0] < held[0] or here[0] == held[0] and _tie(c) < _tie(held[1]):
                 best[category] = here
                 beyond[category] = ((here[0] + 1) / diameter) ** 2
     return [{"category": c[0], "name": c[1], "address": c[2], "phone": c[3], "distance_m": d,
-             "location": [*_rounded(c[4], c[5])]} for d, c in sorted(best.values())]
+             "location": [*_rounded(c[4], c[5])]} for d, c in sorted(best.values(), key=_by_distance)]
+
+
+def _tie(c) -> tuple:
+    """Of two facilities of one category the same metres away: by name, address, phone (a missing one
+    first), location; the order of the facilities' own fields, with no None compared to a text."""
+    return c[1], c[2] is not None, c[2] or "", c[3] is not None, c[3] or "", c[4], c[5]
+
+
+def _by_distance(held: tuple[int, Any]) -> tuple[int, str]:
+    return held[0], held[1][0]  # one facility per category: the category settles a tie
 
 
 _QUOTED: dict[str, str] = {}  # character → its percent-encoding, as quote(ch, safe="") writes it

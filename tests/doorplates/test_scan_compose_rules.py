@@ -92,7 +92,7 @@ def test_should_pass_over_only_facilities_that_cannot_be_the_nearest_of_their_ca
     for _ in range(3000):
         lon, lat = rng.uniform(119.2, 120.6), rng.uniform(30.3, 31.2)
         spread = rng.choice([0.0005, 0.005, 0.05, 0.5, 3.0])
-        candidates = []  # (None against a str in a tie of all before it fails either way: not compared here)
+        candidates = []  # (a missing address or phone in such a tie: the next test)
         for k in range(12):
             if candidates and rng.random() < 0.15:  # co-located, or the same distance mirrored
                 x, y = candidates[-1][4], candidates[-1][5]
@@ -103,6 +103,18 @@ def test_should_pass_over_only_facilities_that_cannot_be_the_nearest_of_their_ca
             candidates.append([rng.choice(categories), f"设施{k % 4}", rng.choice(["地址", "地址乙"]), "0572", x, y])
         rng.shuffle(candidates)
         assert nearest_services(lon, lat, candidates) == _first_of_each_category(lon, lat, candidates)
+
+
+def test_should_answer_a_tie_of_two_facilities_one_without_an_address_or_phone():
+    # the same category, metres and name: the old rule compared None with a text there (a 500 for a scan)
+    lon, lat = 120.09, 30.89
+    with_all = ["婚姻登记处", "登记处", "人民路1号", "0572-1", lon + 0.001, lat]
+    without = ["婚姻登记处", "登记处", None, None, lon - 0.001, lat]  # mirrored: the same metres
+    for candidates in ([with_all, without], [without, with_all]):
+        shown = nearest_services(lon, lat, candidates)
+        assert len(shown) == 1 and shown[0]["address"] is None and shown[0]["phone"] is None  # a missing one first
+    only_phone = ["婚姻登记处", "登记处", "人民路1号", None, lon - 0.001, lat]
+    assert nearest_services(lon, lat, [with_all, only_phone])[0]["phone"] is None
 
 
 def _code_by_loop(plate_id: int) -> str:
