@@ -66,7 +66,7 @@ def _division(conn, division: str | None, authority: str | None, *, err: bool = 
 def _plate_id(plate: str) -> int:
     from registry.doorplates import parse_plate_code
 
-    # all digits: the id; anything else: the short code printed on the plate (e.g. 000C1S5)
+    # all digits: the id; anything else: the short code printed on the plate (e.g. 000C1SR, plate 12345)
     return int(plate) if plate.isdigit() else parse_plate_code(plate)
 
 
