@@ -91,20 +91,16 @@ class PlateReads:
 
 
 async def scan_row(path, plate_id: int) -> dict[str, Any] | None:
-    """On the primary: the render cache and the reference data follow the primary's notifications."""
-    reference = getattr(path, "reference", None)
-    if reference is not None and reference.ready:
-        reads = getattr(path, "plate_reads", None)
-        if reads is not None:
-            found = await reads.row(plate_id)
-        else:
-            found = await path.pool.fetchone(SLIM_SQL, (plate_id,), primary=True)
-            found = found[0] if found is not None else None
+    """`path` is the app's ReadPath. On the primary: the render cache and the reference data follow
+    the primary's notifications."""
+    reference = path.reference
+    if reference.ready:
+        found = await path.plate_reads.row(plate_id)
         if found is None:
             return None
         row = reference.row(found)  # checked again: the data may have been dropped meanwhile
         if row is not None:
             return row
-    elif reference is not None:
+    else:
         reference.load()
     return _row_of(await path.pool.fetchone(SCAN_SQL, (plate_id,), primary=True))
