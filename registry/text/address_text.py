@@ -73,18 +73,25 @@ def _part(value: object, suffix: str, parse, error_name: str) -> str | None:
 _LETTER_BUILDING = re.compile(r"([A-Za-z])[幢栋座棟]")
 
 
-def _by_str(write):
-    """A part's writer that remembers what it wrote for each str (a scan or a batch writes the same
-    few thousand parts over and over); anything else is written each time (nor is a failure kept)."""
-    cached = lru_cache(maxsize=65_536)(write)
+def _by_str(maxsize: int):
+    """A writer that remembers what it wrote when every argument is a str (a scan or a batch writes
+    the same few thousand parts over and over); anything else is written each time (nor is a
+    failure kept)."""
+    def decorate(write):
+        cached = lru_cache(maxsize=maxsize)(write)
 
-    def by_str(value):
-        return cached(value) if type(value) is str else write(value)
+        def by_str(*values):
+            for value in values:
+                if type(value) is not str:
+                    return write(*values)
+            return cached(*values)
 
-    return by_str
+        return by_str
+
+    return decorate
 
 
-@_by_str
+@_by_str(65_536)
 def _building(value: object) -> str | None:
     # Lettered blocks (A幢) exist in newer compounds; parse_building only
     # knows numbers, so keep a lone letter as written.
@@ -95,7 +102,7 @@ def _building(value: object) -> str | None:
     return _part(value, "幢", parse_building, "building")
 
 
-@_by_str
+@_by_str(65_536)
 def _number(value: object) -> str | None:
     if value is None or value == "":
         return None
@@ -116,19 +123,11 @@ def _name(value: str | None, label: str, required: bool = False) -> str | None:
     return "".join(str(value).split())
 
 
-def _write_divisions(province: object, city: object, county: object, township: object) -> str:
+@_by_str(16_384)
+def _divisions(province: object, city: object, county: object, township: object) -> str:
+    """The province … township part (each required)."""
     return "".join([_name(province, "省", True), _name(city, "市", True),  # type: ignore[list-item]
                     _name(county, "区县", True), _name(township, "乡镇街道", True)])
-
-
-_divisions_by_str = lru_cache(maxsize=16_384)(_write_divisions)
-
-
-def _divisions(province: object, city: object, county: object, township: object) -> str:
-    """The province … township part (each required), remembered when all four are str."""
-    if type(province) is str and type(city) is str and type(county) is str and type(township) is str:
-        return _divisions_by_str(province, city, county, township)
-    return _write_divisions(province, city, county, township)
 
 
 def compose_address(*, province: str = "浙江省", city: str = "湖州市", county: str,
