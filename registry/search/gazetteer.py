@@ -135,6 +135,19 @@ def _row_struct(dtype: np.dtype) -> struct.Struct | None:
     return struct.Struct("<" + "".join(codes)) if offset == dtype.itemsize else None
 
 
+_INT_BOUNDS = {np.dtype(t): (int(np.iinfo(t).min), int(np.iinfo(t).max)) for t in (np.int32, np.int64)}
+
+
+def _equal_range(keys: np.ndarray, key: int) -> tuple[int, int]:
+    """Where `key` starts and ends in the sorted `keys`: both ends in one searchsorted call for
+    32- and 64-bit integers (when key + 1 still fits), else two."""
+    bounds = _INT_BOUNDS.get(keys.dtype)
+    if bounds is not None and bounds[0] <= key < bounds[1]:
+        lo, hi = keys.searchsorted(np.array((key, key + 1), dtype=keys.dtype)).tolist()
+        return lo, hi
+    return int(np.searchsorted(keys, key, "left")), int(np.searchsorted(keys, key, "right"))
+
+
 class AddressStore:
     """The addresses: in memory (built by registry.search.loading) or attached to the files of a
     shared generation (registry.search.generation), read-only there; the liveness mask and the
@@ -233,12 +246,7 @@ class AddressStore:
         else:
             s, e = span
             if key is not None:
-                k = csr.key[s:e]
-                if k.dtype == np.int32 and -2**31 <= key < 2**31 - 1:  # both ends in one call
-                    lo, hi = k.searchsorted(np.array((key, key + 1), dtype=np.int32)).tolist()
-                else:
-                    lo = int(np.searchsorted(k, key, "left"))
-                    hi = int(np.searchsorted(k, key, "right"))
+                lo, hi = _equal_range(csr.key[s:e], key)
                 s, e = s + lo, s + hi
             base = csr.order[s:e]
             if self.dead and len(base) and not self.alive[base].all():
@@ -352,12 +360,7 @@ class AddressStore:
         if self.key_sorted is None or self.key_order is None:
             return None
         key = text_key(tail.encode("utf-8"))
-        keys = self.key_sorted
-        if keys.dtype == np.int64:  # both ends in one call (a key is below 2**63 - 1)
-            lo, hi = keys.searchsorted(np.array((key, key + 1), dtype=np.int64)).tolist()
-        else:
-            lo = int(np.searchsorted(keys, key, "left"))
-            hi = int(np.searchsorted(keys, key, "right"))
+        lo, hi = _equal_range(self.key_sorted, key)
         found = None
         for k in range(lo, hi):
             i = self.key_order.item(k)
