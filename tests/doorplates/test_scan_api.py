@@ -169,6 +169,19 @@ def test_should_serve_html_to_a_browser_with_the_address_pinyin_and_links(client
     assert "门牌状态（内部）" in client.get(_path(url), headers={**HTML, **agency}).text
 
 
+def test_should_escape_every_registry_text_on_the_html_page(client, make_address, make_facility, plate_for):
+    # names come from editors and agencies' files: markup in one is shown as text, never run
+    hostile = '<img src=x onerror="alert(1)">'
+    make_facility("幸福邻里中心", f"邻里{hostile}中心", 120.0890, 30.8935, phone="0572&'<b>")
+    _, token, url = plate_for(make_address(street=f"路{hostile}", number="7号", building="1&2幢"))
+    page = client.get(_path(url), headers=HTML).text
+    assert "<img" not in page and "<b>" not in page and 'onerror="' not in page
+    assert "路&lt;img src=x onerror=&#34;alert(1)&#34;&gt;" in page
+    assert "邻里&lt;img src=x onerror=&#34;alert(1)&#34;&gt;中心" in page
+    assert "0572&amp;&#39;&lt;b&gt;" in page and "1&amp;2幢" in page
+    assert f'action="/p/{token}/report"' in page  # the page's own markup is not escaped
+
+
 def test_should_count_scans_per_plate_and_day(client, conn, make_address, plate_for):
     pid, _, url = plate_for(make_address())
     for _ in range(3):
