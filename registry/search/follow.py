@@ -26,8 +26,12 @@ log = logging.getLogger(__name__)
 FOLLOW_SECONDS = 0.5  # how often the replica's change log is polled: a change is searchable within ~2 polls
 
 _SNAPSHOT = text("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+# A row visible in a snapshot was written by a transaction below its xmax; one at or above it was
+# not written on this cluster (rows restored from another one's dump carry that cluster's xids)
+# and is no change to follow: without the bound each start read them as new and loaded again.
 _SINCE = text("SELECT id, xid::text::bigint, payload FROM search_changes "
-              "WHERE xid >= CAST(CAST(:xmin AS text) AS xid8) ORDER BY id")
+              "WHERE xid >= CAST(CAST(:xmin AS text) AS xid8) "
+              "AND xid < pg_snapshot_xmax(pg_current_snapshot()) ORDER BY id")
 
 
 class ChangeFollower:

@@ -31,7 +31,10 @@ PORTS = range(55440, 55450)
 # Throwaway clusters: small, no fsync (they are deleted at the end).
 FAST = {"shared_buffers": "64MB", "fsync": "off", "synchronous_commit": "off", "full_page_writes": "off",
         "max_connections": "60", "logging_collector": "off"}
-FRESH_SECONDS = 2.0  # a change committed on the primary is searchable through the replica within this
+# A change committed on the primary must become searchable through the replica by following, not
+# "eventually after a reload": the bound only catches "never" on a loaded CI machine. How fast it is
+# (p50 0.4 s, goal 2 s) is measured by bench/bench_replicas.py, not asserted here.
+FOLLOW_BOUND_SECONDS = 30.0
 FAIL_FAST_SECONDS = 10.0  # no request waits longer than this while the database is down (connect 3 s, pool 5 s)
 RECOVER_SECONDS = 20.0
 
@@ -189,14 +192,21 @@ def _started(app, seconds: float = 30.0) -> None:
         time.sleep(0.1)
 
 
-def test_should_search_a_change_committed_on_the_primary_within_two_seconds(api, clusters):
+def test_should_search_a_change_committed_on_the_primary_by_following_the_replica(api, clusters):
     app, client = api
     assert app.state.search.engine is app.state.db.replicas[0].bulk  # the search reads the replica
     _replayed(clusters[1])
     _started(app)
+    gaz = app.state.search.get(timeout=60)
+    applied = gaz.changes_applied
     name = _new_name()
+    assert not _found(client, name)
     _add_road(clusters[0], name)
-    _wait_found(client, name, FRESH_SECONDS)
+    _wait_found(client, name, FOLLOW_BOUND_SECONDS)
+    # found in the same gazetteer, by the change applied to it (not by a load of a new one)
+    now = app.state.search.get(timeout=1)
+    assert now is gaz, "the gazetteer was loaded again instead of following the change"
+    assert gaz.changes_applied > applied
 
 
 def test_should_read_on_and_refuse_writes_fast_while_the_primary_is_down(api, clusters):
