@@ -277,7 +277,7 @@ async def public_scan(app, fast: ReadPath, token: str, *, html: bool, reported: 
     if counter.buffered:
         counter.hit(render.plate_id)
     else:
-        await fast.pool.execute(UPSERT_SQL, upsert_params({(render.plate_id, scan_today()): 1}))
+        await fast.pool.execute(UPSERT_SQL, upsert_params({(render.plate_id, scan_today()): 1})[0])
     return render
 
 

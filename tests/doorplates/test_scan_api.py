@@ -207,6 +207,21 @@ def test_should_buffer_scan_counts_in_memory_and_flush_them_in_one_upsert(conn, 
     assert scan_counts(conn, p1)["total"] == 3 and scan_counts(conn, p2)["total"] == 1
 
 
+def test_should_flush_the_counts_of_a_night_that_spans_midnight_to_each_day(conn, make_address, plate_for):
+    from datetime import timedelta
+
+    from registry.doorplates.scans import add_counts
+
+    p1, _, _ = plate_for(make_address(number="1号"))
+    p2, _, _ = plate_for(make_address(number="2号"))
+    yesterday = today() - timedelta(days=1)
+    add_counts(conn, {(p1, yesterday): 5, (p1, today()): 2, (p2, today()): 1})
+    add_counts(conn, {(p1, today()): 1})
+    assert scan_counts(conn, p1) == {"total": 8, "days": [{"day": yesterday.isoformat(), "count": 5},
+                                                          {"day": today().isoformat(), "count": 3}]}
+    assert scan_counts(conn, p2)["total"] == 1
+
+
 def test_should_keep_printed_codes_of_an_old_key_working_after_rotation(client, conn, make_address, plate_for):
     pid, token, url = plate_for(make_address())
     old_key = conn.execute(text("SELECT key_id FROM doorplates WHERE id=:i"), {"i": pid}).scalar_one()
