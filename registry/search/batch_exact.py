@@ -27,6 +27,7 @@ import re
 
 import numpy as np
 
+from registry.search.engine import EXACT_NUMBER_FIELDS, exact_levels
 from registry.search.gazetteer import CITY_PREFIX, FIELDS, Gazetteer, text_key
 from registry.search.validate import MAX_QUERY_CHARS
 from registry.text.normalize import is_normal
@@ -35,8 +36,7 @@ FINANCIAL = frozenset("壹贰叁肆伍陆柒捌玖拾佰仟")
 EXACT_REASON = "精确匹配 / exact match"
 _DIGIT = re.compile(r"[0-9]")
 _F = {f: k for k, f in enumerate(FIELDS)}
-_NUMBER_LEVELS = (("number", _F["main"]), ("group", _F["group"]), ("building", _F["bld"]), ("unit", _F["unit"]),
-                  ("room", _F["room"]))
+_NUMBER_LEVELS = tuple((name, _F[f]) for name, f in EXACT_NUMBER_FIELDS)
 
 
 def exact_tail(raw: str) -> str | None:
@@ -120,17 +120,11 @@ def exact_answers(gaz: Gazetteer, rows: list[str], row_tails: list[str | None] |
     idx = np.asarray(found_row, dtype=np.int64)
     parts = np.asarray(store.packed)[idx].tolist()
     ids = np.asarray(store.ids)[idx].tolist()
-    places = gaz.places
     out: dict[int, dict] = {}
     street_k, compound_k = _F["street"], _F["compound"]
     for j, p, aid, (code, full) in zip(found_j, parts, ids, found_line):
-        levels = ["county", "township"]
-        street, compound = p[street_k], p[compound_k]
-        place = places.get(compound) if compound else None
-        levels.append("street" if street else "village")
-        if place is not None:
-            levels.append("natural_village" if place.category == "natural_village" else "compound")
-        levels += [name for name, k in _NUMBER_LEVELS if p[k]]
+        levels = exact_levels(gaz, county_named=True, street=p[street_k], compound=p[compound_k],
+                              numbers=[(name, p[k]) for name, k in _NUMBER_LEVELS])
         out[j] = {"id": int(aid), "kind": "address", "address": full, "code": code, "confidence": 1.0,
                   "levels": levels, "reason": EXACT_REASON, "low_confidence": False, "partial": False,
                   "ambiguous": 0}

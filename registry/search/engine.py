@@ -310,7 +310,8 @@ def interpret(gaz: Gazetteer, pq: PreparedQuery, matches: list[Match], filters: 
 
 def exact_hit(gaz: Gazetteer, pq: PreparedQuery) -> Hit | None:
     """The fast path: the query, normalized, is a standard address text (with or without
-    浙江省 / 湖州市): one hash lookup, no parsing."""
+    浙江省 / 湖州市, or without its county too when one county alone completes it): a few hash
+    lookups, no parsing."""
     tail = pq.text
     if tail.startswith("浙江省"):
         tail = tail[3:]
@@ -319,25 +320,62 @@ def exact_hit(gaz: Gazetteer, pq: PreparedQuery) -> Hit | None:
     if len(tail) < 6 or not pq.numbers:
         return None
     ref = gaz.addresses.by_text(CITY_PREFIX + tail)
+    county_given = ref is not None
     if ref is None:
-        return None
+        ref = _without_county(gaz, tail)
+        if ref is None:
+            return None
     rec = gaz.addresses.record(ref)  # kept on the hit: the answer is written from it (rank.to_dict)
     village, street, compound, lon, lat = rec["village"], rec["street"], rec["compound"], rec["lon"], rec["lat"]
-    levels = ["county", "township"]
-    place = gaz.places.get(compound) if compound else None
-    if not street:
-        levels.append("village")
-    if street:
-        levels.append("street")
-    if place is not None:
-        levels.append("natural_village" if place.category == "natural_village" else "compound")
-    levels += [name for name, f in (("number", "main"), ("group", "group"), ("building", "bld"), ("unit", "unit"),
-                                    ("room", "room")) if rec[f]]
+    levels = exact_levels(gaz, county_named=county_given, street=street, compound=compound,
+                          numbers=[(name, rec[f]) for name, f in EXACT_NUMBER_FIELDS])
     hit = Hit("address", rec["id"], None, ref=ref, division_set=gaz.chain_set(village), street=street,
               compound=compound, village=village, lon=lon, lat=lat, score=1.0, rank=1.0, levels=levels, record=rec)
     hit.components = {"name": 1.0, "division": 1.0, "number": 1.0, "coverage": 1.0}
     hit.described = True
     return hit
+
+
+EXACT_NUMBER_FIELDS = (("number", "main"), ("group", "group"), ("building", "bld"), ("unit", "unit"), ("room", "room"))
+
+
+def exact_levels(gaz: Gazetteer, *, county_named: bool, street: int | None, compound: int | None,
+                 numbers) -> list[str]:
+    """The levels an exact hit names, as the standard text writes them (registry.text.compose_address):
+    the county when the query had it, the township, the village of a rural door only (not of a
+    street door or a compound), the street, the compound or natural village, then each number
+    part present (`numbers`: (level, value) in EXACT_NUMBER_FIELDS' order). The batch's exact path
+    (registry.search.batch_exact) answers with these too."""
+    levels = ["county", "township"] if county_named else ["township"]
+    place = gaz.places.get(compound) if compound else None
+    if street:
+        levels.append("street")
+    elif place is None or place.category == "natural_village":
+        levels.append("village")
+    if place is not None:
+        levels.append("natural_village" if place.category == "natural_village" else "compound")
+    levels += [name for name, value in numbers if value]
+    return levels
+
+
+# The lengths of a township's name (孝丰镇, 昌硕街道, 和平镇 …) tried at the start of a county-less text.
+TOWNSHIP_NAME_LENGTHS = range(2, 8)
+
+
+def _without_county(gaz: Gazetteer, tail: str):
+    """The one address whose standard text is 浙江省湖州市 + a county + `tail`, `tail` starting with
+    a township of that county; None when no county or more than one completes it (the same
+    township name in two counties is for the passes to weigh)."""
+    counties = gaz.township_counties()
+    found = None
+    for k in TOWNSHIP_NAME_LENGTHS:
+        for county in counties.get(tail[:k], ()):
+            ref = gaz.addresses.by_text(CITY_PREFIX + county + tail)
+            if ref is not None:
+                if found is not None:
+                    return None
+                found = ref
+    return found
 
 
 def run(gaz: Gazetteer, q: str, filters: Filters | None = None) -> Outcome:

@@ -437,6 +437,7 @@ class Gazetteer:
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     by_code: dict[str, list] = field(default_factory=dict)  # code -> its readings (registry.divisions.CodeMatch)
     _chain_sets: dict[int, frozenset] = field(default_factory=dict, repr=False)
+    _township_counties: dict[str, tuple[str, ...]] | None = field(default=None, repr=False)
     # the database snapshot it was read in (pg_current_snapshot()) and the wall-clock time just
     # before it was taken: a shared generation is caught up from there (registry.search.generation)
     snapshot: str | None = None
@@ -461,6 +462,19 @@ class Gazetteer:
         if s is None:
             s = self._chain_sets[division_id] = frozenset(self.chain_of(division_id))
         return s
+
+    def township_counties(self) -> dict[str, tuple[str, ...]]:
+        """Township name -> the names of the counties that have a township of that name (made once:
+        a change of the divisions loads a new gazetteer)."""
+        found = self._township_counties
+        if found is None:
+            by_name: dict[str, list[str]] = {}
+            for d in self.divisions.values():
+                county = self.divisions.get(d.parent_id) if d.level == "township" else None
+                if county is not None and county.level == "county":
+                    by_name.setdefault(d.name, []).append(county.name)
+            found = self._township_counties = {k: tuple(v) for k, v in by_name.items()}
+        return found
 
     def counts(self) -> dict[str, int]:
         return {
