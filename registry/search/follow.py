@@ -26,9 +26,12 @@ log = logging.getLogger(__name__)
 FOLLOW_SECONDS = 0.5  # how often the replica's change log is polled: a change is searchable within ~2 polls
 
 _SNAPSHOT = text("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
-# A row visible in a snapshot was written by a transaction below its xmax; one at or above it was
-# not written on this cluster (rows restored from another one's dump carry that cluster's xids)
-# and is no change to follow: without the bound each start read them as new and loaded again.
+# What a reset finds visible is in the load that follows it, whatever its `xid` says: rows restored
+# from another cluster's dump (`registry restore`) carry that cluster's xids, which this cluster's
+# may be below (read as new on every start, without this) or reach later (read as new then).
+_VISIBLE = text("SELECT id, xid::text::bigint FROM search_changes WHERE xid >= CAST(CAST(:xmin AS text) AS xid8)")
+# A row visible in a snapshot was written below its xmax: the bound only spares the polls the
+# restored rows whose xids this cluster has not reached (the reset marked them applied).
 _SINCE = text("SELECT id, xid::text::bigint, payload FROM search_changes "
               "WHERE xid >= CAST(CAST(:xmin AS text) AS xid8) "
               "AND xid < pg_snapshot_xmax(pg_current_snapshot()) ORDER BY id")
@@ -42,9 +45,10 @@ class ChangeFollower:
         self.applied: dict[int, int] = {}  # search_changes.id -> xid
 
     def reset(self, conn: Connection) -> None:
-        """Before a full load: everything committed after this is followed (possibly twice)."""
+        """Before a full load: what is visible now counts as applied (the load reads it), everything
+        committed after this is followed (possibly twice)."""
         self.xmin = int(conn.execute(_SNAPSHOT).scalar())
-        self.applied.clear()
+        self.applied = {cid: xid for cid, xid in conn.execute(_VISIBLE, {"xmin": self.xmin})}
         conn.rollback()
 
     def poll(self, conn: Connection) -> list[str]:
