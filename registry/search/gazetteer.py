@@ -471,8 +471,11 @@ class Gazetteer:
             by_name: dict[str, list[str]] = {}
             for d in self.divisions.values():
                 county = self.divisions.get(d.parent_id) if d.level == "township" else None
-                if county is not None and county.level == "county":
-                    by_name.setdefault(d.name, []).append(county.name)
+                if county is None or county.level != "county":
+                    continue
+                names = by_name.setdefault(d.name, [])
+                if county.name not in names:  # an abolished township and today's of one name: one county
+                    names.append(county.name)
             found = self._township_counties = {k: tuple(v) for k, v in by_name.items()}
         return found
 

@@ -80,3 +80,14 @@ def test_should_leave_a_text_that_two_counties_complete_to_the_passes(conn, refe
     assert {to_dict(gaz, h)["address"] for h in both.hits[:2]} == {
         CITY_PREFIX + "吴兴区" + aishan["name"] + "同名路8号", CITY_PREFIX + "德清县" + aishan["name"] + "同名路8号"}
     assert run(gaz, aishan["name"] + "独有路9号").passes == ["exact"]  # only one county completes it
+
+
+def test_should_still_answer_exactly_beside_an_abolished_township_of_the_same_name(conn, reference):
+    b = Builder(conn)
+    aishan = b.division(WUXING_AISHAN)
+    conn.execute(text("INSERT INTO divisions (level, name, full_name, parent_id, status) "
+                      "VALUES ('township', :n, :n, :p, 'abolished')"), {"n": aishan["name"], "p": aishan["parent_id"]})
+    b.address(LONGTING, street=b.place("独有路", WUXING_AISHAN), number="9号")
+    gaz = load_gazetteer(conn)
+    assert gaz.township_counties()[aishan["name"]] == ("吴兴区",)
+    assert run(gaz, aishan["name"] + "独有路9号").passes == ["exact"]
