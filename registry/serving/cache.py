@@ -46,6 +46,7 @@ class Render(NamedTuple):
 
 
 _FIELDS = len(Render._fields)
+_FEW_KEYS = 8
 
 
 class RenderCache:
@@ -60,7 +61,10 @@ class RenderCache:
         # a `__dict__`, frozensets and sets, they made each full collection of a serving worker a
         # pause of 100–250 ms, the p99 of every request in flight.)
         self._entries: OrderedDict[Hashable, tuple] = OrderedDict()
-        self._by_row: dict[tuple[str, int], tuple[Hashable, ...]] = {}  # a row's few keys, as a tuple
+        # A row's keys: a tuple while few (a plate's, an address's variants); a dict (tracked, but one
+        # per large row) once more than _FEW_KEYS, for a street's or a compound's thousands of
+        # plates, where copying a tuple on every put and discard would make dropping them quadratic.
+        self._by_row: dict[tuple[str, int], tuple[Hashable, ...] | dict[Hashable, None]] = {}
         self.epoch = 0
         self.listening = False  # only while notifications are followed may anything be stored
         self.hits = self.misses = self.dropped = 0
@@ -87,7 +91,12 @@ class RenderCache:
         self._entries[key] = (*render, *(part for row in rows for part in row))
         by_row = self._by_row
         for row in rows:
-            by_row[row] = by_row.get(row, ()) + (key,)
+            keys = by_row.get(row, ())
+            if type(keys) is dict:
+                keys[key] = None
+            else:
+                keys += (key,)
+                by_row[row] = dict.fromkeys(keys) if len(keys) > _FEW_KEYS else keys
         while len(self._entries) > self.max_entries:
             self._discard(next(iter(self._entries)))
         return True
@@ -100,12 +109,16 @@ class RenderCache:
         by_row = self._by_row
         for row in zip(found[_FIELDS::2], found[_FIELDS + 1::2]):
             keys = by_row.get(row)
-            if keys is not None:
+            if keys is None:
+                continue
+            if type(keys) is dict:
+                keys.pop(key, None)
+                kept = keys
+            else:
                 kept = tuple(k for k in keys if k != key)
-                if kept:
-                    by_row[row] = kept
-                else:
-                    del by_row[row]
+                by_row[row] = kept
+            if not kept:
+                del by_row[row]
 
     def clear(self) -> None:
         self.epoch += 1
@@ -120,7 +133,8 @@ class RenderCache:
     def invalidate(self, table: str, ids: Iterable[int]) -> None:
         self.epoch += 1
         for i in ids:
-            for key in self._by_row.get((table, i), ()):
+            # the row's keys taken out first: each discard then only visits the keys' other rows
+            for key in self._by_row.pop((table, i), ()):
                 self._discard(key)
 
     def apply(self, payload: str) -> None:

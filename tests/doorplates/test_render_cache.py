@@ -48,6 +48,24 @@ def test_should_forget_the_rows_of_an_evicted_render():
     assert len(cache) == 1 and set(cache._by_row) == {("doorplates", 3), ("addresses", 30)}
 
 
+def test_should_drop_every_render_of_a_compound_and_keep_the_others():
+    # a compound's or a street's plates share its place-name row: 2,400 plates in the largest
+    cache = _cache(max_entries=3000)
+    flats = []
+    for plate_id in range(1, 2401):
+        key = (f"/p/flat{plate_id}", False, False)
+        render = Render(200, b"{}", "application/json", (), plate_id)
+        assert cache.put(key, render, {("doorplates", plate_id), ("place_names", 42)}, cache.epoch)
+        flats.append(key)
+    other = _put(cache, 9000, 90)
+    cache._discard(flats[0])  # evicted alone: the compound's other renders stay indexed
+    cache.apply("doorplates:2")
+    assert len(cache) == 2399
+    cache.apply("place_names:42")
+    assert len(cache) == 1 and cache.get(other) is not None
+    assert set(cache._by_row) == {("doorplates", 9000), ("addresses", 90)}
+
+
 def test_should_refuse_a_render_read_before_a_change():
     cache = _cache()
     epoch = cache.epoch
