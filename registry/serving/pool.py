@@ -333,7 +333,6 @@ class ReadPool:
             self._down_until[i] = 0.0
 
     async def _check_all(self) -> None:
-        self._refresh_started = time.monotonic()
         await asyncio.gather(*(self._check(i) for i in range(len(self.urls))))
 
     async def state(self) -> list[Health]:
@@ -347,6 +346,10 @@ class ReadPool:
         stale = any(now - h.checked_at >= HEALTH_EVERY_SECONDS for h in self.health)
         running = self._refresh is not None and not self._refresh.done()
         if (first or stale) and not running:
+            # started now, not when the task first runs: the other requests of this turn of the loop
+            # would otherwise measure the new check against the last one's start (seconds ago after
+            # an idle spell) and report a server that is up as not answering
+            self._refresh_started = now
             self._refresh = asyncio.get_running_loop().create_task(self._check_all())
         elif running and now - self._refresh_started > NO_ANSWER_SECONDS:
             for i, h in enumerate(self.health):
