@@ -40,6 +40,11 @@ HEALTH_EVERY_SECONDS = 1.0  # a health state is refreshed when older than this
 CONNECT_TIMEOUT_SECONDS = 2  # a down server is noticed this fast
 CHECKOUT_TIMEOUT_SECONDS = 2.0  # waiting for a pooled connection longer than this fails over
 NO_ANSWER_SECONDS = 5.0  # a health check without an answer this long: the server is down
+# A health state older than this is checked again before it is answered (up to PROBE_WAIT_SECONDS):
+# a prober that asks every 10 s (a load balancer's) would otherwise always be told what its previous
+# probe started, 10 s old. Under load the state is never this old and nobody waits.
+STALE_SECONDS = 2 * HEALTH_EVERY_SECONDS
+PROBE_WAIT_SECONDS = 1.0
 DOWN_SECONDS = 1.0  # a URL that failed is skipped this long (unless every URL is down)
 STATEMENT_CACHE = 256  # prepared statements kept per connection
 APPLICATION_NAME = "registry-read"  # in pg_stat_activity
@@ -336,9 +341,10 @@ class ReadPool:
         await asyncio.gather(*(self._check(i) for i in range(len(self.urls))))
 
     async def state(self) -> list[Health]:
-        """The health of each URL, refreshed in the background when older than a second (awaited
-        only for the very first answer). A check that has not come back for NO_ANSWER_SECONDS
-        (a server that accepts but does not answer) reports the URL down."""
+        """The health of each URL, refreshed in the background when older than a second; awaited
+        for the very first answer, and up to PROBE_WAIT_SECONDS when older than STALE_SECONDS (then
+        answered as it stands, its age telling how old). A check that has not come back for
+        NO_ANSWER_SECONDS (a server that accepts but does not answer) reports the URL down."""
         if not self._opened:
             raise DatabaseUnavailable("数据库连接池未打开 / the read pool is not open")
         now = time.monotonic()
@@ -357,4 +363,9 @@ class ReadPool:
                     self.health[i] = Health(False, h.checked_at, "no answer")
         if first:
             await asyncio.shield(self._refresh)
+        elif any(now - h.checked_at >= STALE_SECONDS for h in self.health) and not self._refresh.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(self._refresh), PROBE_WAIT_SECONDS)
+            except asyncio.TimeoutError:
+                pass
         return list(self.health)
