@@ -191,8 +191,10 @@ def stack_cost(url: str, n: int = 3000) -> dict[str, float]:
 
         out = {"trivial": await run(trivial_app.app, "/ok"), "registry": await run(app, "/__noop")}
         access = logging.getLogger("registry.access")  # the request log on, as `registry serve` runs it
+        from registry.log_setup import FORMAT, SecondFormatter
+
         handler = logging.StreamHandler(open(os.devnull, "w"))
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(SecondFormatter(FORMAT))  # the format `registry serve` writes (log_setup.configure)
         access.addHandler(handler)
         access.setLevel(logging.INFO)
         try:
