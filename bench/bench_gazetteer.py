@@ -385,14 +385,14 @@ def run(args, url: str) -> None:
         log(f"query sets: {len(rows)} error-model rows, {len(agency)} agency rows "
             f"({time.perf_counter() - t0:.0f} s)")
         # samples spread over the lists (the error model's rows come class by class)
-        spread = rows[:: max(2, len(rows) // 3000)][:3000]  # (every step-th row: see `unseen` below)
+        step = max(2, len(rows) // 3000)
+        spread = rows[::step][:3000]
         mean, p50, p99 = engine_profile(gaz, spread)
         results["engine"] = (mean, p50, p99)
         log(f"engine per row (match_one, one process, {len(spread)} rows of every class): mean {mean:.3f} ms, p50 {p50:.3f}, p99 {p99:.2f} "
             f"→ {1000 / mean:,.0f} rows/s per core")
         sample = min(2000, len(rows))
         # rows the profile above did not see (the caches it warmed would flatter the baseline)
-        step = max(2, len(rows) // 3000)
         unseen = [q for i, q in enumerate(rows) if i % step]
         results["alone_errors"] = engine_alone(gaz, unseen[:: max(1, len(unseen) // sample)][:sample])
         results["alone_agency"] = engine_alone(gaz, agency[:: max(1, len(agency) // sample)][:sample])

@@ -3,8 +3,8 @@
 The answer is the read pool's health state (refreshed in the background at most once a second),
 with its age: no round trip of its own under load, yet a database that went down is reported as
 such (503 `database-unavailable`) within about a second; a state older than 2 s (a prober that asks
-every 10 s) is checked again before it is answered (registry/serving/pool.py `ReadPool.state`). A test app on a connection of its own (an
-overridden `get_conn`) checks that connection instead.
+every 10 s) is checked again before it is answered (registry/serving/pool.py `ReadPool.state`).
+A test app on a connection of its own (an overridden `get_conn`) checks that connection instead.
 """
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool

@@ -349,7 +349,8 @@ class ReadPool:
             raise DatabaseUnavailable("数据库连接池未打开 / the read pool is not open")
         now = time.monotonic()
         first = any(h.up is None for h in self.health)
-        stale = any(now - h.checked_at >= HEALTH_EVERY_SECONDS for h in self.health)
+        age = now - min(h.checked_at for h in self.health)  # of the oldest state
+        stale = age >= HEALTH_EVERY_SECONDS
         running = self._refresh is not None and not self._refresh.done()
         if (first or stale) and not running:
             # started now, not when the task first runs: the other requests of this turn of the loop
@@ -363,7 +364,7 @@ class ReadPool:
                     self.health[i] = Health(False, h.checked_at, "no answer")
         if first:
             await asyncio.shield(self._refresh)
-        elif any(now - h.checked_at >= STALE_SECONDS for h in self.health) and not self._refresh.done():
+        elif age >= STALE_SECONDS and not self._refresh.done():
             try:
                 await asyncio.wait_for(asyncio.shield(self._refresh), PROBE_WAIT_SECONDS)
             except asyncio.TimeoutError:
