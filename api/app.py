@@ -24,6 +24,7 @@ from registry.db.engine import make_engine
 from registry.db.listen import Listener
 from registry.db.routing import DatabaseRouter
 from registry.doorplates import KeyRing, ScanCounter
+from registry.log_setup import flush as flush_logs
 from registry.search import SearchService
 from registry.tiles import TileCache
 from registry.serving import ReadPath
@@ -84,6 +85,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
             app.state.db.close()  # its health thread and the replicas' engines (not the primary's)
             if owned:
                 app.state.engine.dispose()
+            flush_logs()  # the request lines held (REGISTRY_LOG_HOLD_SECONDS) are written before the worker goes
 
     app = FastAPI(
         title="湖州市地名地址库 Huzhou place-name and address registry",

@@ -23,5 +23,5 @@ except RegistryError as exc:
 from api.app import create_app  # noqa: E402  (after the checks: a bad setting must not build the app)
 from registry.log_setup import configure as configure_logging  # noqa: E402
 
-configure_logging(settings.log_level)
+configure_logging(settings.log_level, hold_seconds=settings.log_hold_seconds)
 app = create_app(settings)

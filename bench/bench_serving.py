@@ -201,10 +201,10 @@ def stack_cost(url: str, n: int = 3000) -> dict[str, float]:
 
         out = {"trivial": await run(trivial_app.app, "/ok"), "registry": await run(app, "/__noop")}
         access = logging.getLogger("registry.access")  # the request log on, as `registry serve` runs it
-        from registry.log_setup import FORMAT, SecondFormatter
+        from registry.log_setup import StderrHandler
 
-        handler = logging.StreamHandler(open(os.devnull, "w"))
-        handler.setFormatter(SecondFormatter(FORMAT))  # the format `registry serve` writes (log_setup.configure)
+        # the handler, format and batching of `registry serve`'s workers (log_setup.configure, api/main.py)
+        handler = StderrHandler(open(os.devnull, "w"), hold_seconds=get_settings().log_hold_seconds)
         access.addHandler(handler)
         access.setLevel(logging.INFO)
         try:
@@ -212,6 +212,7 @@ def stack_cost(url: str, n: int = 3000) -> dict[str, float]:
         finally:
             access.removeHandler(handler)
             access.setLevel(logging.NOTSET)
+            handler.close()
         return out
 
     try:

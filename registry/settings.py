@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     public_base_url: str = Field(default="http://127.0.0.1:8000",
                                  description="scheme://host[:port][/path] printed in doorplate QR codes")
     log_level: str = Field(default="INFO")
+    log_hold_seconds: float = Field(
+        default=0.5, ge=0, le=10, description="the API writes its INFO lines (the request log) in batches, each "
+        "line at most this long after it happened (0 = each line at once); warnings and errors are never held")
     opentelemetry: bool = Field(
         default=False, description="FastAPI's own OpenTelemetry request spans, metrics and logs (needs a configured "
         "OpenTelemetry SDK; off: no per-request check of the global providers)")

@@ -46,6 +46,7 @@ BAD = [
     ("REGISTRY_DATABASE_URL", "mysql://x@h/db", "postgresql://"),
     ("REGISTRY_LISTEN_URL", "postgresql:///registry", "needs a host and a database"),
     ("REGISTRY_KEY_CACHE_SECONDS", "soon", "valid number"),
+    ("REGISTRY_LOG_HOLD_SECONDS", "-1", "at least 0.0"),
     ("REGISTRY_PUBLIC_BASE_URL", "notaurl", "http:// or https://"),
     ("REGISTRY_PUBLIC_BASE_URL", "ftp://dz.huzhou.gov.cn", "http:// or https://"),
     ("REGISTRY_PUBLIC_BASE_URL", "https://dz.huzhou.gov.cn/?from=plate", "query or fragment"),
