@@ -334,10 +334,10 @@ def wrk(port: int, paths: list[str], accept: str, args, tmp: Path, seconds: floa
     if not script.exists():
         quoted = ",".join(json.dumps(p) for p in paths)  # JSON strings are Lua strings for these paths
         script.write_text(LUA % {"paths": quoted, "accept": accept, "threads": args.threads})
-    cmd = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{seconds or args.seconds:g}s", "--timeout", "5s",
+    cmd = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{args.seconds if seconds is None else seconds}s", "--timeout", "5s",
            "-s", str(script), f"http://127.0.0.1:{port}"]
     before = cpu_times()
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=(seconds or args.seconds) + 60)
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=(args.seconds if seconds is None else seconds) + 60)
     after = cpu_times()
     line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
     if line is None:
@@ -451,13 +451,25 @@ def report(results: list[dict], args, n_paths: dict[str, int]) -> None:
           "the row (a row with more steal than the trivial one's is measured on less machine)")
 
 
+def _whole_seconds(text: str) -> int:
+    """wrk takes whole seconds (`-d0.5s` is refused): at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"whole seconds, at least 1 (wrk's unit): {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"whole seconds, at least 1 (wrk's unit): {text!r}")
+    return value
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--database-url", help="an existing registry database with plates issued (read only)")
     ap.add_argument("--addresses", type=int, default=50_000, help="the small city's size when no URL is given")
     ap.add_argument("--workers", default="1,2", help="worker counts, comma-separated (default 1,2)")
-    ap.add_argument("--seconds", type=float, default=8.0)
-    ap.add_argument("--warmup", type=float, default=2.0)
+    ap.add_argument("--seconds", type=_whole_seconds, default=8, help="each row's run, whole seconds (wrk's unit)")
+    ap.add_argument("--warmup", type=_whole_seconds, default=2,
+                    help="the warm-up of each row but the misses, whole seconds (it fills the hot plates' cache)")
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--samples", type=int, default=5000, help="distinct points and queries")
