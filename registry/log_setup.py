@@ -50,7 +50,7 @@ class StderrHandler(logging.StreamHandler):
         self._held_chars = 0
         self._held_since = 0.0
         self._writer: threading.Thread | None = None
-        os.register_at_fork(after_in_child=self._forget_writer)  # a forked child has no such thread
+        os.register_at_fork(after_in_child=self._forget_held)  # the parent writes what it held
 
     def emit(self, record: logging.LogRecord) -> None:  # called under the handler's lock (Handler.handle)
         if self.hold_seconds <= 0 or record.levelno >= logging.WARNING:
@@ -97,8 +97,10 @@ class StderrHandler(logging.StreamHandler):
         self._writer = threading.Thread(target=self._write_quiet_spells, name="log-writer", daemon=True)
         self._writer.start()
 
-    def _forget_writer(self) -> None:
-        self._writer = None
+    def _forget_held(self) -> None:
+        """In a forked child (the batch's matching processes): the parent's held lines are the
+        parent's to write (the child would write them twice), and the writer thread stayed there."""
+        self._held, self._held_chars, self._writer = [], 0, None
 
     def _write_quiet_spells(self) -> None:
         while self.hold_seconds > 0:

@@ -4,6 +4,7 @@ stays what happened."""
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -74,6 +75,22 @@ def test_should_lose_no_held_line_when_the_process_ends(tmp_path):
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=60)
     assert res.returncode == 0, res.stderr
     assert [line.split(": ", 1)[1] for line in res.stderr.splitlines()] == [f"GET /p/{{token}} 200 {i}" for i in range(3)]
+
+
+def test_should_write_each_held_line_once_when_the_process_forks(tmp_path):
+    # the batch's matching processes are forked from a worker that may hold request lines
+    out = tmp_path / "stderr.log"
+    with _logger(out, "fork", hold_seconds=60) as log:
+        log.info("GET /p/{token} 200")
+        pid = os.fork()
+        if pid == 0:  # the child: its own warning, then gone without the interpreter's shutdown
+            try:
+                log.warning("matching process started")
+            finally:
+                os._exit(0)
+        os.waitpid(pid, 0)
+        log.info("POST /v1/match 200")
+    assert sorted(_lines(out)) == ["GET /p/{token} 200", "POST /v1/match 200", "matching process started"]
 
 
 def test_should_hold_lines_in_a_handler_the_command_configured_before_the_api_started():
