@@ -12,7 +12,7 @@ from contextlib import contextmanager
 
 from registry.log_setup import StderrHandler
 from registry.settings import PROJECT_ROOT
-from tests.waiting import eventually
+from waiting import eventually
 
 
 @contextmanager
