@@ -23,18 +23,16 @@ test_batch_exact.py checks it against the engine row by row.
 """
 from __future__ import annotations
 
-import re
 
 import numpy as np
 
-from registry.search.engine import EXACT_NUMBER_FIELDS, exact_levels
+from registry.search.engine import DIGIT, EXACT_NUMBER_FIELDS, exact_levels
 from registry.search.gazetteer import CITY_PREFIX, FIELDS, Gazetteer, text_key
 from registry.search.validate import MAX_QUERY_CHARS
 from registry.text.normalize import is_normal
 
 FINANCIAL = frozenset("壹贰叁肆伍陆柒捌玖拾佰仟")
 EXACT_REASON = "精确匹配 / exact match"
-_DIGIT = re.compile(r"[0-9]")
 _F = {f: k for k, f in enumerate(FIELDS)}
 _NUMBER_LEVELS = tuple((name, _F[f]) for name, f in EXACT_NUMBER_FIELDS)
 
@@ -42,7 +40,7 @@ _NUMBER_LEVELS = tuple((name, _F[f]) for name, f in EXACT_NUMBER_FIELDS)
 def exact_tail(raw: str) -> str | None:
     """The text after 浙江省 / 湖州市 under which the engine would look `raw` up exactly, when
     that is certain without preparing it (see above); None otherwise."""
-    if _DIGIT.search(raw) is None or not is_normal(raw) or not FINANCIAL.isdisjoint(raw):
+    if DIGIT.search(raw) is None or not is_normal(raw) or not FINANCIAL.isdisjoint(raw):
         return None
     if len(raw) > MAX_QUERY_CHARS:  # what check_text refuses of such a row (no control character, not blank)
         return None

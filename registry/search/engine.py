@@ -10,12 +10,13 @@ form (the best result and its confidence, no explain).
 from __future__ import annotations
 
 import math
+import re
 import time
 from dataclasses import dataclass
 
 from registry.search.gazetteer import CITY_PREFIX, Gazetteer
 from registry.search.parse import EDIT_MODES, Match, scan
-from registry.search.query import PreparedQuery, prepare
+from registry.search.query import PreparedQuery, prepare, query_text
 from registry.search.rank import (LOW_CONFIDENCE, PARTIAL_FACTOR, TAIL_WEIGHT, Hit, address_id, apply_distance,
                                   describe, finalize, free_of, order, rec_fields, to_dict)
 from registry.search.resolve import container_kind, resolve
@@ -52,10 +53,14 @@ class Filters:
 class Outcome:
     gaz: Gazetteer
     hits: list[Hit]
-    pq: PreparedQuery
+    pq: PreparedQuery | None  # None on the exact path, which does not prepare the query (prepared())
     matches: list[Match]
     passes: list[str]
     elapsed_ms: float
+    query: str = ""
+
+    def prepared(self) -> PreparedQuery:
+        return self.pq if self.pq is not None else prepare(self.query)
 
 
 def _entity_hit(gaz: Gazetteer, m: Match, partial: bool) -> Hit | None:
@@ -308,16 +313,21 @@ def interpret(gaz: Gazetteer, pq: PreparedQuery, matches: list[Match], filters: 
     return order(out)
 
 
-def exact_hit(gaz: Gazetteer, pq: PreparedQuery) -> Hit | None:
-    """The fast path: the query, normalized, is a standard address text (with or without
-    浙江省 / 湖州市, or without its county too when one county alone completes it): a few hash
-    lookups, no parsing."""
-    tail = pq.text
+DIGIT = re.compile(r"[0-9]")  # the exact path's test for numbers (and the batch's, registry.search.batch_exact)
+
+
+def exact_hit(gaz: Gazetteer, text: str) -> Hit | None:
+    """The fast path: the query's text (query.query_text) is a standard address text (with or
+    without 浙江省 / 湖州市, or without its county too when one county alone completes it): a few
+    hash lookups, no parsing. A standard text writes its numbers in digits, and the number grammar
+    reads every digit run as a number part: a text without a digit is left to the passes, as a
+    query without numbers always was (registry.search.batch_exact reads rows by the same rule)."""
+    tail = text
     if tail.startswith("浙江省"):
         tail = tail[3:]
     if tail.startswith("湖州市"):
         tail = tail[3:]
-    if len(tail) < 6 or not pq.numbers:
+    if len(tail) < 6 or DIGIT.search(tail) is None:
         return None
     ref = gaz.addresses.by_text(CITY_PREFIX + tail)
     county_given = ref is not None
@@ -381,11 +391,12 @@ def _without_county(gaz: Gazetteer, tail: str):
 def run(gaz: Gazetteer, q: str, filters: Filters | None = None) -> Outcome:
     t0 = time.perf_counter()
     filters = filters or Filters()
-    pq = prepare(q)
-    exact = exact_hit(gaz, pq)
+    text = query_text(q)
+    exact = exact_hit(gaz, text)
     if exact is not None and filters.accepts(exact):
         apply_distance(exact, filters.near)
-        return Outcome(gaz, [exact], pq, [], ["exact"], (time.perf_counter() - t0) * 1000)
+        return Outcome(gaz, [exact], None, [], ["exact"], (time.perf_counter() - t0) * 1000, query=q)
+    pq = prepare(q, text)
     passes = ["gaps"]
     doors_of: dict = {}  # what the passes share: the doors resolved, the spans read with edits
     edit_readings: dict = {}
@@ -414,7 +425,7 @@ def search(gaz: Gazetteer, q: str, *, limit: int = 10, filters: Filters | None =
 
 
 def explain_trace(o: Outcome) -> dict:
-    pq = o.pq
+    pq = o.prepared()
     return {
         "query": pq.raw,
         "normalized": pq.text,

@@ -149,8 +149,9 @@ def _cut_runs(text: str, numbers: list[NumberPart]) -> list[Run]:
 _HAS_LATIN = re.compile(r"[A-Za-z\u00c0-\u024f\uff21-\uff3a\uff41-\uff5a]")
 
 
-def prepare(raw: str) -> PreparedQuery:
-    """Normalize a free-text query and find its number components and text runs."""
+def query_text(raw: str) -> str:
+    """The query as the engine reads it: financial numerals before a number suffix as digits,
+    normalized, latin tones and suffixes folded (the exact path looks this text up as it is)."""
     latin = _HAS_LATIN.search(raw) is not None
     text = _financial(_strip_tone_digits(raw) if latin else raw)
     if not is_normal(text):  # a few µs where normalize costs ~25: most queries are typed normal
@@ -158,6 +159,14 @@ def prepare(raw: str) -> PreparedQuery:
     if latin:
         text = strip_latin_tones(text)
         text = _LATIN_SUFFIX.sub(lambda m: _LATIN_SUFFIX_MAP[m.group(1)], text)
+    return text
+
+
+def prepare(raw: str, text: str | None = None) -> PreparedQuery:
+    """Normalize a free-text query and find its number components and text runs (`text`: its
+    query_text, when the caller has it already)."""
+    if text is None:
+        text = query_text(raw)
     numbers = scan_number_parts(text)  # the one number grammar (registry.text.house_number)
     # Floors: with no building, 3楼 is building 3 (3号楼) as often as not; keep both readings
     # by recording it as a floor and letting the resolver try the building.
