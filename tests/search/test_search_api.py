@@ -38,6 +38,15 @@ def test_should_add_the_explain_trace_when_asked(town_client):
     assert body["results"][0]["explain"]["chosen"]
 
 
+def test_should_explain_an_exact_answer_with_the_numbers_of_its_text(town_client):
+    standard = town_client.get("/v1/search", params={"q": "吴兴区人民路123号"}).json()["results"][0]["address"]
+    body = town_client.get("/v1/search", params={"q": standard, "explain": "true"}).json()
+    assert body["results"][0]["address"] == standard
+    trace = body["explain"]
+    assert trace["passes"] == ["exact"] and trace["normalized"] == standard
+    assert [(n["kind"], n["text"], n["value"]["main"]) for n in trace["numbers"]] == [("number", "123号", 123)]
+
+
 @pytest.mark.parametrize("params,expected", [
     ({"q": "人民路123号", "division": "330503"}, "renmin_nx_123"),
     ({"q": "人民路123号", "near": "119.905,31.01"}, "renmin_cx_123"),
