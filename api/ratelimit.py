@@ -237,15 +237,16 @@ class LeasedBuckets:
                 if b.have >= 1:
                     b.have -= 1
                     b.used += 1
-                    if b.have < self.lease_size(limit) // 2:
-                        self._wake.set()
+                    if b.have < self.lease_size(limit) // 2 and not self._wake.is_set():
+                        self._wake.set()  # (is_set first: set takes the event's lock, on every request)
                     return True, 0.0
                 if now < b.empty_until:
                     return False, b.empty_until - now
                 if b.have > -self.lease_size(limit):  # on credit, paid at the next settlement
                     b.have -= 1
                     b.used += 1
-                    self._wake.set()
+                    if not self._wake.is_set():
+                        self._wake.set()
                     return True, 0.0
                 if attempt or now - b.asked < self.interval:
                     return False, max(1.0, self.interval)
