@@ -237,16 +237,15 @@ class LeasedBuckets:
                 if b.have >= 1:
                     b.have -= 1
                     b.used += 1
-                    if b.have < self.lease_size(limit) // 2 and not self._wake.is_set():
-                        self._wake.set()  # (is_set first: set takes the event's lock, on every request)
+                    if b.have < self.lease_size(limit) // 2:
+                        self._wake_settler()
                     return True, 0.0
                 if now < b.empty_until:
                     return False, b.empty_until - now
                 if b.have > -self.lease_size(limit):  # on credit, paid at the next settlement
                     b.have -= 1
                     b.used += 1
-                    if not self._wake.is_set():
-                        self._wake.set()
+                    self._wake_settler()
                     return True, 0.0
                 if attempt or now - b.asked < self.interval:
                     return False, max(1.0, self.interval)
@@ -254,6 +253,10 @@ class LeasedBuckets:
             # a burst past the credit before the store answered: settle this bucket now
             self.settle(only=key)
         return False, max(1.0, self.interval)
+
+    def _wake_settler(self) -> None:
+        if not self._wake.is_set():  # set() takes the event's lock: not on every request once it is set
+            self._wake.set()
 
     # --- settlement ------------------------------------------------------------------------------
     def settle(self, only: str | None = None, *, final: bool = False) -> int:

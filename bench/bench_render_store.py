@@ -38,20 +38,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench_serving import HTML, samples  # noqa: E402 (bench/ is on sys.path when run as a script)
+from bench_serving import HTML, asgi_scope, samples  # noqa: E402 (bench/ is on sys.path when run as a script)
 
 FULL_CITY = "postgresql+psycopg://registry@127.0.0.1:55432/registry_city_full"
 DICTIONARY_SHARE = 0.10  # the answers the dictionary is made of (not measured)
 DICTIONARY_BYTES = 32_768  # zlib's window: a longer preset dictionary is not used
 IN_FLIGHT = 32  # requests at once, as bench_serving's 32 connections
 WARM_PLATES = 1000  # scanned first (not measured): the per-chain caches and the facility grid's cells filled
-
-
-def _scope(path: str, accept: str) -> dict:
-    return {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
-            "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
-            "headers": [(b"host", b"127.0.0.1"), (b"accept", accept.encode())],
-            "client": ("127.0.0.1", 5555), "server": ("127.0.0.1", 8100)}
 
 
 async def _answers(app, paths: list[str], accept: str) -> tuple[list[bytes], float]:
@@ -70,7 +63,7 @@ async def _answers(app, paths: list[str], accept: str) -> tuple[list[bytes], flo
             if message["type"] == "http.response.body":
                 bodies[i] = message["body"]
 
-        await app(_scope(path, accept), receive, send)
+        await app(asgi_scope(path, accept), receive, send)
 
     t0 = time.process_time()
     for start in range(0, len(paths), IN_FLIGHT):

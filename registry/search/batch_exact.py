@@ -23,7 +23,6 @@ test_batch_exact.py checks it against the engine row by row.
 """
 from __future__ import annotations
 
-
 import numpy as np
 
 from registry.search.engine import DIGIT, EXACT_NUMBER_FIELDS, exact_levels
