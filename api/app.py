@@ -18,6 +18,7 @@ from api.routes import addresses, adjustments, boundaries, changes, divisions, h
 from api.ogc import router as ogc_router  # OGC API – Features under /ogc
 from api.routes import doorplates, heritage, pages, placenames, tiles
 from api.routes import exports as export_routes
+from api.scan_store import open_store
 from api.routes import feed as feed_routes
 from api.routes import search as search_routes
 from registry.db.engine import make_engine
@@ -68,6 +69,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         # on first use otherwise (registry/serving).
         app.state.read_path = ReadPath(settings, app.state.engine.url.render_as_string(hide_password=False),
                                        listener=app.state.listener)
+        # every live plate's answer built ahead (REGISTRY_SCAN_STORE_DIR; api/scan_store.py), if any
+        app.state.read_path.store = open_store(settings)
         if owned:
             app.state.search.start()
             app.state.tile_cache.follow(app.state.engine, app.state.listener)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from loaders.cli_support import engine
+from loaders.scan_store_cli import scan_store_app
 from registry.authorities import AUTHORITIES, AUTHORITY_HELP
 from registry.errors import AmbiguousCode, RegistryError
 
@@ -24,6 +25,7 @@ plates_app = typer.Typer(help="Digital doorplates (数字门牌): issue, lifecyc
 keys_app = typer.Typer(help="The HMAC keys that sign the QR codes (secrets are never printed).",
                        no_args_is_help=True)
 plates_app.add_typer(keys_app, name="keys")
+plates_app.add_typer(scan_store_app, name="scan-store")
 
 Actor = Annotated[str, typer.Option(help="who does it (recorded in the change set)")]
 

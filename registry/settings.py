@@ -102,6 +102,11 @@ class Settings(BaseSettings):
     search_dialect_pinyin: bool = Field(
         default=True, description="search forgives z/zh, c/ch, s/sh, an/ang, en/eng, in/ing and n/l (Zhejiang pinyin)"
     )
+    scan_store_dir: Path | None = Field(
+        default=None,
+        description="where `registry plates scan-store build` keeps every live plate's public answer built ahead "
+                    "(memory-mapped by every API worker; unset: every scan the render cache misses is composed)",
+    )
     gazetteer_dir: Path = Field(
         default=PROJECT_ROOT / "var" / "gazetteer",
         description="where the search gazetteer's shared generations live (memory-mapped by every API worker)",

@@ -150,6 +150,20 @@ def _ok_page(result: Scan, token: str, *, agency: bool, reported: bool) -> bytes
                       report_kinds=REPORT_KIND_NAMES, max_text=MAX_TEXT, kind_names=KIND_NAMES)
 
 
+def ok_body(result: Scan, token: str, *, html: bool, reported: bool = False) -> bytes:
+    """The public answer of a plate in service (`result.state == "ok"`): the JSON or the page. The
+    scan store's build (api/scan_store.py) stores exactly these bytes."""
+    if html:
+        return _ok_page(result, token, agency=False, reported=reported)
+    return orjson.dumps(result.body)
+
+
+def ok_render(body: bytes, plate_id: int, *, html: bool) -> Render:
+    if html:
+        return Render(200, body, PAGE_MEDIA_TYPE, PAGE_HEADERS, plate_id)
+    return Render(200, body, "application/json", (), plate_id)
+
+
 _GONE_DETAIL = {
     "replaced": "此门牌已被替换 / this plate has been replaced",
     "revoked": "此门牌已注销 / this plate has been revoked",
@@ -309,16 +323,20 @@ async def _scan_render(app, fast: ReadPath, token: str, variant, *, html: bool, 
         if html:
             return _render(_error_page(exc, token))
         raise exc
+    store = fast.store
+    if store is not None and not reported:  # the answer built ahead, when made of this very row (store.py)
+        stored = store.answer(parsed.plate_id, row, token, html)
+        if stored is not None:
+            render = ok_render(stored, parsed.plate_id, html=html)
+            cache.put(variant, render, dependencies(row), epoch)
+            return render
     if row.get("successor"):  # the replacing plate's link is signed with its own key
         await _hold_key(ring, fast, row["successor"][1])
     result = compose(row, base_url=app.state.settings.public_base_url, token=token,
                      token_for=ring.loaded_token_for)
     # the common answers, as _answer would give them, without a Response
-    if result.state == "ok" and not html:
-        render = Render(200, orjson.dumps(result.body), "application/json", (), parsed.plate_id)
-    elif result.state == "ok":
-        render = Render(200, _ok_page(result, token, agency=False, reported=reported), PAGE_MEDIA_TYPE,
-                        PAGE_HEADERS, parsed.plate_id)
+    if result.state == "ok":
+        render = ok_render(ok_body(result, token, html=html, reported=reported), parsed.plate_id, html=html)
     else:
         render = _render(_answer(path, result, token, html=html, agency=False, reported=reported),
                          parsed.plate_id)

@@ -20,6 +20,7 @@ from registry.serving.pool import Health, ReadPool, libpq_url, read_urls
 from registry.serving.reverse import ReverseMemory
 from registry.serving.reference import Reference
 from registry.serving.scan import PlateReads
+from registry.serving.store import ScanStore
 from registry.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,9 @@ class ReadPath:
         self._own_listener = listener is None
         self._followed: _Followers | None = None
         self.nearest = NearestIndex()  # reverse geocoding's nearest address from the gazetteer's columns
+        # the scans' answers built ahead (registry/serving/store.py), opened by the API's lifespan when
+        # REGISTRY_SCAN_STORE_DIR is set (the API knows the code that composes them)
+        self.store: ScanStore | None = None
         self._grid: asyncio.Future | None = None
         self._opening: asyncio.Lock | None = None
         self.opened = False
@@ -91,6 +95,9 @@ class ReadPath:
                 await asyncio.to_thread(self.listener.stop)
                 self.listener = None
         await self.reference.close()
+        if self.store is not None:
+            self.store.close()
+            self.store = None
         if self.opened:
             await self.pool.close()
             self.opened = False

@@ -1,0 +1,288 @@
+"""The scan store: every live plate's finished public answer (JSON and page), built ahead, on disk.
+
+A render-cache miss composes its answer (the division chain, the nearest service of each category,
+the navigation links, the JSON or the page): ~300–450 µs of a worker's CPU, most of a miss. With
+`REGISTRY_SCAN_STORE_DIR` set, a miss reads the plate's row as always and, when the store holds an
+answer made of that very row, serves the stored bytes instead of composing them again.
+
+An entry is used only when all of these hold, so that a stored answer is never older than the data:
+
+- the store was built for this `REGISTRY_PUBLIC_BASE_URL` and by this code (`composer`: a digest of
+  the code that composes answers, given by the API; any other code leaves the store unused);
+- the fingerprint of the scan's row as read now (the plate, its address, its street and compound,
+  the division chain, the nearest facilities: everything `compose` reads, `fingerprint`) is the one
+  the answer was made of: an edited address, a renamed street or division, a new facility nearby,
+  a revoked plate all give another fingerprint and the answer is composed as before;
+- the request's token is the one the answer carries (the report link is made of it).
+
+Only plain answers are stored (a plate in service, not replaced, its address in use; the page
+without the thank-you note): everything else is composed as before.
+
+Layout: `<dir>/current` is a symlink to one generation directory (`gen-<UTC time>`), replaced
+atomically by a build; a worker looks again at most every `RELOAD_CHECK_SECONDS` and opens the new
+one. A generation holds `meta.json`, `ids.npy` (plate ids, ascending), `checks.npy` (per plate:
+row fingerprint, token digest), `offsets.npy` (per plate and variant, into `answers.bin`), the two
+zlib preset dictionaries (`dict-json.bin`, `dict-html.bin`) and `answers.bin` (each answer deflated
+with its variant's dictionary). The arrays and the answers are memory-mapped: the workers of a host
+share one copy in the page cache.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import mmap
+import os
+import time
+import zlib
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+log = logging.getLogger(__name__)
+
+FORMAT = 1
+VARIANTS = ("json", "html")
+CURRENT = "current"
+RELOAD_CHECK_SECONDS = 10.0  # how often a worker looks whether a newer generation was published
+DICTIONARY_BYTES = 32_768  # zlib's window: a longer preset dictionary is not used
+DICTIONARY_SAMPLE = 400  # answers of each variant the dictionary is made of
+DEFLATE_LEVEL = 6  # level 9 is ~50 % slower to build for ~1 % fewer bytes
+GENERATIONS_KEPT = 2  # the current one and the one before (a worker may still have it open)
+
+
+class StoreError(Exception):
+    """A store directory that cannot be read or written (the CLI says so; the API serves without it)."""
+
+
+def fingerprint(row: dict[str, Any]) -> int:
+    """What a scan's answer is made of, as one 64-bit number: the row `compose` reads, serialized."""
+    return int.from_bytes(hashlib.blake2b(orjson.dumps(row), digest_size=8).digest(), "little")
+
+
+def token_digest(token: str) -> int:
+    return int.from_bytes(hashlib.blake2b(token.encode(), digest_size=8).digest(), "little")
+
+
+def train_dictionary(answers: Iterable[bytes]) -> bytes:
+    """A zlib preset dictionary from sample answers: their common strings, the last ones nearest."""
+    return b"".join(answers)[-DICTIONARY_BYTES:]
+
+
+class Deflater:
+    """Deflates answers with one preset dictionary: a compressor primed with it once, copied per
+    answer (priming costs more than deflating a whole answer)."""
+
+    def __init__(self, dictionary: bytes) -> None:
+        self._primed = zlib.compressobj(DEFLATE_LEVEL, zdict=dictionary)
+
+    def __call__(self, body: bytes) -> bytes:
+        c = self._primed.copy()
+        return c.compress(body) + c.flush()
+
+
+def inflate(packed: bytes, dictionary: bytes) -> bytes:
+    d = zlib.decompressobj(zdict=dictionary)
+    return d.decompress(packed) + d.flush()
+
+
+# -- writing -----------------------------------------------------------------------------------------------
+class GenerationWriter:
+    """A new generation in `<root>/gen-…`: parts appended in ascending plate id order, then `publish`."""
+
+    def __init__(self, root: Path, meta: dict[str, Any], dictionaries: dict[str, bytes]) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+        self.path = self.root / f"gen-{stamp}"
+        self.path.mkdir()
+        self.meta = dict(meta, format=FORMAT, variants=list(VARIANTS),
+                         built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        for name, blob in dictionaries.items():
+            (self.path / f"dict-{name}.bin").write_bytes(blob)
+        self._answers = open(self.path / "answers.bin", "wb")
+        self._ids: list[np.ndarray] = []
+        self._checks: list[np.ndarray] = []
+        self._lengths: list[np.ndarray] = []
+        self._last_id = -1
+
+    def add_part(self, ids: np.ndarray, checks: np.ndarray, lengths: np.ndarray, answers: bytes) -> None:
+        """`ids` ascending and above every id before; `checks` (n, 2) uint64; `lengths` (n, variants)."""
+        if len(ids):
+            if int(ids[0]) <= self._last_id or np.any(np.diff(ids) <= 0):
+                raise StoreError("scan store parts must come in ascending plate id order")
+            self._last_id = int(ids[-1])
+        self._ids.append(np.asarray(ids, dtype=np.int64))
+        self._checks.append(np.asarray(checks, dtype=np.uint64).reshape(-1, 2))
+        self._lengths.append(np.asarray(lengths, dtype=np.int64).reshape(-1, len(VARIANTS)))
+        self._answers.write(answers)
+
+    def publish(self) -> Path:
+        """Write the arrays and meta, then point `current` at this generation (atomically)."""
+        self._answers.close()
+        ids = np.concatenate(self._ids) if self._ids else np.zeros(0, np.int64)
+        checks = np.concatenate(self._checks) if self._checks else np.zeros((0, 2), np.uint64)
+        lengths = np.concatenate(self._lengths) if self._lengths else np.zeros((0, len(VARIANTS)), np.int64)
+        offsets = np.zeros(lengths.size + 1, dtype=np.int64)
+        np.cumsum(lengths.ravel(), out=offsets[1:])
+        if offsets[-1] != (self.path / "answers.bin").stat().st_size:
+            raise StoreError("scan store: the answers written do not add up to their lengths")
+        np.save(self.path / "ids.npy", ids)
+        np.save(self.path / "checks.npy", checks)
+        np.save(self.path / "offsets.npy", offsets)
+        self.meta["plates"] = int(len(ids))
+        self.meta["answer_bytes"] = int(offsets[-1])
+        (self.path / "meta.json").write_text(json.dumps(self.meta, ensure_ascii=False, indent=2) + "\n")
+        link = self.root / f".{CURRENT}-{os.getpid()}"
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        os.symlink(self.path.name, link)
+        os.replace(link, self.root / CURRENT)  # a rename: readers see the old or the new, never none
+        _prune(self.root, keep=self.path.name)
+        return self.path
+
+    def abandon(self) -> None:
+        """A build that failed: its directory goes, `current` stays as it was."""
+        self._answers.close()
+        _remove_tree(self.path)
+
+
+def _generations(root: Path) -> list[Path]:
+    return sorted(p for p in root.glob("gen-*") if p.is_dir())
+
+
+def _prune(root: Path, keep: str) -> None:
+    gens = [g for g in _generations(root) if g.name != keep]
+    for old in gens[:max(0, len(gens) - (GENERATIONS_KEPT - 1))]:
+        _remove_tree(old)
+
+
+def _remove_tree(path: Path) -> None:
+    for child in path.iterdir():
+        child.unlink()
+    path.rmdir()
+
+
+# -- reading -----------------------------------------------------------------------------------------------
+class Generation:
+    """One published generation, memory-mapped."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self.meta = json.loads((path / "meta.json").read_text())
+            if self.meta.get("format") != FORMAT:
+                raise StoreError(f"scan store {path}: format {self.meta.get('format')!r}, this code reads {FORMAT}")
+            self.ids = np.load(path / "ids.npy", mmap_mode="r")
+            self.checks = np.load(path / "checks.npy", mmap_mode="r")
+            self.offsets = np.load(path / "offsets.npy", mmap_mode="r")
+            self.dictionaries = tuple((path / f"dict-{v}.bin").read_bytes() for v in VARIANTS)
+            with open(path / "answers.bin", "rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                self._answers = mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ) if size else b""
+        except (OSError, ValueError, KeyError) as exc:
+            raise StoreError(f"scan store {path}: {exc}") from exc
+        # plain Python views of the hot arrays' lookups (numpy scalars cost more than they save here)
+        self._n = len(self.ids)
+
+    def find(self, plate_id: int) -> int | None:
+        i = int(np.searchsorted(self.ids, plate_id))
+        return i if i < self._n and int(self.ids[i]) == plate_id else None
+
+    def answer(self, i: int, variant: int) -> bytes:
+        k = i * len(VARIANTS) + variant
+        start, end = int(self.offsets[k]), int(self.offsets[k + 1])
+        return inflate(self._answers[start:end], self.dictionaries[variant])
+
+    def close(self) -> None:
+        if isinstance(self._answers, mmap.mmap):
+            self._answers.close()
+
+
+class ScanStore:
+    """The API's view of a store directory: the current generation when it fits this API (its base
+    URL and composer), looked for again every RELOAD_CHECK_SECONDS. Used from one event loop."""
+
+    def __init__(self, root: str | Path, *, base_url: str, composer: str) -> None:
+        self.root = Path(root)
+        self.base_url = base_url
+        self.composer = composer
+        self.generation: Generation | None = None
+        self._target: str | None = None
+        self._checked = 0.0
+        self.served = self.stale = self.absent = 0  # for the benches and the status command
+        self.refresh(force=True)
+
+    def refresh(self, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._checked < RELOAD_CHECK_SECONDS:
+            return
+        self._checked = now
+        try:
+            target = os.readlink(self.root / CURRENT)
+        except OSError:
+            target = None
+        if target == self._target:
+            return
+        self._target = target
+        old, self.generation = self.generation, None
+        if target is not None:
+            self.generation = self._open(self.root / target)
+        if old is not None:
+            old.close()
+
+    def _open(self, path: Path) -> Generation | None:
+        try:
+            gen = Generation(path)
+        except StoreError as exc:
+            log.warning("%s; scans are composed without it", exc)
+            return None
+        meta = gen.meta
+        if meta.get("base_url") != self.base_url:
+            log.warning("scan store %s was built for %s, this API prints %s: not used (rebuild it: registry plates "
+                        "scan-store build)", path, meta.get("base_url"), self.base_url)
+        elif meta.get("composer") != self.composer:
+            log.warning("scan store %s was built by other code than this API's: not used (rebuild it: registry "
+                        "plates scan-store build)", path)
+        else:
+            log.info("scan store %s: %s plates, built %s", path, f"{meta.get('plates', 0):,}", meta.get("built_at"))
+            return gen
+        gen.close()
+        return None
+
+    def answer(self, plate_id: int, row: dict[str, Any], token: str, html: bool) -> bytes | None:
+        """The stored answer of this plate when it was made of exactly this row and token; else None."""
+        self.refresh()
+        gen = self.generation
+        if gen is None:
+            return None
+        i = gen.find(plate_id)
+        if i is None:
+            self.absent += 1
+            return None
+        check = gen.checks[i]
+        if int(check[0]) != fingerprint(row) or int(check[1]) != token_digest(token):
+            self.stale += 1
+            return None
+        self.served += 1
+        return gen.answer(i, 1 if html else 0)
+
+    def close(self) -> None:
+        if self.generation is not None:
+            self.generation.close()
+            self.generation = None
+
+
+def status(root: str | Path) -> dict[str, Any] | None:
+    """The current generation's meta (with its path), or None when nothing was published."""
+    root = Path(root)
+    try:
+        target = os.readlink(root / CURRENT)
+    except OSError:
+        return None
+    meta = json.loads((root / target / "meta.json").read_text())
+    return dict(meta, path=str(root / target))
