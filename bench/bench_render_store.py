@@ -1,7 +1,8 @@
-"""What a persistent render store of the public scan would hold and save (issue 11): measured, not built.
+"""What a persistent render store of the public scan holds and saves (issue 11).
 
     .venv/bin/python bench/bench_render_store.py                  # the full city (registry_city_full)
     .venv/bin/python bench/bench_render_store.py --plates 5000 --database-url URL
+    .venv/bin/python bench/bench_render_store.py --scan-store var/bench/scan-store-full   # and the real store
 
 The scan rows of bench/bench_serving.py that miss the render cache stay far below their goals (60 % /
 50 % of a trivial endpoint) because each miss is composed: the row completed from the reference data,
@@ -19,9 +20,12 @@ store would weigh and what a miss served from it could cost, so that the choice 
 
 A miss served from such a store would cost about a hit plus the plate's read (which a miss pays
 already: its row's version decides whether the stored answer is still today's) plus one inflate.
-Building it costs a composed miss of each answer for every live plate, printed as CPU minutes; it
-would be rebuilt whole after any facility, division or signing-key change (the nearest services and
-the chains of every plate may move). Nothing is written; nothing here is run by the tests.
+Building it costs a composed miss of each answer for every live plate, printed as CPU minutes.
+
+With `--scan-store DIR` (a store built by `registry plates scan-store build` for this database;
+registry/serving/store.py) the same plates are scanned again through an app serving it: its misses'
+CPU beside the composed ones, how many answers it served, and whether every answer is the same
+bytes. Nothing is written; nothing here is run by the tests.
 """
 from __future__ import annotations
 
@@ -84,14 +88,15 @@ async def _reads(read_path, paths: list[str]) -> float:
     return (time.process_time() - t0) / len(ids) * 1e6
 
 
-async def _measure(url: str, paths: list[str]) -> dict:
+async def _measure(url: str, paths: list[str], store_dir: Path | None = None) -> dict:
     from api.app import create_app
     from registry.log_setup import StderrHandler
     from registry.settings import get_settings
 
     os.environ["REGISTRY_DATABASE_URL"] = url
     settings = get_settings().model_copy(update={"database_url": url, "rate_limit_public_per_minute": 10**9,
-                                                 "scan_cache_entries": 2 * len(paths) + 100})
+                                                 "scan_cache_entries": 2 * len(paths) + 100,
+                                                 "scan_store_dir": store_dir})
     app = create_app(settings)
     access = logging.getLogger("registry.access")  # the request log written, as `registry serve` does
     handler = StderrHandler(open(os.devnull, "w"), hold_seconds=settings.log_hold_seconds)
@@ -109,6 +114,9 @@ async def _measure(url: str, paths: list[str]) -> dict:
                 _, hit = await _answers(app, rest, accept)
                 out[name] = {"bodies": bodies, "miss_us": miss, "hit_us": hit}
             out["read_us"] = await _reads(app.state.read_path, rest)
+            store = app.state.read_path.store
+            if store is not None:
+                out["store"] = {"served": store.served, "stale": store.stale, "absent": store.absent}
     finally:
         access.removeHandler(handler)
         handler.close()
@@ -141,6 +149,9 @@ def main() -> None:
     ap.add_argument("--plates", type=int, default=5000,
                     help=f"random live plates: {WARM_PLATES:,} warm the caches, each of the rest is scanned as a miss "
                          "then a hit")
+    ap.add_argument("--scan-store", type=Path, metavar="DIR",
+                    help="a built scan store (registry plates scan-store build): the same plates are then also "
+                         "scanned through an app serving it, and its misses measured")
     args = ap.parse_args()
     if args.plates < WARM_PLATES + 200:
         raise SystemExit(f"--plates: at least {WARM_PLATES + 200:,} ({WARM_PLATES:,} warm the caches; a tenth of "
@@ -154,6 +165,7 @@ def main() -> None:
         live = conn.execute(text("SELECT count(*) FROM doorplates WHERE status IN ('issued', 'active')")).scalar_one()
     engine.dispose()
     measured = asyncio.run(_measure(args.database_url, paths))
+    served = asyncio.run(_measure(args.database_url, paths, args.scan_store)) if args.scan_store else None
     print(f"{len(paths) - WARM_PLATES:,} random live plates of {live:,}; CPU µs a request through the app in process "
           f"(lifespan, read path, request log), {IN_FLIGHT} at once; sizes in bytes an answer")
     print(f"{'answer':6} {'miss µs':>8} {'hit µs':>7} {'raw':>6} {'zlib':>6} {'dict':>6} {'inflate µs':>10} "
@@ -175,6 +187,16 @@ def main() -> None:
     for name, m in measured.items():
         print(f"{name} miss served from such a store ≈ hit + read + inflate = {m['from_store_us']:.0f} µs against "
               f"{m['miss_us']:.0f} µs composed (×{m['miss_us'] / m['from_store_us']:.1f} fewer CPU µs a miss)")
+    if served is not None:
+        counts = served.pop("store", None) or {}
+        print(f"through an app serving the store {args.scan_store} (the same plates; its answers served "
+              f"{counts.get('served', 0):,}, stale {counts.get('stale', 0):,}, absent {counts.get('absent', 0):,}):")
+        for name in ("JSON", "HTML"):
+            m, s = measured[name], served[name]
+            same = sum(a == b for a, b in zip(m["bodies"], s["bodies"]))
+            print(f"{name} miss {s['miss_us']:.0f} µs against {m['miss_us']:.0f} µs composed "
+                  f"(×{m['miss_us'] / s['miss_us']:.1f}); hit {s['hit_us']:.0f} µs; {same:,} of {len(m['bodies']):,} "
+                  f"answers byte-identical to the composed ones")
 
 
 if __name__ == "__main__":

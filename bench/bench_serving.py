@@ -243,9 +243,12 @@ def _wait_http(port: int, path: str, proc: subprocess.Popen, limit: float = 180.
     raise SystemExit(f"the server on port {port} did not answer {path}")
 
 
-def start_registry(url: str, port: int, workers: int) -> subprocess.Popen:
+def start_registry(url: str, port: int, workers: int, scan_store: Path | None = None) -> subprocess.Popen:
     # as `make demo` runs it: the log at its default level (INFO: the request log on, to /dev/null here)
     env = {**os.environ, "REGISTRY_DATABASE_URL": url, "REGISTRY_RATE_LIMIT_PUBLIC_PER_MINUTE": str(10**9)}
+    env.pop("REGISTRY_SCAN_STORE_DIR", None)
+    if scan_store is not None:
+        env["REGISTRY_SCAN_STORE_DIR"] = str(scan_store)
     env.pop("REGISTRY_LOG_LEVEL", None)
     cmd = [str(ROOT / ".venv" / "bin" / "registry"), "serve", "--host", "127.0.0.1", "--port", str(port),
            "--workers", str(workers)]
@@ -257,6 +260,24 @@ def start_registry(url: str, port: int, workers: int) -> subprocess.Popen:
         stop(proc)
         raise
     return proc
+
+
+def ensure_scan_store(url: str, root: Path) -> None:
+    """A scan store at `root` this code serves for this database (built when it holds none)."""
+    from api.scan_store import build, composer_digest
+    from registry.serving.store import status
+    from registry.settings import get_settings
+
+    base_url = get_settings().public_base_url
+    meta = status(root)
+    fits = meta is not None and meta.get("composer") == composer_digest() and meta.get("base_url") == base_url
+    if not fits:
+        log(f"building the scan store in {root} (registry plates scan-store build) …")
+        report = build(url, root, base_url=base_url)
+        log(f"  {report.plates:,} plates stored ({report.left_out:,} left to compose) in {report.seconds:.0f} s, "
+            f"{report.answer_bytes / 2**20:,.0f} MiB")
+        meta = status(root)
+    log(f"scan store {meta['path']}: {meta['plates']:,} plates, built {meta['built_at']} from {meta['database']}")
 
 
 def start_trivial(port: int, workers: int, app: str = "app") -> subprocess.Popen:
@@ -358,7 +379,7 @@ def measure(url: str, workers: int, paths: dict[str, list[str]], args, tmp: Path
     reg_port, triv_port = args.port, args.port + 1
     trivial = start_trivial(triv_port, workers)
     try:
-        registry = start_registry(url, reg_port, workers)
+        registry = start_registry(url, reg_port, workers, args.scan_store)
     except BaseException:
         stop(trivial)
         raise
@@ -413,6 +434,9 @@ def report(results: list[dict], args, n_paths: dict[str, int]) -> None:
     print(f"\nwrk -t{args.threads} -c{args.connections} -d{args.seconds:g}s, Lua rotating through "
           f"{n_paths['tokens']:,} plates, {n_paths['reverse']:,} points, {n_paths['search']:,} queries; "
           f"`registry serve` vs bench/trivial_app.py, same uvicorn options and workers")
+    print("scan store: " + (f"{args.scan_store} (REGISTRY_SCAN_STORE_DIR): a miss serves the stored answer when it "
+                            "is made of the row it reads" if args.scan_store else
+                            "none: every miss is composed (--scan-store DIR to serve with one)"))
     for res in results:
         print(f"\n--workers {res['workers']}  (trivial {{\"ok\": true}}: {res['trivial_rps']:,.0f} req/s, mean of "
               f"before {res['rows']['trivial (before)']['rps']:,.0f} and after {res['rows']['trivial (after)']['rps']:,.0f})")
@@ -482,6 +506,9 @@ def main() -> None:
                          "says so)")
     ap.add_argument("--port", type=int, default=8100, help="the registry's port; the trivial app's is the next")
     ap.add_argument("--keep-db", action="store_true", help="keep the small city's database")
+    ap.add_argument("--scan-store", type=Path, metavar="DIR",
+                    help="serve with this scan store (REGISTRY_SCAN_STORE_DIR), built first when it holds none "
+                         "or one this code does not serve: the miss rows then read stored answers")
     args = ap.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: `apt-get install wrk` (Debian/Ubuntu; scripts/setup-system.sh "
@@ -489,6 +516,8 @@ def main() -> None:
     own = args.database_url is None
     url = args.database_url or small_city(args)
     try:
+        if args.scan_store is not None:
+            ensure_scan_store(url, args.scan_store)
         cost = stack_cost(url)
         log(f"in process: {cost['registry']:.0f} µs CPU a request through the registry's stack to a no-op route "
             f"({cost['registry_logged']:.0f} µs with the request log), {cost['trivial']:.0f} µs for the trivial app")
