@@ -39,6 +39,7 @@ _COMPOSING_SUFFIXES = (".py", ".html", ".css", ".js", ".json", ".csv", ".txt", "
 _COMPOSING_LIBRARIES = ("jinja2", "markupsafe", "orjson", "pypinyin", "numpy")
 RANGE_IDS = 20_000  # plate ids a task composes (~10 s of one core at the full city)
 _ONE_PLATE = "WHERE p.id = %s"
+_SAMPLE_RANGES = 40  # the dictionaries' sample answers come from this many places of the id range
 
 
 def composer_digest() -> str:
@@ -88,7 +89,7 @@ class _Composer:
         self.url, self.base_url = url, base_url
         self.conn = None
         self.dictionaries: tuple[bytes, bytes] | None = None
-        self._deflaters: tuple[scan_store.Deflater, ...] = ()
+        self._packers: tuple[scan_store.Packer, ...] = ()  # made in the process that packs (not shared)
         with self._connect() as conn:
             self.reference = _reference(conn)
             from registry.doorplates.tokens import LIVE_KEYS_SQL, KeyRing
@@ -135,10 +136,10 @@ class _Composer:
                 ok_body(result, token, html=False), ok_body(result, token, html=True))
 
     def part(self, bounds: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray, bytes, int]:
-        """One id range deflated: ids, checks, lengths, answers, plates left out."""
+        """One id range packed: ids, checks, lengths, answers, plates left out."""
         assert self.dictionaries is not None
-        if len(self._deflaters) != len(self.dictionaries):
-            self._deflaters = tuple(scan_store.Deflater(d) for d in self.dictionaries)
+        if len(self._packers) != len(self.dictionaries):
+            self._packers = tuple(scan_store.Packer(d) for d in self.dictionaries)
         ids, checks, lengths, chunks, left_out = [], [], [], [], 0
         for found in self.rows(*bounds):
             made = self.answers(found)
@@ -146,7 +147,7 @@ class _Composer:
                 left_out += 1
                 continue
             plate_id, fp, td, *bodies = made
-            packed = [deflate(b) for b, deflate in zip(bodies, self._deflaters)]
+            packed = [pack(b) for b, pack in zip(bodies, self._packers)]
             ids.append(plate_id)
             checks.append((fp, td))
             lengths.append([len(p) for p in packed])
@@ -232,13 +233,13 @@ def _dictionaries(composer: _Composer, low: int | None, high: int | None) -> tup
     samples: list[tuple[bytes, bytes]] = []
     if low is not None:
         rnd = random.Random(0)
-        starts = sorted(rnd.randrange(low, high + 1) for _ in range(40))
+        starts = sorted(rnd.randrange(low, high + 1) for _ in range(_SAMPLE_RANGES))
         for s in starts:
-            for found in composer.rows(s, s + 200)[:scan_store.DICTIONARY_SAMPLE // 40]:
+            for found in composer.rows(s, s + 200)[:scan_store.DICTIONARY_SAMPLE // _SAMPLE_RANGES]:
                 made = composer.answers(found)
                 if made is not None:
                     samples.append((made[3], made[4]))
-    return (scan_store.train_dictionary(s[0] for s in samples), scan_store.train_dictionary(s[1] for s in samples))
+    return (scan_store.train_dictionary([s[0] for s in samples]), scan_store.train_dictionary([s[1] for s in samples]))
 
 
 def _database_name(url: str) -> str:

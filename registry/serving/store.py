@@ -22,9 +22,11 @@ Layout: `<dir>/current` is a symlink to one generation directory (`gen-<UTC time
 atomically by a build; a worker looks again at most every `RELOAD_CHECK_SECONDS` and opens the new
 one. A generation holds `meta.json`, `ids.npy` (plate ids, ascending), `checks.npy` (per plate:
 row fingerprint, token digest), `offsets.npy` (per plate and variant, into `answers.bin`), the two
-zlib preset dictionaries (`dict-json.bin`, `dict-html.bin`) and `answers.bin` (each answer deflated
-with its variant's dictionary). The arrays and the answers are memory-mapped: the workers of a host
-share one copy in the page cache.
+zstd dictionaries trained on sample answers (`dict-json.bin`, `dict-html.bin`) and `answers.bin`
+(each answer compressed with its variant's dictionary: ~360 and ~290 bytes for a 3 kB JSON answer
+and an 8 kB page, unpacked in ~3 µs; zlib with a preset dictionary gave ~520 and ~440 bytes and
+took ~22 µs). The arrays and the answers are memory-mapped: the workers of a host share one copy in
+the page cache.
 """
 from __future__ import annotations
 
@@ -34,24 +36,25 @@ import logging
 import mmap
 import os
 import time
-import zlib
-from collections.abc import Iterable
+from bisect import bisect_left
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import orjson
+import zstandard
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1
+FORMAT = 2  # 1: zlib with a preset dictionary
 VARIANTS = ("json", "html")
 CURRENT = "current"
 RELOAD_CHECK_SECONDS = 10.0  # how often a worker looks whether a newer generation was published
-DICTIONARY_BYTES = 32_768  # zlib's window: a longer preset dictionary is not used
-DICTIONARY_SAMPLE = 400  # answers of each variant the dictionary is made of
-DEFLATE_LEVEL = 6  # level 9 is ~50 % slower to build for ~1 % fewer bytes
+DICTIONARY_BYTES = 65_536  # 112 kB saves another 5 % for a slower build; 32 kB costs 6 %
+DICTIONARY_SAMPLE = 800  # answers of each variant the dictionary is trained on
+PACK_LEVEL = 9  # level 19 saves ~8 % and takes ×20 the time
 GENERATIONS_KEPT = 2  # the current one and the one before (a worker may still have it open)
 
 
@@ -68,26 +71,38 @@ def token_digest(token: str) -> int:
     return int.from_bytes(hashlib.blake2b(token.encode(), digest_size=8).digest(), "little")
 
 
-def train_dictionary(answers: Iterable[bytes]) -> bytes:
-    """A zlib preset dictionary from sample answers: their common strings, the last ones nearest."""
-    return b"".join(answers)[-DICTIONARY_BYTES:]
+def train_dictionary(answers: Sequence[bytes]) -> bytes:
+    """A zstd dictionary trained on sample answers (their common strings: the page's markup, the keys)."""
+    if len(answers) >= 8:
+        try:
+            return zstandard.train_dictionary(DICTIONARY_BYTES, list(answers)).as_bytes()
+        except zstandard.ZstdError:  # too little to train on (a small registry)
+            pass
+    return b"".join(answers)[-DICTIONARY_BYTES:]  # a raw-content dictionary of what there is
 
 
-class Deflater:
-    """Deflates answers with one preset dictionary: a compressor primed with it once, copied per
-    answer (priming costs more than deflating a whole answer)."""
+def _dictionary(blob: bytes) -> zstandard.ZstdCompressionDict:
+    kind = zstandard.DICT_TYPE_AUTO if blob.startswith(b"\x37\xa4\x30\xec") else zstandard.DICT_TYPE_RAWCONTENT
+    return zstandard.ZstdCompressionDict(blob, dict_type=kind)
+
+
+class Packer:
+    """Compresses answers with one variant's dictionary (one per process: not shared across threads)."""
 
     def __init__(self, dictionary: bytes) -> None:
-        self._primed = zlib.compressobj(DEFLATE_LEVEL, zdict=dictionary)
+        self._c = zstandard.ZstdCompressor(level=PACK_LEVEL, dict_data=_dictionary(dictionary),
+                                           write_content_size=True, write_checksum=False)
 
     def __call__(self, body: bytes) -> bytes:
-        c = self._primed.copy()
-        return c.compress(body) + c.flush()
+        return self._c.compress(body)
 
 
-def inflate(packed: bytes, dictionary: bytes) -> bytes:
-    d = zlib.decompressobj(zdict=dictionary)
-    return d.decompress(packed) + d.flush()
+class Unpacker:
+    def __init__(self, dictionary: bytes) -> None:
+        self._d = zstandard.ZstdDecompressor(dict_data=_dictionary(dictionary))
+
+    def __call__(self, packed: bytes) -> bytes:
+        return self._d.decompress(packed)
 
 
 # -- writing -----------------------------------------------------------------------------------------------
@@ -180,23 +195,34 @@ class Generation:
             self.ids = np.load(path / "ids.npy", mmap_mode="r")
             self.checks = np.load(path / "checks.npy", mmap_mode="r")
             self.offsets = np.load(path / "offsets.npy", mmap_mode="r")
-            self.dictionaries = tuple((path / f"dict-{v}.bin").read_bytes() for v in VARIANTS)
+            self.unpackers = tuple(Unpacker((path / f"dict-{v}.bin").read_bytes()) for v in VARIANTS)
             with open(path / "answers.bin", "rb") as f:
                 size = os.fstat(f.fileno()).st_size
                 self._answers = mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ) if size else b""
-        except (OSError, ValueError, KeyError) as exc:
+            n = len(self.ids)
+            if self.checks.shape != (n, 2) or self.offsets.shape != (n * len(VARIANTS) + 1,) or \
+                    (n and int(self.offsets[-1]) != size):
+                raise StoreError(f"scan store {path}: its arrays do not fit together (a build cut short?)")
+        except (OSError, ValueError, KeyError, zstandard.ZstdError) as exc:
             raise StoreError(f"scan store {path}: {exc}") from exc
-        # plain Python views of the hot arrays' lookups (numpy scalars cost more than they save here)
-        self._n = len(self.ids)
+        # Plain memoryviews of the mapped arrays: an item is a Python int at once (a numpy scalar of a
+        # memmap cost ~3 µs a lookup, half of the store's own work a miss besides unpacking).
+        self._ids = memoryview(np.ascontiguousarray(self.ids)).cast("B").cast("q")
+        self._checks = memoryview(np.ascontiguousarray(self.checks)).cast("B").cast("Q")
+        self._offsets = memoryview(np.ascontiguousarray(self.offsets)).cast("B").cast("q")
+        self._n = n
 
     def find(self, plate_id: int) -> int | None:
-        i = int(np.searchsorted(self.ids, plate_id))
-        return i if i < self._n and int(self.ids[i]) == plate_id else None
+        ids = self._ids
+        i = bisect_left(ids, plate_id)
+        return i if i < self._n and ids[i] == plate_id else None
+
+    def checks_of(self, i: int) -> tuple[int, int]:
+        return self._checks[2 * i], self._checks[2 * i + 1]
 
     def answer(self, i: int, variant: int) -> bytes:
         k = i * len(VARIANTS) + variant
-        start, end = int(self.offsets[k]), int(self.offsets[k + 1])
-        return inflate(self._answers[start:end], self.dictionaries[variant])
+        return self.unpackers[variant](self._answers[self._offsets[k]:self._offsets[k + 1]])
 
     def close(self) -> None:
         if isinstance(self._answers, mmap.mmap):
@@ -264,8 +290,8 @@ class ScanStore:
         if i is None:
             self.absent += 1
             return None
-        check = gen.checks[i]
-        if int(check[0]) != fingerprint(row) or int(check[1]) != token_digest(token):
+        row_check, token_check = gen.checks_of(i)
+        if row_check != fingerprint(row) or token_check != token_digest(token):
             self.stale += 1
             return None
         self.served += 1

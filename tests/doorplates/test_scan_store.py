@@ -147,7 +147,7 @@ def test_should_build_the_same_store_in_two_processes_as_in_one(conn, url, app_s
 def _generation(root, *, plate_id: int, row: dict, token: str, bodies: tuple[bytes, bytes], base_url="http://x"):
     dictionaries = {"json": b'{"plate": ', "html": b"<html>"}
     writer = scan_store.GenerationWriter(root, {"base_url": base_url, "composer": "c"}, dictionaries)
-    packed = [scan_store.Deflater(dictionaries[v])(b) for v, b in zip(scan_store.VARIANTS, bodies)]
+    packed = [scan_store.Packer(dictionaries[v])(b) for v, b in zip(scan_store.VARIANTS, bodies)]
     writer.add_part(np.array([plate_id]), np.array([[scan_store.fingerprint(row), scan_store.token_digest(token)]],
                                                     dtype=np.uint64),
                     np.array([[len(p) for p in packed]]), b"".join(packed))
