@@ -38,7 +38,6 @@ _COMPOSING_TREES = ("registry", "api")
 _COMPOSING_SUFFIXES = (".py", ".html", ".css", ".js", ".json", ".csv", ".txt", ".tsv")
 _COMPOSING_LIBRARIES = ("jinja2", "markupsafe", "orjson", "pypinyin", "numpy")
 RANGE_IDS = 20_000  # plate ids a task composes (~10 s of one core at the full city)
-_ONE_PLATE = "WHERE p.id = %s"
 _SAMPLE_RANGES = 40  # the dictionaries' sample answers come from this many places of the id range
 
 
@@ -66,10 +65,9 @@ def open_store(settings) -> scan_store.ScanStore | None:
 
 
 def _range_sql() -> str:
-    from registry.doorplates.view import SLIM_SQL
+    from registry.doorplates.view import SLIM_SELECT
 
-    assert SLIM_SQL.endswith(_ONE_PLATE), "view.SLIM_SQL reads one plate by id"
-    return (SLIM_SQL[:-len(_ONE_PLATE)] + "WHERE p.id >= %s AND p.id < %s AND p.status IN ('issued', 'active') "
+    return (SLIM_SELECT + "WHERE p.id >= %s AND p.id < %s AND p.status IN ('issued', 'active') "
             "AND p.replaced_by_id IS NULL AND a.status <> 'retired' ORDER BY p.id")
 
 
@@ -158,15 +156,9 @@ class _Composer:
 
 def _reference(conn):
     """The scans' reference data as a serving worker holds it (registry/serving/reference.py)."""
-    from registry.serving.reference import (DIVISIONS_SQL, FACILITIES_SQL, PLACES_SQL, FacilityGrid, Reference,
-                                            chains_of)
+    from registry.serving.reference import Reference
 
-    ref = Reference()
-    ref.chains = chains_of(conn.execute(DIVISIONS_SQL).fetchall())
-    ref.places = {r[0]: (r[1], r[2], r[3]) for r in conn.execute(PLACES_SQL).fetchall()}
-    ref.facilities = FacilityGrid(conn.execute(FACILITIES_SQL).fetchall())
-    ref._listening = True  # read in one go: nothing to follow while building
-    return ref
+    return Reference.read_at_once(lambda sql, params: conn.execute(sql, params).fetchall())
 
 
 _CHILD: _Composer | None = None

@@ -14,12 +14,12 @@ store would weigh and what a miss served from it could cost, so that the choice 
   serve` runs them, 32 requests at once), the CPU of a miss and of a hit of the render cache, JSON
   and HTML, over the same plates (random live plates, each scanned once as a miss, then once as a
   hit, after a thousand others warmed the per-name caches), and of the plate's own read;
-- the answers' sizes raw, deflated (zlib 9), and deflated with a preset dictionary made of the first
-  tenth of the answers (the rest measured: what a store with a trained dictionary holds), the time to
-  inflate one, and the store's size for every live plate of the database at that rate.
+- the answers' sizes raw, deflated (zlib 9), and packed as the scan store packs them (zstd with a
+  dictionary trained on the first tenth of the answers, the rest measured), the time to unpack one,
+  and the store's size for every live plate of the database at that rate.
 
 A miss served from such a store would cost about a hit plus the plate's read (which a miss pays
-already: its row's version decides whether the stored answer is still today's) plus one inflate.
+already: its row's version decides whether the stored answer is still today's) plus one unpack.
 Building it costs a composed miss of each answer for every live plate, printed as CPU minutes.
 
 With `--scan-store DIR` (a store built by `registry plates scan-store build` for this database;
@@ -46,7 +46,6 @@ from bench_serving import HTML, asgi_scope, samples  # noqa: E402 (bench/ is on 
 
 FULL_CITY = "postgresql+psycopg://registry@127.0.0.1:55432/registry_city_full"
 DICTIONARY_SHARE = 0.10  # the answers the dictionary is made of (not measured)
-DICTIONARY_BYTES = 32_768  # zlib's window: a longer preset dictionary is not used
 IN_FLIGHT = 32  # requests at once, as bench_serving's 32 connections
 WARM_PLATES = 1000  # scanned first (not measured): the per-chain caches and the facility grid's cells filled
 
@@ -124,19 +123,18 @@ async def _measure(url: str, paths: list[str], store_dir: Path | None = None) ->
 
 
 def _deflated(bodies: list[bytes]) -> dict:
+    """The answers' sizes packed as the scan store packs them (registry/serving/store.py: a zstd
+    dictionary trained on the first tenth, the rest measured), beside plain zlib 9."""
+    from registry.serving.store import Packer, Unpacker, train_dictionary
+
     cut = max(1, int(len(bodies) * DICTIONARY_SHARE))
-    zdict = b"".join(bodies[:cut])[-DICTIONARY_BYTES:]
+    dictionary = train_dictionary(bodies[:cut])
     measured = bodies[cut:]
-
-    def with_dictionary(body: bytes) -> bytes:
-        c = zlib.compressobj(9, zdict=zdict)
-        return c.compress(body) + c.flush()
-
-    packed = [with_dictionary(b) for b in measured]
+    pack, unpack = Packer(dictionary), Unpacker(dictionary)
+    packed = [pack(b) for b in measured]
     t0 = time.process_time()
     for p in packed:
-        d = zlib.decompressobj(zdict=zdict)
-        d.decompress(p)
+        unpack(p)
     inflate = (time.process_time() - t0) / len(packed) * 1e6
     n = len(measured)
     return {"raw": sum(map(len, measured)) / n, "zlib": sum(len(zlib.compress(b, 9)) for b in measured) / n,
@@ -168,7 +166,7 @@ def main() -> None:
     served = asyncio.run(_measure(args.database_url, paths, args.scan_store)) if args.scan_store else None
     print(f"{len(paths) - WARM_PLATES:,} random live plates of {live:,}; CPU µs a request through the app in process "
           f"(lifespan, read path, request log), {IN_FLIGHT} at once; sizes in bytes an answer")
-    print(f"{'answer':6} {'miss µs':>8} {'hit µs':>7} {'raw':>6} {'zlib':>6} {'dict':>6} {'inflate µs':>10} "
+    print(f"{'answer':6} {'miss µs':>8} {'hit µs':>7} {'raw':>6} {'zlib':>6} {'dict':>6} {'unpack µs':>10} "
           f"{'store for every live plate':>27}")
     total = 0.0
     read = measured.pop("read_us")
@@ -179,13 +177,13 @@ def main() -> None:
         m["from_store_us"] = m["hit_us"] + read + d["inflate_us"]
         print(f"{name:6} {m['miss_us']:8.0f} {m['hit_us']:7.0f} {d['raw']:6.0f} {d['zlib']:6.0f} {d['dict']:6.0f} "
               f"{d['inflate_us']:10.1f} {store:24.2f} GB")
-    print(f"both answers: {total:.2f} GB for {live:,} plates (zlib with a {DICTIONARY_BYTES // 1024} KB preset "
-          f"dictionary; the reported=true variant of the page not counted)")
+    print(f"both answers: {total:.2f} GB for {live:,} plates (zstd with a dictionary trained on a tenth of them, as "
+          f"the scan store packs them; the reported=true variant of the page not counted)")
     print(f"the plate's own read (slim statement, {IN_FLIGHT} plates a turn): {read:.0f} µs CPU a plate")
     build = sum(m["miss_us"] for m in measured.values()) * live / 60e6
     print(f"building it: a composed JSON and HTML answer for each of {live:,} plates, {build:.0f} CPU minutes")
     for name, m in measured.items():
-        print(f"{name} miss served from such a store ≈ hit + read + inflate = {m['from_store_us']:.0f} µs against "
+        print(f"{name} miss served from such a store ≈ hit + read + unpack = {m['from_store_us']:.0f} µs against "
               f"{m['miss_us']:.0f} µs composed (×{m['miss_us'] / m['from_store_us']:.1f} fewer CPU µs a miss)")
     if served is not None:
         counts = served.pop("store", None) or {}

@@ -97,13 +97,16 @@ SCAN_SQL = (_SELECT.replace("{services}", ", svc.services, " + ", ".join(expr fo
 _HELD = ("street_info", "compound_info", "chain")
 SLIM_FIELD_NAMES = tuple(name for name, _ in _FIELDS if name not in _HELD) + ("versions", "successor")
 _VERSIONS, _SUCCESSOR = (expr for _, expr in _SCAN_ONLY)
-SLIM_SQL = f"""
+# Without its WHERE clause, for the readers of many plates at once (registry/serving/scan.py, the
+# scan store's build): `SLIM_SELECT + "WHERE …"`.
+SLIM_SELECT = f"""
 SELECT json_build_array({", ".join(expr for name, expr in _FIELDS if name not in _HELD)},
     CASE WHEN a.version > 1 THEN {_VERSIONS} END,
     CASE WHEN p.replaced_by_id IS NOT NULL THEN {_SUCCESSOR} END)
 FROM doorplates p
 JOIN addresses a ON a.id = p.address_id
-WHERE p.id = %s"""
+"""
+SLIM_SQL = SLIM_SELECT + "WHERE p.id = %s"
 # The same without the services, for many plates at once (print runs).
 FACES_SQL = _SELECT.replace("{services}", ", NULL" * (1 + len(_SCAN_ONLY))) + "WHERE p.id = ANY(%s)"
 

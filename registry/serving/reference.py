@@ -256,15 +256,7 @@ class Reference:
     async def _load(self, table: str) -> None:
         epoch = self._epochs[table]
         try:
-            if table == "divisions":
-                rows = await self.fetch(DIVISIONS_SQL, None)
-                value: Any = chains_of(rows)
-            elif table == "place_names":
-                rows = await self.fetch(PLACES_SQL, None)
-                value = {r[0]: (r[1], r[2], r[3]) for r in rows}
-            else:
-                rows = await self.fetch(FACILITIES_SQL, None)
-                value = FacilityGrid(rows)
+            value = _held(table, await self.fetch(_LOAD_SQL[table], None))
         except Exception as exc:  # the database went away: scans read the full statement meanwhile
             log.warning("scan reference data: loading %s failed: %s", table, exc)
             return
@@ -299,7 +291,16 @@ class Reference:
             return
         if self.listening and epoch == self._epochs["place_names"] and self.places is not None:
             self._wanted.difference_update(wanted)
-            self.places.update((r[0], (r[1], r[2], r[3])) for r in rows)
+            self.places.update(_held("place_names", rows))
+
+    @classmethod
+    def read_at_once(cls, fetch: Callable[[str, Any], Sequence[Sequence[Any]]]) -> "Reference":
+        """Every table read now through a blocking `fetch(sql, params)`, held as `_load` holds it, for
+        a reader that follows no notifications (the scan store's build, api/scan_store.py)."""
+        ref = cls()
+        ref.chains, ref.places, ref.facilities = (_held(t, fetch(_LOAD_SQL[t], None)) for t in TABLES)
+        ref._listening = True  # nothing to follow: the rows are the build's snapshot
+        return ref
 
     async def close(self) -> None:
         for task in self._tasks.values():
@@ -310,6 +311,19 @@ class Reference:
             except BaseException:  # noqa: BLE001 - cancelled or failed: closing anyway
                 pass
         self._tasks.clear()
+
+
+_LOAD_SQL = {"divisions": DIVISIONS_SQL, "place_names": PLACES_SQL, "facilities": FACILITIES_SQL}
+
+
+def _held(table: str, rows: Sequence[Sequence[Any]]) -> Any:
+    """A table's rows as the scans use them: chains by division, (name, category, pinyin) by place
+    name, the facilities' grid."""
+    if table == "divisions":
+        return chains_of(rows)
+    if table == "place_names":
+        return {r[0]: (r[1], r[2], r[3]) for r in rows}
+    return FacilityGrid(rows)
 
 
 def chains_of(rows: Sequence[Sequence[Any]]) -> dict[int, list[list[Any]]]:

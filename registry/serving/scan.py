@@ -23,16 +23,15 @@ import asyncio
 import copy
 from typing import Any
 
-from registry.doorplates.view import SCAN_SQL, SLIM_FIELD_NAMES, SLIM_SQL
+from registry.doorplates.view import SCAN_SQL, SLIM_FIELD_NAMES, SLIM_SELECT
 from registry.doorplates.view import scan_row as _row_of
 
 # One prepared statement per arity (ids padded with the last one up to it): a fixed list of scalar
 # parameters gets PostgreSQL's generic plan like the one-plate statement; an `= ANY(array)` does not
 # (its custom plans, made again on each execution, cost more than they save).
 ARITIES = (1, 2, 4, 8, 16, 32)
-_ONE_PLATE = "WHERE p.id = %s"
-assert SLIM_SQL.endswith(_ONE_PLATE) and SLIM_FIELD_NAMES[0] == "id", "view.SLIM_SQL reads one plate by id, id first"
-_SLIM_FOR = {k: SLIM_SQL[:-len(_ONE_PLATE)] + "WHERE p.id IN (" + ", ".join(["%s"] * k) + ")" for k in ARITIES}
+assert SLIM_FIELD_NAMES[0] == "id", "view.SLIM_SELECT gives the plate id first"
+_SLIM_FOR = {k: SLIM_SELECT + "WHERE p.id IN (" + ", ".join(["%s"] * k) + ")" for k in ARITIES}
 
 
 def _arity(n: int) -> int:
