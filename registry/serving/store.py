@@ -207,9 +207,7 @@ class Generation:
             raise StoreError(f"scan store {path}: {exc}") from exc
         # Plain memoryviews of the mapped arrays: an item is a Python int at once (a numpy scalar of a
         # memmap cost ~3 µs a lookup, half of the store's own work a miss besides unpacking).
-        self._ids = memoryview(np.ascontiguousarray(self.ids)).cast("B").cast("q")
-        self._checks = memoryview(np.ascontiguousarray(self.checks)).cast("B").cast("Q")
-        self._offsets = memoryview(np.ascontiguousarray(self.offsets)).cast("B").cast("q")
+        self._ids, self._checks, self._offsets = _ints(self.ids, "q"), _ints(self.checks, "Q"), _ints(self.offsets, "q")
         self._n = n
 
     def find(self, plate_id: int) -> int | None:
@@ -227,6 +225,13 @@ class Generation:
     def close(self) -> None:
         if isinstance(self._answers, mmap.mmap):
             self._answers.close()
+
+
+def _ints(array: np.ndarray, kind: str) -> memoryview:
+    """A flat memoryview of a mapped 64-bit array (an empty one: memoryview cannot cast a zero shape)."""
+    if array.size == 0:
+        return memoryview(b"").cast(kind)
+    return memoryview(np.ascontiguousarray(array)).cast("B").cast(kind)
 
 
 class ScanStore:

@@ -213,3 +213,19 @@ def test_should_build_and_report_the_store_from_the_command_line(conn, url, app_
         assert shown.exit_code == 0 and "served by this API" in shown.output
     finally:
         get_settings.cache_clear()
+
+
+def test_should_serve_without_a_store_whose_files_are_cut_short(tmp_path, caplog):
+    path = _generation(tmp_path, plate_id=7, row={"id": 7}, token="t", bodies=(b"{}", b"<>"))
+    with open(path / "answers.bin", "r+b") as f:
+        f.truncate(1)
+    store = scan_store.ScanStore(tmp_path, base_url="http://x", composer="c")
+    assert store.generation is None and store.answer(7, {"id": 7}, "t", html=False) is None
+    assert "do not fit together" in caplog.text
+
+
+def test_should_open_an_empty_store(tmp_path):
+    writer = scan_store.GenerationWriter(tmp_path, {"base_url": "http://x", "composer": "c"}, {"json": b"", "html": b""})
+    writer.publish()
+    store = scan_store.ScanStore(tmp_path, base_url="http://x", composer="c")
+    assert store.generation is not None and store.answer(1, {"id": 1}, "t", html=True) is None
