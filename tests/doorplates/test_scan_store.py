@@ -229,3 +229,15 @@ def test_should_open_an_empty_store(tmp_path):
     writer.publish()
     store = scan_store.ScanStore(tmp_path, base_url="http://x", composer="c")
     assert store.generation is not None and store.answer(1, {"id": 1}, "t", html=True) is None
+
+
+def test_should_read_the_rows_in_the_read_pools_time_zone(url, monkeypatch):
+    # the row's timestamps are written in the session's time zone: a build in another one would
+    # fingerprint every row differently from the workers (and the store would never be served)
+    from api.scan_store import _Composer
+    from registry.serving.pool import TIME_ZONE
+
+    monkeypatch.setenv("PGTZ", "UTC")  # what a client's environment may ask libpq for
+    composer = _Composer(url, "http://x")
+    with composer._connect() as c:
+        assert c.execute("SHOW TimeZone").fetchone()[0] == TIME_ZONE
