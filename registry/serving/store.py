@@ -55,6 +55,7 @@ RELOAD_CHECK_SECONDS = 10.0  # how often a worker looks whether a newer generati
 DICTIONARY_BYTES = 65_536  # 112 kB saves another 5 % for a slower build; 32 kB costs 6 %
 DICTIONARY_SAMPLE = 800  # answers of each variant the dictionary is trained on
 PACK_LEVEL = 9  # level 19 saves ~8 % and takes ×20 the time
+STALE_ADVICE = "; most were not: rebuild it (registry plates scan-store build)"
 GENERATIONS_KEPT = 2  # the current one and the one before (a worker may still have it open)
 
 
@@ -303,6 +304,13 @@ class ScanStore:
         return gen.answer(i, 1 if html else 0)
 
     def close(self) -> None:
+        """Closed by the read path at shutdown; says what the store did for this worker, so that an
+        operator sees when it has gone stale (most lookups recomposed: time to rebuild it)."""
+        looked = self.served + self.stale + self.absent
+        if looked:
+            log.info("scan store: %s of %s misses served from it, %s recomposed (their rows changed since the "
+                     "build), %s not in it%s", f"{self.served:,}", f"{looked:,}", f"{self.stale:,}",
+                     f"{self.absent:,}", STALE_ADVICE if self.stale + self.absent > self.served else "")
         if self.generation is not None:
             self.generation.close()
             self.generation = None

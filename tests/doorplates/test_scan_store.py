@@ -241,3 +241,18 @@ def test_should_read_the_rows_in_the_read_pools_time_zone(url, monkeypatch):
     composer = _Composer(url, "http://x")
     with composer._connect() as c:
         assert c.execute("SHOW TimeZone").fetchone()[0] == TIME_ZONE
+
+
+def test_should_say_at_shutdown_how_much_it_served_and_when_to_rebuild(tmp_path, caplog):
+    import logging
+
+    row = {"id": 7}
+    _generation(tmp_path, plate_id=7, row=row, token="t", bodies=(b"{}", b"<>"))
+    store = scan_store.ScanStore(tmp_path, base_url="http://x", composer="c")
+    store.answer(7, row, "t", html=False)
+    store.answer(7, {"id": 7, "changed": True}, "t", html=False)
+    store.answer(8, {"id": 8}, "t", html=False)
+    with caplog.at_level(logging.INFO, logger="registry.serving.store"):
+        store.close()
+    assert "1 of 3 misses served from it, 1 recomposed" in caplog.text
+    assert "rebuild it" in caplog.text
