@@ -265,13 +265,12 @@ def start_registry(url: str, port: int, workers: int, scan_store: Path | None = 
 def ensure_scan_store(url: str, root: Path) -> None:
     """A scan store at `root` this code serves for this database (built when it holds none)."""
     from api.scan_store import build, composer_digest
-    from registry.serving.store import status
+    from registry.serving.store import status, unserved_reason
     from registry.settings import get_settings
 
     base_url = get_settings().public_base_url
     meta = status(root)
-    fits = meta is not None and meta.get("composer") == composer_digest() and meta.get("base_url") == base_url
-    if not fits:
+    if meta is None or unserved_reason(meta, base_url=base_url, composer=composer_digest()) is not None:
         log(f"building the scan store in {root} (registry plates scan-store build) …")
         report = build(url, root, base_url=base_url)
         log(f"  {report.plates:,} plates stored ({report.left_out:,} left to compose) in {report.seconds:.0f} s, "

@@ -72,19 +72,23 @@ def build(directory: Directory = None,
 def status(directory: Directory = None) -> None:
     """The store's current generation: when built, for which base URL, and whether this code serves it."""
     from api.scan_store import composer_digest
+    from registry.serving.store import StoreError, unserved_reason
     from registry.serving.store import status as store_status
     from registry.settings import get_settings
 
     settings = get_settings()
-    meta = store_status(_directory(directory))
+    try:
+        meta = store_status(_directory(directory))
+    except StoreError as exc:
+        typer.secho(f"错误 / error: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=1)
     if meta is None:
         typer.echo("no scan store built yet (registry plates scan-store build)")
         raise typer.Exit(code=1)
-    fits = meta.get("base_url") == settings.public_base_url and meta.get("composer") == composer_digest()
+    reason = unserved_reason(meta, base_url=settings.public_base_url, composer=composer_digest())
     typer.echo(f"{meta['path']}\nbuilt {meta.get('built_at')} from {meta.get('database')}\n"
                f"{meta.get('plates', 0):,} plates, {meta.get('answer_bytes', 0) / 2**20:,.1f} MiB of answers\n"
                f"base URL {meta.get('base_url')}\n"
-               + ("served by this API" if fits else
-                  "NOT served by this API (built for another base URL or by other code): rebuild it"))
-    if not fits:
+               + ("served by this API" if reason is None else f"NOT served by this API (it {reason}): rebuild it"))
+    if reason is not None:
         raise typer.Exit(code=1)

@@ -57,19 +57,24 @@ DICTIONARY_SAMPLE = 800  # answers of each variant the dictionary is trained on
 PACK_LEVEL = 9  # level 19 saves ~8 % and takes ×20 the time
 STALE_ADVICE = "; most were not: rebuild it (registry plates scan-store build)"
 GENERATIONS_KEPT = 2  # the current one and the one before (a worker may still have it open)
+_ZSTD_DICT_MAGIC = b"\x37\xa4\x30\xec"  # a trained dictionary; anything else is raw content
 
 
 class StoreError(Exception):
     """A store directory that cannot be read or written (the CLI says so; the API serves without it)."""
 
 
+def _digest64(data: bytes) -> int:
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little")
+
+
 def fingerprint(row: dict[str, Any]) -> int:
     """What a scan's answer is made of, as one 64-bit number: the row `compose` reads, serialized."""
-    return int.from_bytes(hashlib.blake2b(orjson.dumps(row), digest_size=8).digest(), "little")
+    return _digest64(orjson.dumps(row))
 
 
 def token_digest(token: str) -> int:
-    return int.from_bytes(hashlib.blake2b(token.encode(), digest_size=8).digest(), "little")
+    return _digest64(token.encode())
 
 
 def train_dictionary(answers: Sequence[bytes]) -> bytes:
@@ -83,7 +88,7 @@ def train_dictionary(answers: Sequence[bytes]) -> bytes:
 
 
 def _dictionary(blob: bytes) -> zstandard.ZstdCompressionDict:
-    kind = zstandard.DICT_TYPE_AUTO if blob.startswith(b"\x37\xa4\x30\xec") else zstandard.DICT_TYPE_RAWCONTENT
+    kind = zstandard.DICT_TYPE_AUTO if blob.startswith(_ZSTD_DICT_MAGIC) else zstandard.DICT_TYPE_RAWCONTENT
     return zstandard.ZstdCompressionDict(blob, dict_type=kind)
 
 
@@ -193,28 +198,27 @@ class Generation:
             self.meta = json.loads((path / "meta.json").read_text())
             if self.meta.get("format") != FORMAT:
                 raise StoreError(f"scan store {path}: format {self.meta.get('format')!r}, this code reads {FORMAT}")
-            self.ids = np.load(path / "ids.npy", mmap_mode="r")
-            self.checks = np.load(path / "checks.npy", mmap_mode="r")
-            self.offsets = np.load(path / "offsets.npy", mmap_mode="r")
+            ids = np.load(path / "ids.npy", mmap_mode="r")
+            checks = np.load(path / "checks.npy", mmap_mode="r")
+            offsets = np.load(path / "offsets.npy", mmap_mode="r")
             self.unpackers = tuple(Unpacker((path / f"dict-{v}.bin").read_bytes()) for v in VARIANTS)
             with open(path / "answers.bin", "rb") as f:
                 size = os.fstat(f.fileno()).st_size
                 self._answers = mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ) if size else b""
-            n = len(self.ids)
-            if self.checks.shape != (n, 2) or self.offsets.shape != (n * len(VARIANTS) + 1,) or \
-                    (n and int(self.offsets[-1]) != size):
+            n = len(ids)
+            if checks.shape != (n, 2) or offsets.shape != (n * len(VARIANTS) + 1,) or \
+                    (n and int(offsets[-1]) != size):
                 raise StoreError(f"scan store {path}: its arrays do not fit together (a build cut short?)")
         except (OSError, ValueError, KeyError, zstandard.ZstdError) as exc:
             raise StoreError(f"scan store {path}: {exc}") from exc
         # Plain memoryviews of the mapped arrays: an item is a Python int at once (a numpy scalar of a
         # memmap cost ~3 µs a lookup, half of the store's own work a miss besides unpacking).
-        self._ids, self._checks, self._offsets = _ints(self.ids, "q"), _ints(self.checks, "Q"), _ints(self.offsets, "q")
-        self._n = n
+        self._ids, self._checks, self._offsets = _ints(ids, "q"), _ints(checks, "Q"), _ints(offsets, "q")
 
     def find(self, plate_id: int) -> int | None:
         ids = self._ids
         i = bisect_left(ids, plate_id)
-        return i if i < self._n and ids[i] == plate_id else None
+        return i if i < len(ids) and ids[i] == plate_id else None
 
     def checks_of(self, i: int) -> tuple[int, int]:
         return self._checks[2 * i], self._checks[2 * i + 1]
@@ -254,10 +258,7 @@ class ScanStore:
         if not force and now - self._checked < RELOAD_CHECK_SECONDS:
             return
         self._checked = now
-        try:
-            target = os.readlink(self.root / CURRENT)
-        except OSError:
-            target = None
+        target = current_target(self.root)
         if target == self._target:
             return
         self._target = target
@@ -274,15 +275,11 @@ class ScanStore:
             log.warning("%s; scans are composed without it", exc)
             return None
         meta = gen.meta
-        if meta.get("base_url") != self.base_url:
-            log.warning("scan store %s was built for %s, this API prints %s: not used (rebuild it: registry plates "
-                        "scan-store build)", path, meta.get("base_url"), self.base_url)
-        elif meta.get("composer") != self.composer:
-            log.warning("scan store %s was built by other code than this API's: not used (rebuild it: registry "
-                        "plates scan-store build)", path)
-        else:
+        reason = unserved_reason(meta, base_url=self.base_url, composer=self.composer)
+        if reason is None:
             log.info("scan store %s: %s plates, built %s", path, f"{meta.get('plates', 0):,}", meta.get("built_at"))
             return gen
+        log.warning("scan store %s %s: not used (rebuild it: registry plates scan-store build)", path, reason)
         gen.close()
         return None
 
@@ -316,12 +313,31 @@ class ScanStore:
             self.generation = None
 
 
+def current_target(root: Path) -> str | None:
+    """The generation `current` points at (a directory name), or None when nothing was published."""
+    try:
+        return os.readlink(root / CURRENT)
+    except OSError:
+        return None
+
+
+def unserved_reason(meta: dict[str, Any], *, base_url: str, composer: str) -> str | None:
+    """Why an API with this base URL and composer does not serve a generation of this meta; None: it does."""
+    if meta.get("base_url") != base_url:
+        return f"was built for {meta.get('base_url')}, this API prints {base_url}"
+    if meta.get("composer") != composer:
+        return "was built by other code than this API's"
+    return None
+
+
 def status(root: str | Path) -> dict[str, Any] | None:
     """The current generation's meta (with its path), or None when nothing was published."""
     root = Path(root)
-    try:
-        target = os.readlink(root / CURRENT)
-    except OSError:
+    target = current_target(root)
+    if target is None:
         return None
-    meta = json.loads((root / target / "meta.json").read_text())
+    try:
+        meta = json.loads((root / target / "meta.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise StoreError(f"scan store {root / target}: {exc}") from exc
     return dict(meta, path=str(root / target))

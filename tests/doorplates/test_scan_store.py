@@ -211,6 +211,9 @@ def test_should_build_and_report_the_store_from_the_command_line(conn, url, app_
         assert "plates stored" in built.output
         shown = runner.invoke(cli, ["plates", "scan-store", "status", "--dir", str(tmp_path)])
         assert shown.exit_code == 0 and "served by this API" in shown.output
+        (tmp_path / os.readlink(tmp_path / "current") / "meta.json").unlink()  # a generation damaged by hand
+        broken = runner.invoke(cli, ["plates", "scan-store", "status", "--dir", str(tmp_path)])
+        assert broken.exit_code == 1 and "meta.json" in broken.output and "Traceback" not in broken.output
     finally:
         get_settings.cache_clear()
 
