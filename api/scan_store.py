@@ -2,7 +2,7 @@
 JSON and page, composed ahead by the same code the API's scan composes them with.
 
 `build(url, root, base_url=…)` reads the plates in id ranges with the slim statement the API's
-scans read (`view.SLIM_SQL`), completes each row from the divisions, place names and facilities
+scans read (`view.SLIM_SELECT`), completes each row from the divisions, place names and facilities
 held in process exactly as a serving worker does (`registry.serving.reference.Reference`), composes
 both answers (`api.routes.doorplates.ok_body`) and stores them with the row's fingerprint and the
 token's digest, in one process per core (forked; each its own connection). A plate whose answer
@@ -29,7 +29,11 @@ from typing import Any
 import numpy as np
 import orjson
 
+from api.routes.doorplates import ok_body
+from registry.doorplates.tokens import LIVE_KEYS_SQL, KeyRing
+from registry.doorplates.view import SLIM_SELECT, compose
 from registry.serving import store as scan_store
+from registry.serving.reference import Reference
 
 log = logging.getLogger(__name__)
 
@@ -64,11 +68,9 @@ def open_store(settings) -> scan_store.ScanStore | None:
                                 composer=composer_digest())
 
 
-def _range_sql() -> str:
-    from registry.doorplates.view import SLIM_SELECT
-
-    return (SLIM_SELECT + "WHERE p.id >= %s AND p.id < %s AND p.status IN ('issued', 'active') "
-            "AND p.replaced_by_id IS NULL AND a.status <> 'retired' ORDER BY p.id")
+# The live plates of an id range. Which of them get a stored answer is compose's rule alone
+# (`_Composer.answers`), so that every live plate not stored is counted as left out.
+_RANGE_SQL = SLIM_SELECT + "WHERE p.id >= %s AND p.id < %s AND p.status IN ('issued', 'active') ORDER BY p.id"
 
 
 @dataclass
@@ -89,9 +91,8 @@ class _Composer:
         self.dictionaries: tuple[bytes, bytes] | None = None
         self._packers: tuple[scan_store.Packer, ...] = ()  # made in the process that packs (not shared)
         with self._connect() as conn:
-            self.reference = _reference(conn)
-            from registry.doorplates.tokens import LIVE_KEYS_SQL, KeyRing
-
+            # the scans' reference data as a serving worker holds it (registry/serving/reference.py)
+            self.reference = Reference.read_at_once(lambda sql, params: conn.execute(sql, params).fetchall())
             self.ring = KeyRing(ttl=float("inf"))
             self.ring.store(conn.execute(LIVE_KEYS_SQL).fetchall())
             self.bounds = conn.execute("SELECT min(id), max(id), count(*) FROM doorplates "
@@ -117,13 +118,10 @@ class _Composer:
     def rows(self, start: int, stop: int) -> list[list[Any]]:
         if self.conn is None or self.conn.closed:
             self.conn = self._connect()
-        return [r[0] for r in self.conn.execute(_range_sql(), (start, stop)).fetchall()]
+        return [r[0] for r in self.conn.execute(_RANGE_SQL, (start, stop)).fetchall()]
 
     def answers(self, found: list[Any]) -> tuple[int, int, int, bytes, bytes] | None:
         """(plate id, row fingerprint, token digest, JSON, page) of one slim row, or None: not a plain answer."""
-        from api.routes.doorplates import ok_body
-        from registry.doorplates.view import compose
-
         row = self.reference.row(found)
         if row is None:
             return None
@@ -156,13 +154,6 @@ class _Composer:
             chunks.extend(packed)
         return (np.array(ids, dtype=np.int64), np.array(checks, dtype=np.uint64).reshape(-1, 2),
                 np.array(lengths, dtype=np.int64).reshape(-1, len(scan_store.VARIANTS)), b"".join(chunks), left_out)
-
-
-def _reference(conn):
-    """The scans' reference data as a serving worker holds it (registry/serving/reference.py)."""
-    from registry.serving.reference import Reference
-
-    return Reference.read_at_once(lambda sql, params: conn.execute(sql, params).fetchall())
 
 
 _CHILD: _Composer | None = None
