@@ -91,7 +91,7 @@ async def _reads(read_path, paths: list[str]) -> float:
 async def _settled(reference) -> None:
     """Until the reference data's loads and warm-ups are over (~1 s of CPU at the full city, done once
     by a worker at start): otherwise the first measured pass pays them, ~250 µs a request."""
-    while any(not t.done() for t in reference._tasks.values()):
+    while reference.loading:
         await asyncio.sleep(0.05)
 
 

@@ -190,6 +190,11 @@ class Reference:
     clear = reset  # the render cache's name for it (registry.serving.cache.follow calls clear())
 
     @property
+    def loading(self) -> bool:
+        """A load, a re-fetch or a warm-up still runs in the background (the benches wait for it)."""
+        return any(not t.done() for t in self._tasks.values())
+
+    @property
     def ready(self) -> bool:
         return self.listening and self.chains is not None and self.places is not None and self.facilities is not None
 
